@@ -1,0 +1,476 @@
+package fleet
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Cluster is everything upgradewatch knows about one managed cluster.
+//
+// Every field is a function of the set of signals applied, not of their order:
+// Apply keeps the newest observation of each fact (by event time, then event id)
+// and re-derives rolling operations from all the rolling signals of a pool. So
+// at-least-once, out-of-order delivery converges on the state of one in-order
+// delivery.
+type Cluster struct {
+	ID ClusterID
+
+	Signals      int64     // accepted signals
+	FirstEventAt time.Time // earliest event time seen
+	LastEventAt  time.Time // latest event time seen
+
+	// From managedClusters resource payloads.
+	Location             string
+	KubernetesVersion    string
+	UpgradeChannel       string
+	NodeOSUpgradeChannel string
+	ProvisioningState    string
+	Tags                 map[string]string
+	Deleted              bool
+	Observed             Stamp // newest profile or deletion applied
+
+	// From NewKubernetesVersionAvailable.
+	Versions   KubernetesVersions
+	VersionsAt Stamp
+
+	// From ClusterSupportEnding/Ended.
+	Support        string // "", SupportEnding, SupportEnded
+	SupportVersion string
+	SupportAt      Stamp
+
+	Pools     map[string]*Pool           // by lower-case pool name
+	Upgrades  map[string]*Upgrade        // by Upgrade.Key
+	Scheduled map[string]*ScheduledState // by ScheduledEvent.EventID
+}
+
+// Support states.
+const (
+	SupportEnding = "Ending"
+	SupportEnded  = "Ended"
+)
+
+// Stamp orders observations: by event time, then by event id so that two
+// signals with the same time still have one winner whatever the arrival order.
+type Stamp struct {
+	At       time.Time
+	SignalID string
+}
+
+// Before reports whether s is older than o. The zero Stamp is older than any other.
+func (s Stamp) Before(o Stamp) bool {
+	if !s.At.Equal(o.At) {
+		return s.At.Before(o.At)
+	}
+	return s.SignalID < o.SignalID
+}
+
+// IsZero reports whether nothing has been observed.
+func (s Stamp) IsZero() bool { return s.At.IsZero() && s.SignalID == "" }
+
+// Pool is one agent pool.
+type Pool struct {
+	Name     string
+	Spec     PoolProfile
+	Removed  bool
+	Observed Stamp // newest profile or deletion applied
+
+	// Derived from the pool's upgrades.
+	RollingState  string    // RollingIdle|RollingActive|RollingSucceeded|RollingFailed
+	RollingSince  time.Time // start of the latest operation (its end if the start is unknown)
+	LatestUpgrade string    // Key of the latest operation
+}
+
+// Pool rolling states.
+const (
+	RollingIdle      = "Idle"
+	RollingActive    = "Rolling"
+	RollingSucceeded = "Succeeded"
+	RollingFailed    = "Failed"
+)
+
+// Upgrade is one rolling operation of one pool: a Started and its end.
+type Upgrade struct {
+	Key       string // <pool>~<first signal time>~<hash of first signal id>
+	Pool      string
+	Outcome   string    // OutcomeInProgress|OutcomeSucceeded|OutcomeFailed|OutcomeCanceled
+	StartedAt time.Time // zero when the Started signal has not been seen
+	EndedAt   time.Time // zero while in progress
+	Signals   []SignalRef
+}
+
+// Upgrade outcomes.
+const (
+	OutcomeInProgress = "InProgress"
+	OutcomeSucceeded  = "Succeeded"
+	OutcomeFailed     = "Failed"
+	OutcomeCanceled   = "Canceled"
+)
+
+// SignalRef is a signal as remembered by the upgrade it drove.
+type SignalRef struct {
+	ID   string     `json:"id"`
+	Kind SignalKind `json:"kind"`
+	Time time.Time  `json:"time"`
+}
+
+// ScheduledState is the newest notification for one Communication Manager event.
+type ScheduledState struct {
+	ScheduledEvent
+	Observed Stamp
+}
+
+// NewCluster returns the empty state of a cluster seen for the first time.
+func NewCluster(id ClusterID) *Cluster {
+	return &Cluster{
+		ID:        id,
+		Tags:      map[string]string{},
+		Pools:     map[string]*Pool{},
+		Upgrades:  map[string]*Upgrade{},
+		Scheduled: map[string]*ScheduledState{},
+	}
+}
+
+// Apply folds one signal into the cluster. It is pure: no clock, no I/O. The
+// caller guarantees each signal id is applied at most once (the store's dedupe);
+// Apply itself also ignores a rolling signal it already holds.
+func Apply(c *Cluster, s Signal) error {
+	if s.ID == "" {
+		return fmt.Errorf("apply: signal has no id")
+	}
+	at := Stamp{At: s.Time, SignalID: s.ID}
+	c.Signals++
+	if c.FirstEventAt.IsZero() || s.Time.Before(c.FirstEventAt) {
+		c.FirstEventAt = s.Time
+	}
+	if s.Time.After(c.LastEventAt) {
+		c.LastEventAt = s.Time
+	}
+
+	switch s.Kind {
+	case KindRollingStarted, KindRollingSucceeded, KindRollingFailed:
+		if !ValidPoolName(s.Pool) {
+			return fmt.Errorf("apply %s: invalid pool name %q", s.Kind, s.Pool)
+		}
+		p := c.pool(s.Pool)
+		for _, u := range c.Upgrades {
+			if u.Pool == p.Name && u.hasSignal(s.ID) {
+				return nil
+			}
+		}
+		c.derivePool(p.Name, &SignalRef{ID: s.ID, Kind: s.Kind, Time: s.Time})
+	case KindVersionsAvailable:
+		if s.Versions != nil && c.VersionsAt.Before(at) {
+			c.Versions, c.VersionsAt = *s.Versions, at
+		}
+	case KindSupportEnding, KindSupportEnded:
+		if s.Support != nil && c.SupportAt.Before(at) {
+			c.Support = SupportEnding
+			if s.Kind == KindSupportEnded {
+				c.Support = SupportEnded
+			}
+			c.SupportVersion, c.SupportAt = s.Support.KubernetesVersion, at
+		}
+	case KindScheduledEvent:
+		if s.Scheduled == nil {
+			return fmt.Errorf("apply %s: no scheduled event", s.Kind)
+		}
+		c.applyScheduled(*s.Scheduled, at)
+	case KindClusterUpdated:
+		if s.Profile == nil {
+			return fmt.Errorf("apply %s: no profile", s.Kind)
+		}
+		c.applyProfile(*s.Profile, at)
+	case KindClusterDeleted:
+		if c.Observed.Before(at) {
+			c.Deleted, c.Observed = true, at
+		}
+	case KindPoolUpdated:
+		if s.PoolSpec == nil || !ValidPoolName(s.PoolSpec.Name) {
+			return fmt.Errorf("apply %s: missing or invalid pool", s.Kind)
+		}
+		p := c.pool(s.PoolSpec.Name)
+		if p.Observed.Before(at) {
+			p.Spec, p.Removed, p.Observed = *s.PoolSpec, false, at
+			p.Spec.Name = p.Name
+			c.derivePool(p.Name, nil)
+		}
+	case KindPoolDeleted:
+		if !ValidPoolName(s.Pool) {
+			return fmt.Errorf("apply %s: invalid pool name %q", s.Kind, s.Pool)
+		}
+		p := c.pool(s.Pool)
+		if p.Observed.Before(at) {
+			p.Removed, p.Observed = true, at
+			c.derivePool(p.Name, nil)
+		}
+	case KindUnsupported:
+		// Recorded by the store; nothing to fold in.
+	default:
+		return fmt.Errorf("apply: unknown signal kind %q", s.Kind)
+	}
+	return nil
+}
+
+func (c *Cluster) pool(name string) *Pool {
+	key := strings.ToLower(name)
+	p, ok := c.Pools[key]
+	if !ok {
+		p = &Pool{Name: key, RollingState: RollingIdle}
+		c.Pools[key] = p
+	}
+	return p
+}
+
+func (c *Cluster) applyProfile(pr ClusterProfile, at Stamp) {
+	if !c.Observed.Before(at) {
+		return
+	}
+	c.Observed, c.Deleted = at, false
+	c.Location = pr.Location
+	c.KubernetesVersion = pr.KubernetesVersion
+	c.UpgradeChannel = pr.UpgradeChannel
+	c.NodeOSUpgradeChannel = pr.NodeOSUpgradeChannel
+	c.ProvisioningState = pr.ProvisioningState
+	c.Tags = map[string]string{}
+	for k, v := range pr.Tags {
+		c.Tags[k] = v
+	}
+	if pr.Pools == nil {
+		return
+	}
+	listed := map[string]bool{}
+	for _, spec := range pr.Pools {
+		if !ValidPoolName(spec.Name) {
+			continue
+		}
+		p := c.pool(spec.Name)
+		listed[p.Name] = true
+		if p.Observed.Before(at) {
+			p.Spec, p.Removed, p.Observed = spec, false, at
+			p.Spec.Name = p.Name
+			c.derivePool(p.Name, nil)
+		}
+	}
+	// A cluster payload lists every pool: one that is missing was removed.
+	for name, p := range c.Pools {
+		if !listed[name] && !p.Removed && p.Observed.Before(at) {
+			p.Removed, p.Observed = true, at
+			c.derivePool(name, nil)
+		}
+	}
+}
+
+func (c *Cluster) applyScheduled(ev ScheduledEvent, at Stamp) {
+	cur, ok := c.Scheduled[ev.EventID]
+	if ok && !scheduledBefore(cur, ev, at) {
+		return
+	}
+	c.Scheduled[ev.EventID] = &ScheduledState{ScheduledEvent: ev, Observed: at}
+}
+
+// scheduledBefore reports whether the held notification is older than the new
+// one: by event time, then by lifecycle (a terminal status beats Started beats
+// Scheduled), then by signal id.
+func scheduledBefore(cur *ScheduledState, ev ScheduledEvent, at Stamp) bool {
+	if !cur.Observed.At.Equal(at.At) {
+		return cur.Observed.At.Before(at.At)
+	}
+	if r1, r2 := scheduledRank(cur.Status), scheduledRank(ev.Status); r1 != r2 {
+		return r1 < r2
+	}
+	return cur.Observed.SignalID < at.SignalID
+}
+
+func scheduledRank(status string) int {
+	switch status {
+	case ScheduledStatusScheduled:
+		return 1
+	case ScheduledStatusStarted:
+		return 2
+	case ScheduledStatusCompleted, ScheduledStatusFailed, ScheduledStatusCanceled:
+		return 3
+	}
+	return 0
+}
+
+// derivePool rebuilds the rolling operations of one pool from all its rolling
+// signals (plus extra, if not nil) and sets the pool's derived fields.
+//
+// Signals are taken in event-time order: Started opens an operation (a second
+// Started while one is open joins it: AKS retried, nothing ended); Succeeded or
+// Failed closes the open one, or stands alone as an operation whose start was
+// not (yet) seen. A pool removed while an operation was open cancels it.
+func (c *Cluster) derivePool(pool string, extra *SignalRef) {
+	var refs []SignalRef
+	for key, u := range c.Upgrades {
+		if u.Pool == pool {
+			refs = append(refs, u.Signals...)
+			delete(c.Upgrades, key)
+		}
+	}
+	if extra != nil {
+		refs = append(refs, *extra)
+	}
+	sort.Slice(refs, func(i, j int) bool { return refBefore(refs[i], refs[j]) })
+
+	var ops []*Upgrade
+	var open *Upgrade
+	for _, r := range refs {
+		switch r.Kind {
+		case KindRollingStarted:
+			if open == nil {
+				open = &Upgrade{Pool: pool, Outcome: OutcomeInProgress, StartedAt: r.Time}
+				ops = append(ops, open)
+			}
+			open.Signals = append(open.Signals, r)
+		case KindRollingSucceeded, KindRollingFailed:
+			u := open
+			if u == nil {
+				u = &Upgrade{Pool: pool}
+				ops = append(ops, u)
+			}
+			u.Signals = append(u.Signals, r)
+			u.EndedAt = r.Time
+			u.Outcome = OutcomeSucceeded
+			if r.Kind == KindRollingFailed {
+				u.Outcome = OutcomeFailed
+			}
+			open = nil
+		}
+	}
+	p := c.Pools[pool]
+	if open != nil && p.Removed && open.StartedAt.Before(p.Observed.At) {
+		open.Outcome, open.EndedAt = OutcomeCanceled, p.Observed.At
+	}
+
+	p.RollingState, p.RollingSince, p.LatestUpgrade = RollingIdle, time.Time{}, ""
+	for _, u := range ops {
+		first := u.Signals[0]
+		u.Key = upgradeKey(pool, first)
+		c.Upgrades[u.Key] = u
+	}
+	if len(ops) > 0 {
+		last := ops[len(ops)-1]
+		p.LatestUpgrade = last.Key
+		p.RollingSince = last.StartedAt
+		if p.RollingSince.IsZero() {
+			p.RollingSince = last.EndedAt
+		}
+		switch last.Outcome {
+		case OutcomeInProgress:
+			p.RollingState = RollingActive
+		case OutcomeSucceeded:
+			p.RollingState = RollingSucceeded
+		case OutcomeFailed:
+			p.RollingState = RollingFailed
+		}
+	}
+}
+
+func (u *Upgrade) hasSignal(id string) bool {
+	for _, r := range u.Signals {
+		if r.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// refBefore orders rolling signals: by time; at equal times a start comes before
+// an end; then by id.
+func refBefore(a, b SignalRef) bool {
+	if !a.Time.Equal(b.Time) {
+		return a.Time.Before(b.Time)
+	}
+	if ra, rb := a.Kind == KindRollingStarted, b.Kind == KindRollingStarted; ra != rb {
+		return ra
+	}
+	return a.ID < b.ID
+}
+
+// TimeKeyLayout formats times inside keys: fixed width, so keys sort in time order.
+const TimeKeyLayout = "20060102T150405.0000000Z"
+
+func upgradeKey(pool string, first SignalRef) string {
+	h := sha256.Sum256([]byte(first.ID))
+	return pool + "~" + first.Time.UTC().Format(TimeKeyLayout) + "~" + hex.EncodeToString(h[:4])
+}
+
+// InFlight returns the operations still in progress, ordered by key.
+func (c *Cluster) InFlight() []*Upgrade {
+	var out []*Upgrade
+	for _, u := range c.Upgrades {
+		if u.Outcome == OutcomeInProgress {
+			out = append(out, u)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// SortedPools returns the pools ordered by name.
+func (c *Cluster) SortedPools() []*Pool {
+	out := make([]*Pool, 0, len(c.Pools))
+	for _, p := range c.Pools {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// RecentUpgrades returns up to n operations, the latest first (by start, or end
+// when the start is unknown).
+func (c *Cluster) RecentUpgrades(n int) []*Upgrade {
+	out := make([]*Upgrade, 0, len(c.Upgrades))
+	for _, u := range c.Upgrades {
+		out = append(out, u)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		ti, tj := out[i].sortTime(), out[j].sortTime()
+		if !ti.Equal(tj) {
+			return ti.After(tj)
+		}
+		return out[i].Key < out[j].Key
+	})
+	if n >= 0 && len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+func (u *Upgrade) sortTime() time.Time {
+	if !u.StartedAt.IsZero() {
+		return u.StartedAt
+	}
+	return u.EndedAt
+}
+
+// Clone returns a deep copy, so a transition can be tried and thrown away.
+func (c *Cluster) Clone() *Cluster {
+	n := *c
+	n.Tags = make(map[string]string, len(c.Tags))
+	for k, v := range c.Tags {
+		n.Tags[k] = v
+	}
+	n.Pools = make(map[string]*Pool, len(c.Pools))
+	for k, p := range c.Pools {
+		cp := *p
+		n.Pools[k] = &cp
+	}
+	n.Upgrades = make(map[string]*Upgrade, len(c.Upgrades))
+	for k, u := range c.Upgrades {
+		cu := *u
+		cu.Signals = append([]SignalRef(nil), u.Signals...)
+		n.Upgrades[k] = &cu
+	}
+	n.Scheduled = make(map[string]*ScheduledState, len(c.Scheduled))
+	for k, s := range c.Scheduled {
+		cs := *s
+		n.Scheduled[k] = &cs
+	}
+	return &n
+}

@@ -1,0 +1,386 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/upgradewatch/upgradewatch/internal/fleet"
+)
+
+// The FleetIndex table is derived data: every row can be rebuilt from the
+// Fleet table. It is written after the cluster's commit, as an upsert or delete
+// per changed entry, so a failure there never undoes the commit; the failed
+// delivery answers 5xx and its redelivery (a duplicate) repairs the entries.
+//
+// InFlight rows are keyed per operation (<cluster>~<upgrade key>), so the end
+// of one operation and the start of the next can never remove each other's
+// row. The only race left — a Started that commits before its end but writes
+// its entry after the end removed it — leaves a stale entry that readers check
+// against the cluster's partition.
+
+type indexOp struct {
+	pk, rk string
+	r      row // nil: delete
+}
+
+// indexOps lists the index changes between two states of one cluster.
+func indexOps(old, next *fleet.Cluster) []indexOp {
+	var ops []indexOp
+	if summaryOf(old) != summaryOf(next) {
+		ops = append(ops, indexOp{pk: IndexClusters, rk: next.ID.Key(), r: clusterIndexRow(next)})
+	}
+	before := map[string]bool{}
+	for _, u := range old.InFlight() {
+		before[u.Key] = true
+	}
+	for _, u := range next.InFlight() {
+		if !before[u.Key] {
+			ops = append(ops, indexOp{pk: IndexInFlight, rk: inFlightKey(next.ID, u.Key), r: inFlightRow(next, u)})
+		}
+		delete(before, u.Key)
+	}
+	for key := range before {
+		ops = append(ops, indexOp{pk: IndexInFlight, rk: inFlightKey(next.ID, key)})
+	}
+	return ops
+}
+
+// reconcileIndex brings a cluster's index entries in line with its committed
+// state. Entries for operations the state does not know are left alone: they
+// may belong to a commit newer than this state.
+func (s *Store) reconcileIndex(ctx context.Context, c *fleet.Cluster) error {
+	if c.Signals == 0 {
+		return nil
+	}
+	ops := []indexOp{{pk: IndexClusters, rk: c.ID.Key(), r: clusterIndexRow(c)}}
+	inflight := map[string]bool{}
+	for _, u := range c.InFlight() {
+		inflight[u.Key] = true
+		ops = append(ops, indexOp{pk: IndexInFlight, rk: inFlightKey(c.ID, u.Key), r: inFlightRow(c, u)})
+	}
+	prefix := c.ID.Key() + "~"
+	filter := fmt.Sprintf("PartitionKey eq %s and RowKey ge %s and RowKey lt %s",
+		odataString(IndexInFlight), odataString(prefix), odataString(prefix+"~"))
+	ents, err := s.query(ctx, s.index, filter)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		key := e.str("UpgradeKey")
+		if u, known := c.Upgrades[key]; known && u.Outcome != fleet.OutcomeInProgress {
+			ops = append(ops, indexOp{pk: IndexInFlight, rk: e.str("RowKey")})
+		}
+	}
+	return s.idx.apply(ctx, ops)
+}
+
+type clusterSummary struct {
+	name, upgrade, nodeOS, k8s, location, support string
+	deleted                                       bool
+	pools                                         int
+}
+
+func summaryOf(c *fleet.Cluster) clusterSummary {
+	n := 0
+	for _, p := range c.Pools {
+		if !p.Removed {
+			n++
+		}
+	}
+	return clusterSummary{
+		name: c.ID.ResourceID(), upgrade: c.UpgradeChannel, nodeOS: c.NodeOSUpgradeChannel,
+		k8s: c.KubernetesVersion, location: c.Location, support: c.Support, deleted: c.Deleted, pools: n,
+	}
+}
+
+func clusterIndexRow(c *fleet.Cluster) row {
+	s := summaryOf(c)
+	return row{
+		"Kind":                 KindIndexed,
+		"ClusterKey":           c.ID.Key(),
+		"SubscriptionId":       c.ID.SubscriptionID,
+		"ResourceGroup":        c.ID.ResourceGroup,
+		"ClusterName":          c.ID.Name,
+		"ResourceId":           c.ID.ResourceID(),
+		"UpgradeChannel":       s.upgrade,
+		"NodeOSUpgradeChannel": s.nodeOS,
+		"KubernetesVersion":    s.k8s,
+		"Location":             s.location,
+		"Support":              s.support,
+		"Deleted":              s.deleted,
+		"Pools":                int32(s.pools),
+	}
+}
+
+func inFlightKey(id fleet.ClusterID, upgradeKey string) string { return id.Key() + "~" + upgradeKey }
+
+func inFlightRow(c *fleet.Cluster, u *fleet.Upgrade) row {
+	r := row{
+		"Kind":           KindInFlight,
+		"ClusterKey":     c.ID.Key(),
+		"SubscriptionId": c.ID.SubscriptionID,
+		"ResourceGroup":  c.ID.ResourceGroup,
+		"ClusterName":    c.ID.Name,
+		"Pool":           u.Pool,
+		"UpgradeKey":     u.Key,
+	}
+	setTime(r, "StartedAt", u.StartedAt)
+	return r
+}
+
+// indexWriter applies index changes with group commit: while one transaction
+// is in flight, changes from concurrent commits queue up and go together in
+// the next one, so under load the index costs a fraction of a round trip per
+// event.
+type indexWriter struct {
+	client *aztables.Client
+	log    *slog.Logger
+	reqs   chan *indexReq
+	done   chan struct{}
+}
+
+type indexReq struct {
+	ops []indexOp
+	err chan error
+}
+
+func newIndexWriter(c *aztables.Client, log *slog.Logger) *indexWriter {
+	w := &indexWriter{client: c, log: log, reqs: make(chan *indexReq, 1024), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+func (w *indexWriter) apply(ctx context.Context, ops []indexOp) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	req := &indexReq{ops: ops, err: make(chan error, 1)}
+	select {
+	case w.reqs <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.err:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (w *indexWriter) close() {
+	close(w.reqs)
+	<-w.done
+}
+
+func (w *indexWriter) run() {
+	defer close(w.done)
+	for req := range w.reqs {
+		batch := []*indexReq{req}
+		n := len(req.ops)
+	drain:
+		for n < maxBatch {
+			select {
+			case r, ok := <-w.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+				n += len(r.ops)
+			default:
+				break drain
+			}
+		}
+		err := w.flush(batch)
+		for _, r := range batch {
+			r.err <- err
+		}
+	}
+}
+
+// flush writes the queued changes: per partition, the last change to each row
+// wins, in transactions of at most maxBatch. A transaction that fails (a delete
+// of a row already gone fails the whole batch) is retried one change at a time.
+func (w *indexWriter) flush(batch []*indexReq) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	byPK := map[string]map[string]indexOp{}
+	for _, r := range batch {
+		for _, op := range r.ops {
+			if byPK[op.pk] == nil {
+				byPK[op.pk] = map[string]indexOp{}
+			}
+			byPK[op.pk][op.rk] = op
+		}
+	}
+	pks := make([]string, 0, len(byPK))
+	for pk := range byPK {
+		pks = append(pks, pk)
+	}
+	sort.Strings(pks)
+	for _, pk := range pks {
+		ops := make([]indexOp, 0, len(byPK[pk]))
+		for _, op := range byPK[pk] {
+			ops = append(ops, op)
+		}
+		sort.Slice(ops, func(i, j int) bool { return ops[i].rk < ops[j].rk })
+		for len(ops) > 0 {
+			chunk := ops
+			if len(chunk) > maxBatch {
+				chunk = chunk[:maxBatch]
+			}
+			ops = ops[len(chunk):]
+			if err := w.submit(ctx, chunk); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (w *indexWriter) submit(ctx context.Context, ops []indexOp) error {
+	if len(ops) == 1 {
+		return w.one(ctx, ops[0])
+	}
+	acts := make([]aztables.TransactionAction, 0, len(ops))
+	for _, op := range ops {
+		act, err := op.action()
+		if err != nil {
+			return err
+		}
+		acts = append(acts, act)
+	}
+	_, err := w.client.SubmitTransaction(ctx, acts, nil)
+	if err == nil {
+		return nil
+	}
+	if classify(err) == classTransient {
+		return wrapStorage(err)
+	}
+	w.log.Debug("index transaction failed, applying one by one", "error", firstLine(err))
+	for _, op := range ops {
+		if err := w.one(ctx, op); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *indexWriter) one(ctx context.Context, op indexOp) error {
+	if op.r == nil {
+		_, err := w.client.DeleteEntity(ctx, op.pk, op.rk, &aztables.DeleteEntityOptions{IfMatch: to.Ptr(azcore.ETagAny)})
+		if err != nil && !hasCode(err, aztables.ResourceNotFound) {
+			return wrapStorage(err)
+		}
+		return nil
+	}
+	b, err := op.r.marshal(op.pk, op.rk)
+	if err != nil {
+		return err
+	}
+	if _, err := w.client.UpsertEntity(ctx, b, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace}); err != nil {
+		return wrapStorage(err)
+	}
+	return nil
+}
+
+func (op indexOp) action() (aztables.TransactionAction, error) {
+	if op.r == nil {
+		b, _ := row{}.marshal(op.pk, op.rk)
+		return aztables.TransactionAction{ActionType: aztables.TransactionTypeDelete, Entity: b, IfMatch: to.Ptr(azcore.ETagAny)}, nil
+	}
+	b, err := op.r.marshal(op.pk, op.rk)
+	if err != nil {
+		return aztables.TransactionAction{}, err
+	}
+	return aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: b}, nil
+}
+
+// ClusterEntry is one cluster as the index lists it.
+type ClusterEntry struct {
+	Key                  string
+	SubscriptionID       string
+	ResourceGroup        string
+	Name                 string
+	ResourceID           string
+	UpgradeChannel       string
+	NodeOSUpgradeChannel string
+	KubernetesVersion    string
+	Location             string
+	Support              string
+	Deleted              bool
+	Pools                int
+	RollingPools         int
+}
+
+// InFlightEntry is one operation the index lists as in progress.
+type InFlightEntry struct {
+	ClusterKey string
+	Cluster    fleet.ClusterID
+	Pool       string
+	UpgradeKey string
+	StartedAt  time.Time
+}
+
+// Clusters lists every known cluster with its number of rolling pools, from
+// the index: two queries whatever the size of the Fleet table.
+func (s *Store) Clusters(ctx context.Context) ([]ClusterEntry, error) {
+	ents, err := s.query(ctx, s.index, "PartitionKey eq "+odataString(IndexClusters))
+	if err != nil {
+		return nil, fmt.Errorf("list clusters: %w", err)
+	}
+	inflight, err := s.InFlight(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rolling := map[string]map[string]bool{}
+	for _, f := range inflight {
+		if rolling[f.ClusterKey] == nil {
+			rolling[f.ClusterKey] = map[string]bool{}
+		}
+		rolling[f.ClusterKey][f.Pool] = true
+	}
+	out := make([]ClusterEntry, 0, len(ents))
+	for _, e := range ents {
+		key := e.str("RowKey")
+		out = append(out, ClusterEntry{
+			Key: key, SubscriptionID: e.str("SubscriptionId"), ResourceGroup: e.str("ResourceGroup"),
+			Name: e.str("ClusterName"), ResourceID: e.str("ResourceId"),
+			UpgradeChannel: e.str("UpgradeChannel"), NodeOSUpgradeChannel: e.str("NodeOSUpgradeChannel"),
+			KubernetesVersion: e.str("KubernetesVersion"), Location: e.str("Location"),
+			Support: e.str("Support"), Deleted: e.bool("Deleted"), Pools: int(e.int("Pools")),
+			RollingPools: len(rolling[key]),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// InFlight lists the operations the index holds as in progress. Entries can be
+// stale (see the package comment on FleetIndex); confirm against Cluster.
+func (s *Store) InFlight(ctx context.Context) ([]InFlightEntry, error) {
+	ents, err := s.query(ctx, s.index, "PartitionKey eq "+odataString(IndexInFlight))
+	if err != nil {
+		return nil, fmt.Errorf("list in-flight: %w", err)
+	}
+	out := make([]InFlightEntry, 0, len(ents))
+	for _, e := range ents {
+		out = append(out, InFlightEntry{
+			ClusterKey: e.str("ClusterKey"),
+			Cluster: fleet.ClusterID{SubscriptionID: e.str("SubscriptionId"), ResourceGroup: e.str("ResourceGroup"),
+				Name: e.str("ClusterName")},
+			Pool: e.str("Pool"), UpgradeKey: e.str("UpgradeKey"), StartedAt: e.time("StartedAt"),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].ClusterKey+"~"+out[i].UpgradeKey < out[j].ClusterKey+"~"+out[j].UpgradeKey
+	})
+	return out, nil
+}

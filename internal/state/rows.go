@@ -1,0 +1,367 @@
+package state
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/upgradewatch/upgradewatch/internal/fleet"
+)
+
+// Row kinds: the value of every row's Kind column.
+const (
+	KindCluster   = "Cluster"
+	KindSequence  = "Sequence"
+	KindNodePool  = "NodePool"
+	KindUpgrade   = "Upgrade"
+	KindScheduled = "ScheduledEvent"
+	KindSignal    = "Signal"
+	KindInFlight  = "InFlight"
+	KindIndexed   = "IndexedCluster"
+	KindRejection = "Rejection"
+)
+
+// RowKeys and prefixes in a cluster's partition of the Fleet table. State rows
+// sort before "signal~", so loading a cluster reads `RowKey lt 'signal~'` and
+// never the ever-growing audit rows.
+const (
+	rkCluster     = "cluster"
+	rkSeqPrefix   = "seq~"
+	rkPoolPrefix  = "pool~"
+	rkOpPrefix    = "op~"
+	rkSchedPrefix = "sched~"
+	rkSigPrefix   = "signal~"
+	stateRowsEnd  = rkSigPrefix
+)
+
+// FleetIndex partitions.
+const (
+	IndexClusters = "Cluster"
+	IndexInFlight = "InFlight"
+)
+
+// row is one entity as our model sees it: column → typed Go value (string,
+// int32, int64, bool, time.Time). PartitionKey/RowKey are not in it.
+type row map[string]any
+
+func (r row) equal(o row) bool { return reflect.DeepEqual(r, o) }
+
+// marshal encodes a row for aztables with OData type annotations, so that
+// dashboards see Edm.DateTime and Edm.Int64 columns.
+func (r row) marshal(pk, rk string) ([]byte, error) {
+	m := map[string]any{"PartitionKey": pk, "RowKey": rk}
+	for k, v := range r {
+		switch v := v.(type) {
+		case time.Time:
+			m[k] = v.UTC().Format("2006-01-02T15:04:05.0000000Z")
+			m[k+"@odata.type"] = "Edm.DateTime"
+		case int64:
+			m[k] = strconv.FormatInt(v, 10)
+			m[k+"@odata.type"] = "Edm.Int64"
+		default:
+			m[k] = v
+		}
+	}
+	return json.Marshal(m)
+}
+
+// entity is a row as read back from the service (JSON, minimal metadata).
+type entity map[string]any
+
+func decodeEntity(b []byte) (entity, error) {
+	var e entity
+	if err := json.Unmarshal(b, &e); err != nil {
+		return nil, fmt.Errorf("decode entity: %w", err)
+	}
+	return e, nil
+}
+
+func (e entity) str(k string) string {
+	if v, ok := e[k].(string); ok {
+		return v
+	}
+	return ""
+}
+
+func (e entity) int(k string) int64 {
+	switch v := e[k].(type) {
+	case float64:
+		return int64(v)
+	case string:
+		n, _ := strconv.ParseInt(v, 10, 64)
+		return n
+	}
+	return 0
+}
+
+func (e entity) bool(k string) bool {
+	v, _ := e[k].(bool)
+	return v
+}
+
+func (e entity) time(k string) time.Time {
+	s, ok := e[k].(string)
+	if !ok || s == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// setTime sets a DateTime column only when t is set: a zero time means "unknown".
+func setTime(r row, k string, t time.Time) {
+	if !t.IsZero() {
+		r[k] = t.UTC().Truncate(100 * time.Nanosecond)
+	}
+}
+
+func setStamp(r row, prefix string, s fleet.Stamp) {
+	setTime(r, prefix+"At", s.At)
+	if s.SignalID != "" {
+		r[prefix+"By"] = s.SignalID
+	}
+}
+
+func (e entity) stamp(prefix string) fleet.Stamp {
+	return fleet.Stamp{At: e.time(prefix + "At"), SignalID: e.str(prefix + "By")}
+}
+
+// rowsOf encodes a cluster's state as the rows of its partition (without the
+// sequence row and without signal rows), keyed by RowKey.
+func rowsOf(c *fleet.Cluster) map[string]row {
+	out := make(map[string]row, 2+len(c.Pools)+len(c.Upgrades)+len(c.Scheduled))
+	head := row{
+		"Kind":                             KindCluster,
+		"SubscriptionId":                   c.ID.SubscriptionID,
+		"ResourceGroup":                    c.ID.ResourceGroup,
+		"ClusterName":                      c.ID.Name,
+		"ResourceId":                       c.ID.ResourceID(),
+		"Signals":                          c.Signals,
+		"Location":                         c.Location,
+		"KubernetesVersion":                c.KubernetesVersion,
+		"UpgradeChannel":                   c.UpgradeChannel,
+		"NodeOSUpgradeChannel":             c.NodeOSUpgradeChannel,
+		"ProvisioningState":                c.ProvisioningState,
+		"Tags":                             tagsJSON(c.Tags),
+		"Deleted":                          c.Deleted,
+		"Support":                          c.Support,
+		"SupportVersion":                   c.SupportVersion,
+		"LatestSupportedKubernetesVersion": c.Versions.LatestSupported,
+		"LatestStableKubernetesVersion":    c.Versions.LatestStable,
+		"LowestMinorKubernetesVersion":     c.Versions.LowestMinor,
+		"LatestPreviewKubernetesVersion":   c.Versions.LatestPreview,
+	}
+	setTime(head, "FirstEventAt", c.FirstEventAt)
+	setTime(head, "LastEventAt", c.LastEventAt)
+	setStamp(head, "Profile", c.Observed)
+	setStamp(head, "Versions", c.VersionsAt)
+	setStamp(head, "Support", c.SupportAt)
+	out[rkCluster] = head
+
+	for _, p := range c.Pools {
+		r := row{
+			"Kind":                KindNodePool,
+			"Pool":                p.Name,
+			"Mode":                p.Spec.Mode,
+			"OsType":              p.Spec.OSType,
+			"OsSku":               p.Spec.OSSKU,
+			"VmSize":              p.Spec.VMSize,
+			"Count":               int32(p.Spec.Count),
+			"OrchestratorVersion": p.Spec.OrchestratorVersion,
+			"NodeImageVersion":    p.Spec.NodeImageVersion,
+			"ProvisioningState":   p.Spec.ProvisioningState,
+			"MaxSurge":            p.Spec.MaxSurge,
+			"MaxUnavailable":      p.Spec.MaxUnavailable,
+			"DrainTimeoutMinutes": int32(p.Spec.DrainTimeoutMinutes),
+			"NodeSoakMinutes":     int32(p.Spec.NodeSoakMinutes),
+			"UndrainableBehavior": p.Spec.UndrainableBehavior,
+			"Removed":             p.Removed,
+			"RollingState":        p.RollingState,
+			"LatestUpgrade":       p.LatestUpgrade,
+		}
+		setTime(r, "RollingSince", p.RollingSince)
+		setStamp(r, "Observed", p.Observed)
+		out[rkPoolPrefix+p.Name] = r
+	}
+	for _, u := range c.Upgrades {
+		sig, _ := json.Marshal(u.Signals)
+		r := row{
+			"Kind":        KindUpgrade,
+			"Pool":        u.Pool,
+			"Outcome":     u.Outcome,
+			"Signals":     string(sig),
+			"SignalCount": int32(len(u.Signals)),
+		}
+		setTime(r, "StartedAt", u.StartedAt)
+		setTime(r, "EndedAt", u.EndedAt)
+		out[rkOpPrefix+u.Key] = r
+	}
+	for id, s := range c.Scheduled {
+		r := row{
+			"Kind":        KindScheduled,
+			"EventId":     s.EventID,
+			"Status":      s.Status,
+			"EventSource": s.Source,
+			"Description": s.Description,
+			"UpgradeType": s.UpgradeType,
+			"Details":     truncateUTF16(s.Details, 8000),
+		}
+		setTime(r, "ScheduledTime", s.ScheduledTime)
+		setTime(r, "StartTime", s.StartTime)
+		setTime(r, "LastUpdateTime", s.LastUpdateTime)
+		setStamp(r, "Observed", s.Observed)
+		out[rkSchedPrefix+safeKey(id)] = r
+	}
+	return out
+}
+
+// clusterOf rebuilds the domain state from the rows of a partition.
+func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, error) {
+	c := fleet.NewCluster(id)
+	if head, ok := rows[rkCluster]; ok {
+		c.ID = fleet.ClusterID{SubscriptionID: head.str("SubscriptionId"), ResourceGroup: head.str("ResourceGroup"), Name: head.str("ClusterName")}
+		c.Signals = head.int("Signals")
+		c.FirstEventAt = head.time("FirstEventAt")
+		c.LastEventAt = head.time("LastEventAt")
+		c.Location = head.str("Location")
+		c.KubernetesVersion = head.str("KubernetesVersion")
+		c.UpgradeChannel = head.str("UpgradeChannel")
+		c.NodeOSUpgradeChannel = head.str("NodeOSUpgradeChannel")
+		c.ProvisioningState = head.str("ProvisioningState")
+		if t := head.str("Tags"); t != "" {
+			if err := json.Unmarshal([]byte(t), &c.Tags); err != nil {
+				return nil, fmt.Errorf("cluster %s: Tags column: %w", id, err)
+			}
+		}
+		c.Deleted = head.bool("Deleted")
+		c.Observed = head.stamp("Profile")
+		c.Support = head.str("Support")
+		c.SupportVersion = head.str("SupportVersion")
+		c.SupportAt = head.stamp("Support")
+		c.Versions = fleet.KubernetesVersions{
+			LatestSupported: head.str("LatestSupportedKubernetesVersion"),
+			LatestStable:    head.str("LatestStableKubernetesVersion"),
+			LowestMinor:     head.str("LowestMinorKubernetesVersion"),
+			LatestPreview:   head.str("LatestPreviewKubernetesVersion"),
+		}
+		c.VersionsAt = head.stamp("Versions")
+	}
+	for rk, e := range rows {
+		switch {
+		case strings.HasPrefix(rk, rkPoolPrefix):
+			name := strings.TrimPrefix(rk, rkPoolPrefix)
+			c.Pools[name] = &fleet.Pool{
+				Name: name,
+				Spec: fleet.PoolProfile{
+					Name: name, Mode: e.str("Mode"), OSType: e.str("OsType"), OSSKU: e.str("OsSku"),
+					VMSize: e.str("VmSize"), Count: int(e.int("Count")),
+					OrchestratorVersion: e.str("OrchestratorVersion"), NodeImageVersion: e.str("NodeImageVersion"),
+					ProvisioningState: e.str("ProvisioningState"), MaxSurge: e.str("MaxSurge"),
+					MaxUnavailable: e.str("MaxUnavailable"), DrainTimeoutMinutes: int(e.int("DrainTimeoutMinutes")),
+					NodeSoakMinutes: int(e.int("NodeSoakMinutes")), UndrainableBehavior: e.str("UndrainableBehavior"),
+				},
+				Removed:       e.bool("Removed"),
+				Observed:      e.stamp("Observed"),
+				RollingState:  e.str("RollingState"),
+				RollingSince:  e.time("RollingSince"),
+				LatestUpgrade: e.str("LatestUpgrade"),
+			}
+		case strings.HasPrefix(rk, rkOpPrefix):
+			u := &fleet.Upgrade{
+				Key:       strings.TrimPrefix(rk, rkOpPrefix),
+				Pool:      e.str("Pool"),
+				Outcome:   e.str("Outcome"),
+				StartedAt: e.time("StartedAt"),
+				EndedAt:   e.time("EndedAt"),
+			}
+			if err := json.Unmarshal([]byte(e.str("Signals")), &u.Signals); err != nil || len(u.Signals) == 0 {
+				return nil, fmt.Errorf("cluster %s: upgrade %s: unreadable Signals column", id, u.Key)
+			}
+			for i := range u.Signals {
+				u.Signals[i].Time = u.Signals[i].Time.UTC()
+			}
+			c.Upgrades[u.Key] = u
+		case strings.HasPrefix(rk, rkSchedPrefix):
+			s := &fleet.ScheduledState{
+				ScheduledEvent: fleet.ScheduledEvent{
+					EventID: e.str("EventId"), Status: e.str("Status"), Source: e.str("EventSource"),
+					Description: e.str("Description"), UpgradeType: e.str("UpgradeType"), Details: e.str("Details"),
+					ScheduledTime: e.time("ScheduledTime"), StartTime: e.time("StartTime"),
+					LastUpdateTime: e.time("LastUpdateTime"),
+				},
+				Observed: e.stamp("Observed"),
+			}
+			c.Scheduled[s.EventID] = s
+		}
+	}
+	return c, nil
+}
+
+// signalRow is the audit row of one accepted signal; its RowKey is the dedupe marker.
+func signalRow(s fleet.Signal, seq int64, receivedAt time.Time) row {
+	r := row{
+		"Kind":       KindSignal,
+		"EventId":    truncateUTF16(s.ID, 1024),
+		"EventType":  truncateUTF16(s.Type, 1024),
+		"Source":     truncateUTF16(s.Source, 2048),
+		"Subject":    truncateUTF16(s.Subject, 2048),
+		"Schema":     s.Schema,
+		"SignalKind": string(s.Kind),
+		"Pool":       s.Pool,
+		"AppliedSeq": seq,
+	}
+	setTime(r, "EventTime", s.Time)
+	setTime(r, "ReceivedAt", receivedAt)
+	return r
+}
+
+// signalKey is the RowKey of a signal's dedupe/audit row. Ids that are short and
+// made of safe characters are kept readable; anything else is hashed.
+func signalKey(id string) string { return rkSigPrefix + safeKey(id) }
+
+var safeKeyRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,200}$`)
+
+func safeKey(s string) string {
+	if safeKeyRE.MatchString(s) {
+		return s
+	}
+	h := sha256.Sum256([]byte(s))
+	return "h-" + hex.EncodeToString(h[:16])
+}
+
+func seqKey(n int64) string { return fmt.Sprintf("%s%012d", rkSeqPrefix, n) }
+
+func tagsJSON(tags map[string]string) string {
+	if len(tags) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(tags) // encoding/json sorts map keys: stable output
+	return string(b)
+}
+
+// truncateUTF16 keeps a string within n UTF-16 code units (Table storage
+// measures string properties that way) and valid UTF-8.
+func truncateUTF16(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	units := 0
+	for i, r := range s {
+		w := 1
+		if r >= 0x10000 {
+			w = 2
+		}
+		if units+w > n {
+			return s[:i]
+		}
+		units += w
+	}
+	return s
+}

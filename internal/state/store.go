@@ -1,0 +1,475 @@
+// Package state keeps upgradewatch's fleet state in Azure Table storage (Azurite
+// locally) through aztables.
+//
+// Table Fleet holds one partition per cluster. Every accepted signal commits as
+// ONE entity-group transaction in its cluster's partition: the move of the
+// partition's sequence row from seq~n to seq~n+1 (the optimistic-concurrency
+// guard), the signal's audit row (whose RowKey is the dedupe marker), and every
+// state row the signal changed. A redelivered signal fails on its audit row and
+// changes nothing; two instances racing on one cluster fail on the sequence row,
+// reload and retry, and lose nothing. Table FleetIndex lists clusters and the
+// operations in flight, so fleet-wide reads never scan Fleet. Table Rejected
+// keeps what could not be accepted. docs/tables.md documents every column.
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/upgradewatch/upgradewatch/internal/fleet"
+)
+
+// Errors. Callers use errors.Is; the handler maps them to status codes.
+var (
+	// ErrUnavailable: storage could not be reached or answered with a transient
+	// failure (timeouts, 408, 429, 5xx), or contention did not settle. The same
+	// call may succeed later: the event must be redelivered.
+	ErrUnavailable = errors.New("state storage unavailable")
+	// ErrRejected: the signal can never be committed (the transition refused it,
+	// or storage refused its rows as invalid). Redelivery would not help.
+	ErrRejected = errors.New("signal rejected")
+	// ErrNotFound: no state for the cluster.
+	ErrNotFound = errors.New("cluster not found")
+)
+
+// Table base names; Options.TablePrefix is prepended.
+const (
+	TableFleet    = "Fleet"
+	TableIndex    = "FleetIndex"
+	TableRejected = "Rejected"
+)
+
+// maxBatch is Table storage's limit of operations in one entity-group transaction.
+const maxBatch = 100
+
+// commitAttempts bounds the reload-and-retry loop under contention; between
+// attempts a writer backs off for a random time that grows with the attempt,
+// so that two instances fighting over one cluster stop colliding.
+const commitAttempts = 16
+
+// Options configure a Store.
+type Options struct {
+	TablePrefix string
+	CacheSize   int // clusters whose last committed state is kept in memory; 0 disables
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+// Store is the Table-storage adapter. It is safe for concurrent use; one
+// process serialises work per cluster and other processes are fenced by the
+// sequence row.
+type Store struct {
+	fleet, index, rejected *aztables.Client
+	names                  [3]string
+	log                    *slog.Logger
+	now                    func() time.Time
+	cache                  *lru
+	locks                  [256]sync.Mutex
+	idx                    *indexWriter
+}
+
+// New returns a Store on svc. Call EnsureTables before first use and Close at the end.
+func New(svc *aztables.ServiceClient, o Options) *Store {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	names := [3]string{o.TablePrefix + TableFleet, o.TablePrefix + TableIndex, o.TablePrefix + TableRejected}
+	s := &Store{
+		fleet:    svc.NewClient(names[0]),
+		index:    svc.NewClient(names[1]),
+		rejected: svc.NewClient(names[2]),
+		names:    names,
+		log:      o.Logger,
+		now:      o.Now,
+		cache:    newLRU(o.CacheSize),
+	}
+	s.idx = newIndexWriter(s.index, o.Logger)
+	return s
+}
+
+// Tables returns the names of the tables the store uses.
+func (s *Store) Tables() []string { return s.names[:] }
+
+// EnsureTables creates the tables that do not exist yet.
+func (s *Store) EnsureTables(ctx context.Context) error {
+	for i, c := range []*aztables.Client{s.fleet, s.index, s.rejected} {
+		if _, err := c.CreateTable(ctx, nil); err != nil && !hasCode(err, aztables.TableAlreadyExists) {
+			return fmt.Errorf("create table %s: %w", s.names[i], wrapStorage(err))
+		}
+	}
+	return nil
+}
+
+// Close stops the index writer. No call may be in flight.
+func (s *Store) Close() { s.idx.close() }
+
+// Result says what a Commit did.
+type Result string
+
+// Commit results.
+const (
+	Committed Result = "committed"
+	Duplicate Result = "duplicate"
+)
+
+// Outcome is the result of a Commit.
+type Outcome struct {
+	Result Result
+	Seq    int64 // the partition's sequence number after the commit
+}
+
+// Commit applies one signal to its cluster's state exactly once.
+//
+// It returns Duplicate, with no change, when the signal id was already
+// committed. Errors: ErrRejected (permanent: record and drop), ErrUnavailable
+// (transient: redeliver). A signal whose state commit succeeded but whose index
+// update failed returns ErrUnavailable too; its redelivery is a Duplicate that
+// repairs the index.
+func (s *Store) Commit(ctx context.Context, sig fleet.Signal) (Outcome, error) {
+	if sig.Cluster.IsZero() {
+		return Outcome{}, fmt.Errorf("%w: signal %s has no cluster", ErrRejected, sig.ID)
+	}
+	sig.Time = sig.Time.UTC().Truncate(100 * time.Nanosecond)
+	pk := sig.Cluster.Key()
+	mu := s.lock(pk)
+	mu.Lock()
+	defer mu.Unlock()
+
+	for attempt := 1; ; attempt++ {
+		snap, err := s.snapshot(ctx, sig.Cluster)
+		if err != nil {
+			return Outcome{}, err
+		}
+		next := snap.cluster.Clone()
+		if err := fleet.Apply(next, sig); err != nil {
+			return Outcome{}, fmt.Errorf("%w: %v", ErrRejected, err)
+		}
+		rows := rowsOf(next)
+		actions, err := s.actions(pk, snap, rows, sig)
+		if err != nil {
+			return Outcome{}, err
+		}
+		_, err = s.fleet.SubmitTransaction(ctx, actions, nil)
+		if err == nil {
+			seq := snap.seq + 1
+			s.cache.put(pk, &snapshot{cluster: next, rows: rows, seq: seq})
+			if err := s.idx.apply(ctx, indexOps(snap.cluster, next)); err != nil {
+				return Outcome{Result: Committed, Seq: seq}, fmt.Errorf("%w: index update after commit %d: %v", ErrUnavailable, seq, err)
+			}
+			return Outcome{Result: Committed, Seq: seq}, nil
+		}
+		s.cache.drop(pk)
+		switch classify(err) {
+		case classTransient:
+			return Outcome{}, wrapStorage(err)
+		case classInvalid:
+			return Outcome{}, fmt.Errorf("%w: storage refused the rows: %v", ErrRejected, firstLine(err))
+		}
+		// Conflict: either this signal is already in, or another writer moved the
+		// partition on. The audit row tells which.
+		dup, err := s.hasSignal(ctx, pk, sig.ID)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if dup {
+			return s.duplicate(ctx, sig.Cluster)
+		}
+		if attempt >= commitAttempts {
+			return Outcome{}, fmt.Errorf("%w: cluster %s still contended after %d attempts", ErrUnavailable, pk, attempt)
+		}
+		s.log.Debug("commit conflict, reloading", "cluster", pk, "event_id", sig.ID, "attempt", attempt)
+		backoff := time.Duration(rand.Int64N(int64(attempt) * int64(5*time.Millisecond)))
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return Outcome{}, wrapStorage(ctx.Err())
+		}
+	}
+}
+
+// duplicate answers a redelivered signal, repairing the index from the
+// committed state in case the first delivery failed between commit and index.
+func (s *Store) duplicate(ctx context.Context, id fleet.ClusterID) (Outcome, error) {
+	snap, err := s.load(ctx, id)
+	if err != nil {
+		return Outcome{}, err
+	}
+	s.cache.put(id.Key(), snap)
+	if err := s.reconcileIndex(ctx, snap.cluster); err != nil {
+		return Outcome{Result: Duplicate, Seq: snap.seq}, fmt.Errorf("%w: index repair: %v", ErrUnavailable, err)
+	}
+	return Outcome{Result: Duplicate, Seq: snap.seq}, nil
+}
+
+func (s *Store) actions(pk string, snap *snapshot, rows map[string]row, sig fleet.Signal) ([]aztables.TransactionAction, error) {
+	var acts []aztables.TransactionAction
+	add := func(typ aztables.TransactionType, rk string, r row) error {
+		b, err := r.marshal(pk, rk)
+		if err != nil {
+			return fmt.Errorf("%w: encode row %s: %v", ErrRejected, rk, err)
+		}
+		acts = append(acts, aztables.TransactionAction{ActionType: typ, Entity: b})
+		return nil
+	}
+	del := func(rk string) {
+		b, _ := row{}.marshal(pk, rk)
+		acts = append(acts, aztables.TransactionAction{ActionType: aztables.TransactionTypeDelete, Entity: b, IfMatch: to.Ptr(azcore.ETagAny)})
+	}
+	seq := snap.seq + 1
+	// The guard: deleting seq~n fails if another writer already moved past n;
+	// adding seq~n+1 fails if one got to n+1 first (or the partition was created
+	// concurrently).
+	if snap.seq > 0 {
+		del(seqKey(snap.seq))
+	}
+	if err := add(aztables.TransactionTypeAdd, seqKey(seq), row{"Kind": KindSequence, "Seq": seq}); err != nil {
+		return nil, err
+	}
+	if err := add(aztables.TransactionTypeAdd, signalKey(sig.ID), signalRow(sig, seq, s.now())); err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(rows))
+	for rk := range rows {
+		keys = append(keys, rk)
+	}
+	sort.Strings(keys)
+	for _, rk := range keys {
+		if old, ok := snap.rows[rk]; ok && old.equal(rows[rk]) {
+			continue
+		}
+		if err := add(aztables.TransactionTypeInsertReplace, rk, rows[rk]); err != nil {
+			return nil, err
+		}
+	}
+	var gone []string
+	for rk := range snap.rows {
+		if _, ok := rows[rk]; !ok {
+			gone = append(gone, rk)
+		}
+	}
+	sort.Strings(gone)
+	for _, rk := range gone {
+		del(rk)
+	}
+	if len(acts) > maxBatch {
+		return nil, fmt.Errorf("%w: signal %s changes %d rows, more than one transaction holds (%d)", ErrRejected, sig.ID, len(acts), maxBatch)
+	}
+	return acts, nil
+}
+
+// snapshot is a cluster's committed state with the rows that encode it.
+type snapshot struct {
+	cluster *fleet.Cluster
+	rows    map[string]row
+	seq     int64
+}
+
+func (s *Store) snapshot(ctx context.Context, id fleet.ClusterID) (*snapshot, error) {
+	if snap, ok := s.cache.get(id.Key()); ok {
+		return snap, nil
+	}
+	snap, err := s.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.cache.put(id.Key(), snap)
+	return snap, nil
+}
+
+// load reads a cluster's state rows (everything before the audit rows).
+func (s *Store) load(ctx context.Context, id fleet.ClusterID) (*snapshot, error) {
+	pk := id.Key()
+	filter := fmt.Sprintf("PartitionKey eq %s and RowKey lt %s", odataString(pk), odataString(stateRowsEnd))
+	ents, err := s.query(ctx, s.fleet, filter)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", pk, err)
+	}
+	rows := map[string]entity{}
+	var seq int64
+	for _, e := range ents {
+		rk := e.str("RowKey")
+		if strings.HasPrefix(rk, rkSeqPrefix) {
+			if n := e.int("Seq"); n > seq {
+				seq = n
+			}
+			continue
+		}
+		rows[rk] = e
+	}
+	c, err := clusterOf(id, rows)
+	if err != nil {
+		return nil, fmt.Errorf("%w: load %s: %v", ErrUnavailable, pk, err)
+	}
+	if _, ok := rows[rkCluster]; !ok {
+		c.ID = id
+	}
+	return &snapshot{cluster: c, rows: rowsOf(c), seq: seq}, nil
+}
+
+func (s *Store) query(ctx context.Context, c *aztables.Client, filter string) ([]entity, error) {
+	pager := c.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
+	var out []entity
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			if hasCode(err, aztables.TableNotFound) {
+				return nil, fmt.Errorf("%w: table missing (was EnsureTables run?): %v", ErrUnavailable, firstLine(err))
+			}
+			return nil, wrapStorage(err)
+		}
+		for _, b := range page.Entities {
+			e, err := decodeEntity(b)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) hasSignal(ctx context.Context, pk, id string) (bool, error) {
+	_, err := s.fleet.GetEntity(ctx, pk, signalKey(id), nil)
+	switch {
+	case err == nil:
+		return true, nil
+	case hasCode(err, aztables.ResourceNotFound):
+		return false, nil
+	}
+	return false, wrapStorage(err)
+}
+
+// Cluster reads one cluster's current state from storage (never the cache:
+// another instance may have moved it on).
+func (s *Store) Cluster(ctx context.Context, id fleet.ClusterID) (*fleet.Cluster, error) {
+	snap, err := s.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if snap.seq == 0 {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id.Key())
+	}
+	return snap.cluster, nil
+}
+
+func (s *Store) lock(pk string) *sync.Mutex {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(pk))
+	return &s.locks[h.Sum32()%uint32(len(s.locks))]
+}
+
+// odataString quotes a value for an OData filter: the only escape OData string
+// literals have is doubling the single quote. Filters are built only through it.
+func odataString(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
+
+type errClass int
+
+const (
+	classTransient errClass = iota
+	classConflict
+	classInvalid
+)
+
+// Error codes that mean "these rows can never be stored".
+var invalidCodes = []string{
+	"PropertyValueTooLarge", "EntityTooLarge", "InvalidInput", "InvalidValueType", "OutOfRangeInput",
+	"PropertyNameInvalid", "PropertyNameTooLong", "TooManyProperties", "InvalidDuplicateRow",
+	"RequestBodyTooLarge", "KeyValueTooLarge", "InvalidXmlDocument",
+}
+
+// Error codes that mean "the partition is not as we thought".
+var conflictCodes = []string{"EntityAlreadyExists", "ResourceNotFound", "UpdateConditionNotSatisfied"}
+
+// classify sorts a storage error. aztables reports a failed transaction as a
+// ResponseError with status 202 and the failing operation's code only in the
+// body, so batch errors are classified by the codes the message contains.
+func classify(err error) errClass {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		msg := err.Error()
+		switch {
+		case re.StatusCode == 408 || re.StatusCode == 429 || re.StatusCode >= 500:
+			return classTransient
+		case re.StatusCode == 413:
+			return classInvalid
+		}
+		for _, c := range conflictCodes {
+			if re.ErrorCode == c || strings.Contains(msg, c) {
+				return classConflict
+			}
+		}
+		for _, c := range invalidCodes {
+			if re.ErrorCode == c || strings.Contains(msg, c) {
+				return classInvalid
+			}
+		}
+		if re.StatusCode == 400 {
+			return classInvalid
+		}
+		if re.StatusCode == 409 || re.StatusCode == 412 || re.StatusCode == 404 {
+			return classConflict
+		}
+		return classTransient
+	}
+	if strings.Contains(err.Error(), "malformed HTTP response") {
+		// Azurite's answer to an over-long changeset; Azure answers 400.
+		return classInvalid
+	}
+	return classTransient
+}
+
+func hasCode(err error, code aztables.TableErrorCode) bool {
+	var re *azcore.ResponseError
+	return errors.As(err, &re) && re.ErrorCode == string(code)
+}
+
+// wrapStorage marks an error as transient, keeping its first line (the SDK's
+// messages carry whole response bodies).
+func wrapStorage(err error) error {
+	if errors.Is(err, ErrUnavailable) || errors.Is(err, ErrRejected) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return fmt.Errorf("%w: %s", ErrUnavailable, firstLine(err))
+}
+
+func firstLine(err error) string {
+	msg := err.Error()
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		code := re.ErrorCode
+		if code == "" {
+			for _, c := range append(append([]string{}, conflictCodes...), invalidCodes...) {
+				if strings.Contains(msg, c) {
+					code = c
+					break
+				}
+			}
+		}
+		return fmt.Sprintf("status %d %s", re.StatusCode, code)
+	}
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	return msg
+}
