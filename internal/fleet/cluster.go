@@ -30,8 +30,10 @@ type Cluster struct {
 	NodeOSUpgradeChannel string
 	ProvisioningState    string
 	Tags                 map[string]string
+	ProfileAt            Stamp // newest profile applied
 	Deleted              bool
-	Observed             Stamp // newest profile or deletion applied
+	Presence             Stamp // newest observation of the cluster existing or deleted
+	PoolsListed          Stamp // newest profile that listed the agent pools
 
 	// From NewKubernetesVersionAvailable.
 	Versions   KubernetesVersions
@@ -72,11 +74,16 @@ func (s Stamp) Before(o Stamp) bool {
 func (s Stamp) IsZero() bool { return s.At.IsZero() && s.SignalID == "" }
 
 // Pool is one agent pool.
+//
+// What a pool is (Spec) and whether it exists (Removed) are observed
+// separately: a newer deletion must not erase an older spec, and an older
+// payload must not resurrect a pool a newer one dropped.
 type Pool struct {
 	Name     string
 	Spec     PoolProfile
+	SpecAt   Stamp // newest spec applied
 	Removed  bool
-	Observed Stamp // newest profile or deletion applied
+	Presence Stamp // newest observation of the pool existing or removed
 
 	// Derived from the pool's upgrades.
 	RollingState  string    // RollingIdle|RollingActive|RollingSucceeded|RollingFailed
@@ -161,6 +168,7 @@ func Apply(c *Cluster, s Signal) error {
 				return nil
 			}
 		}
+		p.observePresence(true, at) // a pool that rolls exists
 		c.derivePool(p.Name, &SignalRef{ID: s.ID, Kind: s.Kind, Time: s.Time})
 	case KindVersionsAvailable:
 		if s.Versions != nil && c.VersionsAt.Before(at) {
@@ -185,28 +193,24 @@ func Apply(c *Cluster, s Signal) error {
 		}
 		c.applyProfile(*s.Profile, at)
 	case KindClusterDeleted:
-		if c.Observed.Before(at) {
-			c.Deleted, c.Observed = true, at
+		if c.Presence.Before(at) {
+			c.Deleted, c.Presence = true, at
 		}
 	case KindPoolUpdated:
 		if s.PoolSpec == nil || !ValidPoolName(s.PoolSpec.Name) {
 			return fmt.Errorf("apply %s: missing or invalid pool", s.Kind)
 		}
 		p := c.pool(s.PoolSpec.Name)
-		if p.Observed.Before(at) {
-			p.Spec, p.Removed, p.Observed = *s.PoolSpec, false, at
-			p.Spec.Name = p.Name
-			c.derivePool(p.Name, nil)
-		}
+		p.observeSpec(*s.PoolSpec, at)
+		p.observePresence(true, at)
+		c.derivePool(p.Name, nil)
 	case KindPoolDeleted:
 		if !ValidPoolName(s.Pool) {
 			return fmt.Errorf("apply %s: invalid pool name %q", s.Kind, s.Pool)
 		}
 		p := c.pool(s.Pool)
-		if p.Observed.Before(at) {
-			p.Removed, p.Observed = true, at
-			c.derivePool(p.Name, nil)
-		}
+		p.observePresence(false, at)
+		c.derivePool(p.Name, nil)
 	case KindUnsupported:
 		// Recorded by the store; nothing to fold in.
 	default:
@@ -215,33 +219,56 @@ func Apply(c *Cluster, s Signal) error {
 	return nil
 }
 
+// pool returns the named pool, creating it if needed. A pool first heard of
+// now was absent from the newest pool listing seen so far (else it would be
+// known), which is an observation of its removal at that listing's time.
 func (c *Cluster) pool(name string) *Pool {
 	key := strings.ToLower(name)
 	p, ok := c.Pools[key]
 	if !ok {
 		p = &Pool{Name: key, RollingState: RollingIdle}
+		if !c.PoolsListed.IsZero() {
+			p.observePresence(false, c.PoolsListed)
+		}
 		c.Pools[key] = p
 	}
 	return p
 }
 
-func (c *Cluster) applyProfile(pr ClusterProfile, at Stamp) {
-	if !c.Observed.Before(at) {
-		return
+func (p *Pool) observeSpec(spec PoolProfile, at Stamp) {
+	if p.SpecAt.Before(at) {
+		p.Spec, p.SpecAt = spec, at
+		p.Spec.Name = p.Name
 	}
-	c.Observed, c.Deleted = at, false
-	c.Location = pr.Location
-	c.KubernetesVersion = pr.KubernetesVersion
-	c.UpgradeChannel = pr.UpgradeChannel
-	c.NodeOSUpgradeChannel = pr.NodeOSUpgradeChannel
-	c.ProvisioningState = pr.ProvisioningState
-	c.Tags = map[string]string{}
-	for k, v := range pr.Tags {
-		c.Tags[k] = v
+}
+
+func (p *Pool) observePresence(present bool, at Stamp) {
+	if p.Presence.Before(at) {
+		p.Removed, p.Presence = !present, at
+	}
+}
+
+func (c *Cluster) applyProfile(pr ClusterProfile, at Stamp) {
+	if c.ProfileAt.Before(at) {
+		c.ProfileAt = at
+		c.Location = pr.Location
+		c.KubernetesVersion = pr.KubernetesVersion
+		c.UpgradeChannel = pr.UpgradeChannel
+		c.NodeOSUpgradeChannel = pr.NodeOSUpgradeChannel
+		c.ProvisioningState = pr.ProvisioningState
+		c.Tags = map[string]string{}
+		for k, v := range pr.Tags {
+			c.Tags[k] = v
+		}
+	}
+	if c.Presence.Before(at) {
+		c.Deleted, c.Presence = false, at
 	}
 	if pr.Pools == nil {
 		return
 	}
+	// Pools are observed whatever the age of the payload: each observation
+	// only wins over older ones, so arrival order does not matter.
 	listed := map[string]bool{}
 	for _, spec := range pr.Pools {
 		if !ValidPoolName(spec.Name) {
@@ -249,18 +276,20 @@ func (c *Cluster) applyProfile(pr ClusterProfile, at Stamp) {
 		}
 		p := c.pool(spec.Name)
 		listed[p.Name] = true
-		if p.Observed.Before(at) {
-			p.Spec, p.Removed, p.Observed = spec, false, at
-			p.Spec.Name = p.Name
-			c.derivePool(p.Name, nil)
-		}
+		p.observeSpec(spec, at)
+		p.observePresence(true, at)
 	}
 	// A cluster payload lists every pool: one that is missing was removed.
 	for name, p := range c.Pools {
-		if !listed[name] && !p.Removed && p.Observed.Before(at) {
-			p.Removed, p.Observed = true, at
-			c.derivePool(name, nil)
+		if !listed[name] {
+			p.observePresence(false, at)
 		}
+	}
+	if c.PoolsListed.Before(at) {
+		c.PoolsListed = at
+	}
+	for name := range c.Pools {
+		c.derivePool(name, nil)
 	}
 }
 
@@ -343,8 +372,8 @@ func (c *Cluster) derivePool(pool string, extra *SignalRef) {
 		}
 	}
 	p := c.Pools[pool]
-	if open != nil && p.Removed && open.StartedAt.Before(p.Observed.At) {
-		open.Outcome, open.EndedAt = OutcomeCanceled, p.Observed.At
+	if open != nil && p.Removed && open.StartedAt.Before(p.Presence.At) {
+		open.Outcome, open.EndedAt = OutcomeCanceled, p.Presence.At
 	}
 
 	p.RollingState, p.RollingSince, p.LatestUpgrade = RollingIdle, time.Time{}, ""

@@ -162,7 +162,9 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 	}
 	setTime(head, "FirstEventAt", c.FirstEventAt)
 	setTime(head, "LastEventAt", c.LastEventAt)
-	setStamp(head, "Profile", c.Observed)
+	setStamp(head, "Profile", c.ProfileAt)
+	setStamp(head, "Presence", c.Presence)
+	setStamp(head, "PoolsListed", c.PoolsListed)
 	setStamp(head, "Versions", c.VersionsAt)
 	setStamp(head, "Support", c.SupportAt)
 	out[rkCluster] = head
@@ -189,7 +191,8 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 			"LatestUpgrade":       p.LatestUpgrade,
 		}
 		setTime(r, "RollingSince", p.RollingSince)
-		setStamp(r, "Observed", p.Observed)
+		setStamp(r, "Spec", p.SpecAt)
+		setStamp(r, "Presence", p.Presence)
 		out[rkPoolPrefix+p.Name] = r
 	}
 	for _, u := range c.Upgrades {
@@ -243,7 +246,9 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 			}
 		}
 		c.Deleted = head.bool("Deleted")
-		c.Observed = head.stamp("Profile")
+		c.ProfileAt = head.stamp("Profile")
+		c.Presence = head.stamp("Presence")
+		c.PoolsListed = head.stamp("PoolsListed")
 		c.Support = head.str("Support")
 		c.SupportVersion = head.str("SupportVersion")
 		c.SupportAt = head.stamp("Support")
@@ -269,8 +274,9 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 					MaxUnavailable: e.str("MaxUnavailable"), DrainTimeoutMinutes: int(e.int("DrainTimeoutMinutes")),
 					NodeSoakMinutes: int(e.int("NodeSoakMinutes")), UndrainableBehavior: e.str("UndrainableBehavior"),
 				},
+				SpecAt:        e.stamp("Spec"),
 				Removed:       e.bool("Removed"),
-				Observed:      e.stamp("Observed"),
+				Presence:      e.stamp("Presence"),
 				RollingState:  e.str("RollingState"),
 				RollingSince:  e.time("RollingSince"),
 				LatestUpgrade: e.str("LatestUpgrade"),

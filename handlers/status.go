@@ -1,0 +1,240 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/upgradewatch/upgradewatch/internal/fleet"
+	"github.com/upgradewatch/upgradewatch/internal/host"
+	"github.com/upgradewatch/upgradewatch/internal/state"
+)
+
+// FunctionStatus is the Status function: GET /api/clusters[/{sub}/{rg}/{name}].
+const FunctionStatus = "Status"
+
+// recentUpgrades is how many operations a cluster's status lists.
+const recentUpgrades = 25
+
+type clusterJSON struct {
+	Key                  string            `json:"key"`
+	SubscriptionID       string            `json:"subscriptionId"`
+	ResourceGroup        string            `json:"resourceGroup"`
+	Name                 string            `json:"name"`
+	ResourceID           string            `json:"resourceId"`
+	Location             string            `json:"location,omitempty"`
+	UpgradeChannel       string            `json:"upgradeChannel"`
+	NodeOSUpgradeChannel string            `json:"nodeOSUpgradeChannel"`
+	KubernetesVersion    string            `json:"kubernetesVersion"`
+	Pools                int               `json:"pools"`
+	RollingPools         int               `json:"rollingPools"`
+	Deleted              bool              `json:"deleted,omitempty"`
+	Support              string            `json:"support,omitempty"`
+	SupportVersion       string            `json:"supportVersion,omitempty"`
+	Tags                 map[string]string `json:"tags,omitempty"`
+	Signals              int64             `json:"signals,omitempty"`
+	FirstEventAt         *time.Time        `json:"firstEventAt,omitempty"`
+	LastEventAt          *time.Time        `json:"lastEventAt,omitempty"`
+	LatestVersions       *versionsJSON     `json:"latestKubernetesVersions,omitempty"`
+}
+
+type versionsJSON struct {
+	Supported string `json:"supported,omitempty"`
+	Stable    string `json:"stable,omitempty"`
+	LowestMin string `json:"lowestMinor,omitempty"`
+	Preview   string `json:"preview,omitempty"`
+}
+
+type poolJSON struct {
+	Name                string     `json:"name"`
+	Mode                string     `json:"mode,omitempty"`
+	OSType              string     `json:"osType,omitempty"`
+	OSSKU               string     `json:"osSku,omitempty"`
+	VMSize              string     `json:"vmSize,omitempty"`
+	Count               int        `json:"count"`
+	NodeImageVersion    string     `json:"nodeImageVersion,omitempty"`
+	OrchestratorVersion string     `json:"orchestratorVersion,omitempty"`
+	MaxSurge            string     `json:"maxSurge,omitempty"`
+	DrainTimeoutMinutes int        `json:"drainTimeoutMinutes,omitempty"`
+	RollingState        string     `json:"rollingState"`
+	RollingSince        *time.Time `json:"rollingSince,omitempty"`
+	LatestUpgrade       string     `json:"latestUpgrade,omitempty"`
+	Removed             bool       `json:"removed,omitempty"`
+}
+
+type upgradeJSON struct {
+	Key       string            `json:"key"`
+	Pool      string            `json:"pool"`
+	Outcome   string            `json:"outcome"`
+	StartedAt *time.Time        `json:"startedAt,omitempty"`
+	EndedAt   *time.Time        `json:"endedAt,omitempty"`
+	Signals   []fleet.SignalRef `json:"signals"`
+}
+
+type scheduledJSON struct {
+	EventID        string     `json:"eventId"`
+	Status         string     `json:"status"`
+	UpgradeType    string     `json:"upgradeType"`
+	Source         string     `json:"source,omitempty"`
+	Description    string     `json:"description,omitempty"`
+	Details        string     `json:"details,omitempty"`
+	ScheduledTime  *time.Time `json:"scheduledTime,omitempty"`
+	StartTime      *time.Time `json:"startTime,omitempty"`
+	LastUpdateTime *time.Time `json:"lastUpdateTime,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// listClusters: GET /api/clusters, the fleet from the index.
+func (s *Server) listClusters(w http.ResponseWriter, r *http.Request) {
+	list, err := s.store.Clusters(r.Context())
+	if err != nil {
+		s.log.Error("list clusters failed", "function", FunctionStatus, "error", err)
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "state storage unavailable; try again"})
+		return
+	}
+	out := make([]clusterJSON, 0, len(list))
+	for _, c := range list {
+		out = append(out, clusterJSON{
+			Key: c.Key, SubscriptionID: c.SubscriptionID, ResourceGroup: c.ResourceGroup, Name: c.Name,
+			ResourceID: c.ResourceID, Location: c.Location, UpgradeChannel: c.UpgradeChannel,
+			NodeOSUpgradeChannel: c.NodeOSUpgradeChannel, KubernetesVersion: c.KubernetesVersion,
+			Pools: c.Pools, RollingPools: c.RollingPools, Deleted: c.Deleted, Support: c.Support,
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"count": len(out), "clusters": out})
+}
+
+// getCluster: GET /api/clusters/{subscriptionId}/{resourceGroup}/{clusterName}.
+func (s *Server) getCluster(w http.ResponseWriter, r *http.Request) {
+	id, err := fleet.NewClusterID(r.PathValue("subscriptionId"), r.PathValue("resourceGroup"), r.PathValue("clusterName"))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
+		return
+	}
+	c, err := s.store.Cluster(r.Context(), id)
+	switch {
+	case errors.Is(err, state.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "no state for cluster " + id.ResourceID()})
+		return
+	case err != nil:
+		s.log.Error("read cluster failed", "function", FunctionStatus, "cluster", id.Key(), "error", err)
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "state storage unavailable; try again"})
+		return
+	}
+	writeJSON(w, http.StatusOK, clusterDetail(c))
+}
+
+func clusterDetail(c *fleet.Cluster) map[string]any {
+	pools := make([]poolJSON, 0, len(c.Pools))
+	rolling, live := 0, 0
+	for _, p := range c.SortedPools() {
+		if p.RollingState == fleet.RollingActive {
+			rolling++
+		}
+		if !p.Removed {
+			live++
+		}
+		pools = append(pools, poolJSON{
+			Name: p.Name, Mode: p.Spec.Mode, OSType: p.Spec.OSType, OSSKU: p.Spec.OSSKU, VMSize: p.Spec.VMSize,
+			Count: p.Spec.Count, NodeImageVersion: p.Spec.NodeImageVersion, OrchestratorVersion: p.Spec.OrchestratorVersion,
+			MaxSurge: p.Spec.MaxSurge, DrainTimeoutMinutes: p.Spec.DrainTimeoutMinutes,
+			RollingState: p.RollingState, RollingSince: timePtr(p.RollingSince), LatestUpgrade: p.LatestUpgrade,
+			Removed: p.Removed,
+		})
+	}
+	ups := []upgradeJSON{}
+	for _, u := range c.RecentUpgrades(recentUpgrades) {
+		ups = append(ups, upgradeJSON{Key: u.Key, Pool: u.Pool, Outcome: u.Outcome,
+			StartedAt: timePtr(u.StartedAt), EndedAt: timePtr(u.EndedAt), Signals: u.Signals})
+	}
+	sched := []scheduledJSON{}
+	for _, e := range sortedScheduled(c) {
+		sched = append(sched, scheduledJSON{EventID: e.EventID, Status: e.Status, UpgradeType: e.UpgradeType,
+			Source: e.Source, Description: e.Description, Details: e.Details, ScheduledTime: timePtr(e.ScheduledTime),
+			StartTime: timePtr(e.StartTime), LastUpdateTime: timePtr(e.LastUpdateTime)})
+	}
+	cj := clusterJSON{
+		Key: c.ID.Key(), SubscriptionID: c.ID.SubscriptionID, ResourceGroup: c.ID.ResourceGroup, Name: c.ID.Name,
+		ResourceID: c.ID.ResourceID(), Location: c.Location, UpgradeChannel: c.UpgradeChannel,
+		NodeOSUpgradeChannel: c.NodeOSUpgradeChannel, KubernetesVersion: c.KubernetesVersion,
+		Pools: live, RollingPools: rolling, Deleted: c.Deleted, Support: c.Support, SupportVersion: c.SupportVersion,
+		Tags: c.Tags, Signals: c.Signals, FirstEventAt: timePtr(c.FirstEventAt), LastEventAt: timePtr(c.LastEventAt),
+	}
+	if c.Versions != (fleet.KubernetesVersions{}) {
+		cj.LatestVersions = &versionsJSON{Supported: c.Versions.LatestSupported, Stable: c.Versions.LatestStable,
+			LowestMin: c.Versions.LowestMinor, Preview: c.Versions.LatestPreview}
+	}
+	return map[string]any{"cluster": cj, "pools": pools, "upgrades": ups, "scheduledEvents": sched}
+}
+
+func sortedScheduled(c *fleet.Cluster) []*fleet.ScheduledState {
+	out := make([]*fleet.ScheduledState, 0, len(c.Scheduled))
+	for _, e := range c.Scheduled {
+		out = append(out, e)
+	}
+	// Newest first.
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j-1].Observed.Before(out[j].Observed); j-- {
+			out[j-1], out[j] = out[j], out[j-1]
+		}
+	}
+	return out
+}
+
+// statusEnvelope serves the Status function when the host does not forward the
+// raw request (forwarding off): the request arrives as Data.req and the answer
+// goes back as Outputs.res.
+func (s *Server) statusEnvelope(w http.ResponseWriter, r *http.Request) {
+	req, _, err := host.DecodeRequest(r.Body, s.maxBody)
+	if err != nil {
+		host.WriteResponse(w, http.StatusOK, host.InvokeResponse{
+			Outputs: map[string]any{"res": map[string]any{"statusCode": "400", "body": errorBody{Error: err.Error()},
+				"headers": map[string]string{"Content-Type": "application/json"}}}})
+		return
+	}
+	var hr struct {
+		URL    string `json:"Url"`
+		Method string `json:"Method"`
+	}
+	raw, err := req.Binding("req")
+	if err == nil {
+		err = json.Unmarshal(raw, &hr)
+	}
+	u, perr := url.Parse(hr.URL)
+	if err != nil || perr != nil || hr.URL == "" {
+		host.WriteResponse(w, http.StatusOK, host.InvokeResponse{
+			Outputs: map[string]any{"res": map[string]any{"statusCode": "400",
+				"body":    errorBody{Error: "Status invocation carries no request URL"},
+				"headers": map[string]string{"Content-Type": "application/json"}}}})
+		return
+	}
+	method := strings.ToUpper(hr.Method)
+	if method == "" {
+		method = http.MethodGet
+	}
+	inner := httptest.NewRequestWithContext(r.Context(), method, u.RequestURI(), nil)
+	rec := httptest.NewRecorder()
+	if strings.HasPrefix(u.Path, "/api/") {
+		s.mux.ServeHTTP(rec, inner)
+	} else {
+		s.apiNotFound(rec, inner)
+	}
+	var body any
+	if json.Unmarshal(rec.Body.Bytes(), &body) != nil {
+		body = rec.Body.String()
+	}
+	host.WriteResponse(w, http.StatusOK, host.InvokeResponse{Outputs: map[string]any{"res": map[string]any{
+		"statusCode": strconv.Itoa(rec.Code), "body": body,
+		"headers": map[string]string{"Content-Type": "application/json; charset=utf-8"}}}})
+}
