@@ -257,9 +257,9 @@ func TestStatusAPI(t *testing.T) {
 
 	for path, want := range map[string]int{
 		"/api/clusters/6f1c2a3b-4d5e-4f60-8a71-92b3c4d5e6f7/rg/aks'1":                400,
-		"/api/clusters/not-a-guid/rg/aks1":                                          400,
+		"/api/clusters/not-a-guid/rg/aks1":                                           400,
 		"/api/clusters/6f1c2a3b-4d5e-4f60-8a71-92b3c4d5e6f7/rg-payments-prod/absent": 404,
-		"/api/clusters/a/b":                                                          404,
+		"/api/clusters/a/b": 404,
 	} {
 		code, body := get(path)
 		if code != want || body["error"] == "" {

@@ -51,11 +51,30 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// syncBuffer collects a child's output; the exec package writes it from its
+// own goroutine while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // proc is one running handler process.
 type proc struct {
 	URL     string
 	cmd     *exec.Cmd
-	log     *bytes.Buffer
+	log     *syncBuffer
 	readyIn time.Duration
 }
 
@@ -83,7 +102,7 @@ func startHandler(t testing.TB, endpoint, prefix string) *proc {
 		"UPGRADEWATCH_STORAGE_TIMEOUT=2s",
 		"UPGRADEWATCH_LOG_LEVEL=info",
 	)
-	p := &proc{URL: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd, log: &bytes.Buffer{}}
+	p := &proc{URL: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd, log: &syncBuffer{}}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	start := time.Now()
 	if err := cmd.Start(); err != nil {

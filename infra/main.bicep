@@ -1,0 +1,367 @@
+// upgradewatch production deployment: one Flex Consumption function app running
+// the Go custom handler, its storage account (state tables + host storage), a
+// user-assigned identity instead of any key, Application Insights, and an Event
+// Grid system topic + subscription per watched AKS cluster.
+//
+// Deploy twice: first with subscribeEvents=false, then publish the code (the
+// AksEvents function must exist before Event Grid can validate the endpoint),
+// then again with subscribeEvents=true. See README.md.
+
+targetScope = 'resourceGroup'
+
+@description('Base name for every resource (lowercase letters, digits, hyphens).')
+@minLength(3)
+@maxLength(20)
+param name string = 'upgradewatch'
+
+@description('Region for the app and its storage. Must offer Flex Consumption.')
+param location string = resourceGroup().location
+
+@description('Resource IDs of the AKS clusters to watch (any resource group or subscription in this tenant).')
+param clusterIds array = []
+
+@description('Create the Event Grid subscriptions. Leave false until the function code is published.')
+param subscribeEvents bool = false
+
+@description('Dead-letter undeliverable events to the eventgrid-deadletter container.')
+param deadLetterEnabled bool = true
+
+@description('Event Grid output schema. The handler accepts both.')
+@allowed([
+  'EventGridSchema'
+  'CloudEventSchemaV1_0'
+])
+param eventDeliverySchema string = 'EventGridSchema'
+
+@description('Also create the subscription-scope ARN topics (ScheduledEventEmitted, Resources.CreatedOrUpdated) for this subscription.')
+param watchSubscriptionEvents bool = false
+
+@description('Storage redundancy.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+param storageSku string = 'Standard_ZRS'
+
+@description('Flex Consumption scale-out limit.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Flex Consumption instance size.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('UPGRADEWATCH_TABLE_PREFIX: prefix for the handler\'s table names.')
+param tablePrefix string = ''
+
+@description('UPGRADEWATCH_LOG_LEVEL.')
+@allowed([
+  'debug'
+  'info'
+  'warn'
+  'error'
+])
+param logLevel string = 'info'
+
+@description('Log Analytics retention in days.')
+@minValue(30)
+@maxValue(730)
+param logRetentionDays int = 30
+
+param tags object = {
+  app: 'upgradewatch'
+}
+
+// ---------------------------------------------------------------------------
+// Names
+
+var token = uniqueString(resourceGroup().id, name)
+var storageName = take('st${replace(toLower(name), '-', '')}${token}', 24)
+var deploymentContainerName = 'app-package'
+var deadLetterContainerName = 'eventgrid-deadletter'
+var eventFunctionName = 'AksEvents'
+
+// Built-in role definition IDs.
+var roles = {
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+}
+
+// What the app identity needs on the storage account:
+// blob owner for the host (keys, leases, timers) and the Flex deployment package,
+// queue contributor for host internals, table contributor for upgradewatch state.
+var appStorageRoles = [
+  roles.storageBlobDataOwner
+  roles.storageQueueDataContributor
+  roles.storageTableDataContributor
+]
+
+// ---------------------------------------------------------------------------
+// Identities
+
+resource appIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: 'id-${name}-${token}'
+  location: location
+  tags: tags
+}
+
+// Event Grid writes dead letters with its own identity, because shared-key
+// access to the storage account is disabled.
+resource eventGridIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: 'id-${name}-eventgrid-${token}'
+  location: location
+  tags: tags
+}
+
+// ---------------------------------------------------------------------------
+// Storage
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: storageName
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: storageSku
+  }
+  properties: {
+    accessTier: 'Hot'
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    allowCrossTenantReplication: false
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+
+  resource blobService 'blobServices' = {
+    name: 'default'
+
+    resource deploymentContainer 'containers' = {
+      name: deploymentContainerName
+      properties: {
+        publicAccess: 'None'
+      }
+    }
+
+    resource deadLetterContainer 'containers' = {
+      name: deadLetterContainerName
+      properties: {
+        publicAccess: 'None'
+      }
+    }
+  }
+}
+
+resource appStorageRoleAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for roleId in appStorageRoles: {
+    name: guid(storage.id, appIdentity.id, roleId)
+    scope: storage
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
+      principalId: appIdentity.properties.principalId
+      principalType: 'ServicePrincipal'
+    }
+  }
+]
+
+resource deadLetterRoleAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage::blobService::deadLetterContainer.id, eventGridIdentity.id, roles.storageBlobDataContributor)
+  scope: storage::blobService::deadLetterContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: eventGridIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Monitoring: Entra-only ingestion, so the connection string is not a credential.
+
+resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: 'log-${name}-${token}'
+  location: location
+  tags: tags
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    retentionInDays: logRetentionDays
+  }
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
+  name: 'appi-${name}-${token}'
+  location: location
+  tags: tags
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: logs.id
+    DisableLocalAuth: true
+  }
+}
+
+resource appInsightsRoleAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, appIdentity.id, roles.monitoringMetricsPublisher)
+  scope: appInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+    principalId: appIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Function app (Flex Consumption, Linux, custom handler)
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: 'plan-${name}-${token}'
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource app 'Microsoft.Web/sites@2024-04-01' = {
+  name: 'func-${name}-${token}'
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${appIdentity.id}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: appIdentity.id
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      // Unverified: the Flex runtime object for custom handlers. Check with
+      // `az functionapp list-flexconsumption-runtimes --location <region> --runtime custom`.
+      runtime: {
+        name: 'custom'
+        version: '1.0'
+      }
+    }
+  }
+  dependsOn: [
+    appStorageRoleAssignments
+    storage::blobService::deploymentContainer
+  ]
+
+  // Flex does not accept FUNCTIONS_WORKER_RUNTIME; the runtime comes from functionAppConfig.
+  resource appSettings 'config' = {
+    name: 'appsettings'
+    properties: {
+      AzureWebJobsStorage__accountName: storage.name
+      AzureWebJobsStorage__credential: 'managedidentity'
+      AzureWebJobsStorage__clientId: appIdentity.properties.clientId
+      APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
+      APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${appIdentity.properties.clientId};Authorization=AAD'
+      UPGRADEWATCH_STORAGE: 'AzureWebJobsStorage'
+      UPGRADEWATCH_TABLE_PREFIX: tablePrefix
+      UPGRADEWATCH_LOG_LEVEL: logLevel
+      UPGRADEWATCH_MAX_BODY_BYTES: '1048576'
+      UPGRADEWATCH_STATE_CACHE: '2000'
+      UPGRADEWATCH_STORAGE_TIMEOUT: '10s'
+    }
+    dependsOn: [
+      appInsightsRoleAssignment
+    ]
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Event Grid: one system topic per cluster, created in the cluster's own
+// resource group and region.
+
+var eventFunctionId = '${app.id}/functions/${eventFunctionName}'
+var deadLetter = {
+  enabled: deadLetterEnabled
+  identityId: eventGridIdentity.id
+  storageAccountId: storage.id
+  containerName: deadLetterContainerName
+}
+
+module clusterTopics 'cluster-topic.bicep' = [
+  for (clusterId, i) in clusterIds: {
+    name: take('upgradewatch-aks-${i}-${uniqueString(clusterId)}', 64)
+    scope: resourceGroup(split(clusterId, '/')[2], split(clusterId, '/')[4])
+    params: {
+      clusterName: last(split(clusterId, '/'))
+      functionResourceId: eventFunctionId
+      subscribe: subscribeEvents
+      eventDeliverySchema: eventDeliverySchema
+      deadLetter: deadLetter
+      tags: tags
+    }
+    dependsOn: [
+      deadLetterRoleAssignment
+    ]
+  }
+]
+
+module subscriptionTopics 'subscription-topics.bicep' = if (watchSubscriptionEvents) {
+  name: take('upgradewatch-arn-${token}', 64)
+  params: {
+    functionResourceId: eventFunctionId
+    subscribe: subscribeEvents
+    eventDeliverySchema: eventDeliverySchema
+    deadLetter: deadLetter
+    tags: tags
+  }
+  dependsOn: [
+    deadLetterRoleAssignment
+  ]
+}
+
+// ---------------------------------------------------------------------------
+
+output functionAppName string = app.name
+output functionAppHostName string = app.properties.defaultHostName
+output aksEventsFunctionId string = eventFunctionId
+output storageAccountName string = storage.name
+output appIdentityPrincipalId string = appIdentity.properties.principalId
+output eventGridIdentityId string = eventGridIdentity.id

@@ -1,0 +1,180 @@
+package timeline
+
+import (
+	"time"
+
+	"github.com/upgradewatch/upgradewatch/internal/fleet"
+)
+
+// Demo subscriptions, tenant and operator.
+const (
+	demoSubPayments  = "3f2b8c1e-7d4a-4e29-9b6f-0a1c5d8e2f47"
+	demoSubAnalytics = "b71d04a9-52e3-4c8f-a6d2-9e13f07c4b58"
+	demoTenant       = "8e4c2a71-3b5d-4f6a-9c0e-1d2f3a4b5c6d"
+	demoPrincipal    = "5a9e0c3d-2b7f-4e18-8d6a-7c1b0f9e4a23"
+)
+
+// Demo returns a hand-designed three-week scenario over four clusters in two
+// subscriptions, starting 2026-11-02, in time order:
+//
+//   - aks-payments-weu (NodeImage, CloudEvents): weekly Tuesday rolls of
+//     system and payments (Azure Linux); the payments image advances after the
+//     first roll (agentPools CreatedOrUpdated); a Communication Manager
+//     Scheduled → Started → Completed lifecycle in week 2; in week 3 payments
+//     starts rolling and never ends.
+//   - aks-checkout-neu (SecurityPatch with a Windows pool, Event Grid schema,
+//     lower-cased topic provider): weekly Wednesday rolls of system; in week 2
+//     the roll fails (scheduled event Failed with JSON-string details) and an
+//     operator retry succeeds a day later.
+//   - aks-analytics-eus (None, Event Grid schema): support ending for 1.31, a
+//     manual node-image upgrade of spark, and the batch pool deleted.
+//   - aks-platform-wus2 (Unmanaged, CloudEvents): a cluster PUT seen as an
+//     (unsupported) ResourceWriteSuccess plus the CreatedOrUpdated it caused,
+//     and new Kubernetes versions available.
+//
+// Resource Notifications arrive per subscription: payments in Event Grid
+// schema, analytics in CloudEvents.
+func Demo() []Event {
+	s := &stream{ids: ids{prefix: "demo"}}
+	oct13 := time.Date(2026, 10, 13, 0, 0, 0, 0, time.UTC)
+
+	payments := &cluster{
+		id:       mustClusterID(demoSubPayments, "rg-payments-prod", "aks-payments-weu"),
+		location: "westeurope", k8s: "1.33.5", upgradeChannel: "patch", nodeOSChannel: "NodeImage",
+		tags:      map[string]string{"env": "prod", "team": "payments", "costCenter": "cc-4711"},
+		aksSchema: SchemaCloudEvents, arnSchema: SchemaEventGrid,
+		pools: []pool{
+			{name: "system", mode: "System", osType: "Linux", osSKU: "Ubuntu", vmSize: "Standard_D4ds_v5", count: 3, image: nodeImage("Ubuntu", oct13)},
+			{name: "payments", mode: "User", osType: "Linux", osSKU: "AzureLinux", vmSize: "Standard_D8ds_v5", count: 6, image: nodeImage("AzureLinux", oct13)},
+		},
+	}
+	checkout := &cluster{
+		id:       mustClusterID(demoSubPayments, "rg-checkout-prod", "aks-checkout-neu"),
+		location: "northeurope", k8s: "1.33.5", upgradeChannel: "stable", nodeOSChannel: "SecurityPatch",
+		tags:      map[string]string{"env": "prod", "team": "checkout"},
+		aksSchema: SchemaEventGrid, arnSchema: SchemaEventGrid, lowerTopic: true,
+		pools: []pool{
+			{name: "system", mode: "System", osType: "Linux", osSKU: "Ubuntu", vmSize: "Standard_D4ds_v5", count: 3, image: nodeImage("Ubuntu", oct13)},
+			{name: "win22", mode: "User", osType: "Windows", osSKU: "Windows2022", vmSize: "Standard_D4s_v5", count: 2, image: "AKSWindows-2022-containerd-20348.4294.251014"},
+		},
+	}
+	analytics := &cluster{
+		id:       mustClusterID(demoSubAnalytics, "rg-analytics-dev", "aks-analytics-eus"),
+		location: "eastus", k8s: "1.31.13", upgradeChannel: "none", nodeOSChannel: "None",
+		tags:      map[string]string{"env": "dev", "team": "analytics"},
+		aksSchema: SchemaEventGrid, arnSchema: SchemaCloudEvents,
+		pools: []pool{
+			{name: "system", mode: "System", osType: "Linux", osSKU: "Ubuntu", vmSize: "Standard_D4ds_v5", count: 3, image: "AKSUbuntu-2204gen2containerd-202608.25.0"},
+			{name: "spark", mode: "User", osType: "Linux", osSKU: "Ubuntu", vmSize: "Standard_E8ds_v5", count: 4, image: "AKSUbuntu-2204gen2containerd-202608.25.0"},
+			{name: "batch", mode: "User", osType: "Linux", osSKU: "Ubuntu", vmSize: "Standard_D16ds_v5", count: 2, image: "AKSUbuntu-2204gen2containerd-202608.25.0"},
+		},
+	}
+	platform := &cluster{
+		id:       mustClusterID(demoSubAnalytics, "rg-platform-shared", "aks-platform-wus2"),
+		location: "westus2", k8s: "1.34.1", upgradeChannel: "rapid", nodeOSChannel: "Unmanaged",
+		tags:      map[string]string{"env": "shared", "team": "platform"},
+		aksSchema: SchemaCloudEvents, arnSchema: SchemaCloudEvents,
+		pools: []pool{
+			{name: "system", mode: "System", osType: "Linux", osSKU: "Ubuntu", vmSize: "Standard_D4ds_v5", count: 3, image: "AKSUbuntu-2204gen2containerd-202609.22.0"},
+			{name: "tools", mode: "User", osType: "Linux", osSKU: "AzureLinux", vmSize: "Standard_D4ds_v5", count: 2, image: "AKSAzureLinux-V3gen2-202609.22.0"},
+		},
+	}
+
+	// Day 0: the first payload of every cluster.
+	s.clusterSnapshot(payments, at("2026-11-02T06:10:41.3301127Z"))
+	s.clusterSnapshot(checkout, at("2026-11-02T06:11:05.0917342Z"))
+	s.clusterSnapshot(analytics, at("2026-11-02T06:12:19.8843216Z"))
+	s.clusterSnapshot(platform, at("2026-11-02T06:12:58.2210454Z"))
+
+	// Week 1.
+	s.rolling(payments, TypeNodePoolRollingStarted, "system", at("2026-11-03T01:02:13.4821930Z"))
+	s.rolling(payments, TypeNodePoolRollingSucceeded, "system", at("2026-11-03T01:38:47.1093355Z"))
+	s.rolling(payments, TypeNodePoolRollingStarted, "payments", at("2026-11-03T01:40:02.7765018Z"))
+	s.rolling(payments, TypeNodePoolRollingSucceeded, "payments", at("2026-11-03T02:31:55.6042871Z"))
+	pp := payments.pool("payments")
+	pp.image = nodeImage("AzureLinux", time.Date(2026, 10, 20, 0, 0, 0, 0, time.UTC))
+	s.poolSnapshot(payments, *pp, at("2026-11-03T02:32:30.9015526Z"))
+
+	s.rolling(checkout, TypeNodePoolRollingStarted, "system", at("2026-11-04T02:03:21.2209813Z"))
+	s.rolling(checkout, TypeNodePoolRollingSucceeded, "system", at("2026-11-04T02:29:48.5531907Z"))
+
+	s.supportEnding(analytics, "1.31.13", at("2026-11-05T09:00:12.0000000Z"))
+
+	platform.tags["owner"] = "platform-oncall"
+	s.writeSuccess(platform, demoTenant, demoPrincipal, at("2026-11-06T14:22:07.4418632Z"))
+	s.clusterSnapshot(platform, at("2026-11-06T14:22:31.0076214Z"))
+
+	// Week 2. payments: Communication Manager notice 24 h ahead, then the window.
+	weekly := "e3a1f6b2-8c47-4d09-a5e1-6b2c9d4f7a10"
+	window2 := at("2026-11-10T01:00:00Z")
+	s.scheduledEvent(payments, scheduled{eventID: weekly, status: fleet.ScheduledStatusScheduled,
+		details: "NodeOSUpgrade scheduled in maintenance window aksManagedNodeOSUpgradeSchedule", planned: window2},
+		at("2026-11-09T01:00:03.1187249Z"))
+	started := at("2026-11-10T01:00:04.5529013Z")
+	s.scheduledEvent(payments, scheduled{eventID: weekly, status: fleet.ScheduledStatusStarted,
+		details: "Start to upgrade node image vhd", planned: window2, startedAt: started}, started)
+	s.rolling(payments, TypeNodePoolRollingStarted, "system", at("2026-11-10T01:01:30.8810291Z"))
+	s.rolling(payments, TypeNodePoolRollingSucceeded, "system", at("2026-11-10T01:36:12.2035516Z"))
+	s.rolling(payments, TypeNodePoolRollingStarted, "payments", at("2026-11-10T01:37:40.0938127Z"))
+	s.rolling(payments, TypeNodePoolRollingSucceeded, "payments", at("2026-11-10T02:29:03.7316640Z"))
+	s.scheduledEvent(payments, scheduled{eventID: weekly, status: fleet.ScheduledStatusCompleted,
+		details: "Node image upgrade completed", planned: window2, startedAt: started},
+		at("2026-11-10T02:31:20.6651874Z"))
+
+	// checkout: the SecurityPatch roll fails on a PDB, the operator retries the next day.
+	patch := "7c0d5e94-3a21-4f8b-9e6d-2f1a8b3c5d72"
+	window3 := at("2026-11-11T02:00:00Z")
+	pstart := at("2026-11-11T02:00:03.2904418Z")
+	s.scheduledEvent(checkout, scheduled{eventID: patch, status: fleet.ScheduledStatusStarted,
+		details: "Start to upgrade security vhd", planned: window3, startedAt: pstart}, pstart)
+	s.rolling(checkout, TypeNodePoolRollingStarted, "system", at("2026-11-11T02:02:10.6127735Z"))
+	s.rolling(checkout, TypeNodePoolRollingFailed, "system", at("2026-11-11T02:41:27.9381102Z"))
+	s.scheduledEvent(checkout, scheduled{eventID: patch, status: fleet.ScheduledStatusFailed,
+		details: `{"type":2,"upgradeType":"NodeOSUpgrade","message":"Drain of node aks-system-31415926-vmss000002 did not complete within 30 minutes: Cannot evict pod as it would violate the pod's disruption budget"}`,
+		planned: window3, startedAt: pstart}, at("2026-11-11T02:42:05.1476630Z"))
+	s.rolling(checkout, TypeNodePoolRollingStarted, "system", at("2026-11-12T09:31:44.0215569Z"))
+	s.rolling(checkout, TypeNodePoolRollingSucceeded, "system", at("2026-11-12T10:02:18.7753210Z"))
+
+	// analytics: manual node-image upgrade of spark, then batch is deleted.
+	s.rolling(analytics, TypeNodePoolRollingStarted, "spark", at("2026-11-12T15:20:09.3317426Z"))
+	s.rolling(analytics, TypeNodePoolRollingSucceeded, "spark", at("2026-11-12T15:58:51.0664983Z"))
+	analytics.pool("batch").removed = true
+	s.poolDeleted(analytics, "batch", at("2026-11-13T11:05:37.5120846Z"))
+
+	s.versionsAvailable(platform, versionsData{
+		LatestSupportedKubernetesVersion: "1.34.2", LatestStableKubernetesVersion: "1.33.6",
+		LowestMinorKubernetesVersion: "1.32.10", LatestPreviewKubernetesVersion: "1.35.0",
+	}, at("2026-11-16T18:00:41.0000000Z"))
+
+	// Week 3: payments starts rolling and never finishes.
+	s.rolling(payments, TypeNodePoolRollingStarted, "system", at("2026-11-17T01:02:05.9930218Z"))
+	s.rolling(payments, TypeNodePoolRollingSucceeded, "system", at("2026-11-17T01:35:29.4471036Z"))
+	s.rolling(payments, TypeNodePoolRollingStarted, "payments", at("2026-11-17T01:36:50.2284607Z"))
+
+	s.rolling(checkout, TypeNodePoolRollingStarted, "system", at("2026-11-18T02:02:37.6603391Z"))
+	s.rolling(checkout, TypeNodePoolRollingSucceeded, "system", at("2026-11-18T02:27:14.1180625Z"))
+
+	s.supportEnding(analytics, "1.31.13", at("2026-11-19T09:00:08.0000000Z"))
+	s.versionsAvailable(payments, versionsData{
+		LatestSupportedKubernetesVersion: "1.34.2", LatestStableKubernetesVersion: "1.33.6",
+		LowestMinorKubernetesVersion: "1.32.10", LatestPreviewKubernetesVersion: "1.35.0",
+	}, at("2026-11-20T07:45:16.0000000Z"))
+
+	return s.sorted()
+}
+
+func at(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		panic("timeline: bad demo time " + s)
+	}
+	return t.UTC()
+}
+
+func mustClusterID(sub, rg, name string) fleet.ClusterID {
+	id, err := fleet.NewClusterID(sub, rg, name)
+	if err != nil {
+		panic("timeline: " + err.Error())
+	}
+	return id
+}

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# End-to-end demo without a Functions host: Azurite (in memory) + bin/handler,
+# a replayed AKS upgrade timeline, then the state the handler keeps.
+# Run through `make demo`, which builds bin/ first.
+#
+# Environment:
+#   BIN        bin     where `make build` put handler and replay
+#   DEMO_PORT  8089    FUNCTIONS_CUSTOMHANDLER_PORT for the handler
+#   AZURITE_DIR, AZURITE_TABLE_HOST, AZURITE_TABLE_PORT as in scripts/azurite-table.sh
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bin=${BIN:-bin}
+port=${DEMO_PORT:-8089}
+base="http://127.0.0.1:$port"
+handler_log="$bin/demo-handler.log"
+# UseDevelopmentStorage=true means the well-known local endpoint.
+export AZURITE_PERSIST=0
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { echo "demo: $*" >&2; exit 1; }
+
+for exe in handler replay; do
+  [ -x "$bin/$exe" ] || die "$bin/$exe is missing (run: make build)"
+done
+if [ "${AZURITE_TABLE_HOST:-127.0.0.1}:${AZURITE_TABLE_PORT:-10002}" != "127.0.0.1:10002" ]; then
+  echo "demo: warning: UseDevelopmentStorage=true points at 127.0.0.1:10002, not" \
+    "${AZURITE_TABLE_HOST:-127.0.0.1}:${AZURITE_TABLE_PORT:-10002}" >&2
+fi
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  die "127.0.0.1:$port is already in use; pick another port with DEMO_PORT=..."
+fi
+
+azurite_started=0
+handler_pid=
+
+cleanup() {
+  local rc=$?
+  if [ -n "$handler_pid" ] && kill -0 "$handler_pid" 2>/dev/null; then
+    kill -TERM "$handler_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      kill -0 "$handler_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$handler_pid" 2>/dev/null || true
+    wait "$handler_pid" 2>/dev/null || true
+  fi
+  if [ "$azurite_started" = 1 ]; then
+    scripts/azurite-table.sh stop || true
+  fi
+  if [ "$rc" != 0 ] && [ -s "$handler_log" ]; then
+    echo "demo: failed (exit $rc); last lines of $handler_log:" >&2
+    tail -n 20 "$handler_log" >&2 || true
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "Azurite"
+if scripts/azurite-table.sh status >/dev/null 2>&1; then
+  echo "reusing the Azurite instance already running (its data is kept)"
+else
+  azurite_started=1
+  scripts/azurite-table.sh start
+fi
+
+step "handler on $base (log: $handler_log)"
+mkdir -p "$bin"
+AzureWebJobsStorage=UseDevelopmentStorage=true FUNCTIONS_CUSTOMHANDLER_PORT="$port" \
+  "$bin/handler" >"$handler_log" 2>&1 &
+handler_pid=$!
+
+ready=0
+for _ in $(seq 1 100); do # 10 s
+  kill -0 "$handler_pid" 2>/dev/null || die "handler exited during startup"
+  code=$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$base/" || true)
+  if [ -n "$code" ] && [ "$code" != 000 ]; then
+    ready=1
+    break
+  fi
+  sleep 0.1
+done
+[ "$ready" = 1 ] || die "handler did not answer GET $base/ within 10s"
+echo "handler is up (pid $handler_pid)"
+
+step "replay the demo timeline"
+"$bin/replay" -handler "$base" -timeline demo
+
+step "GET $base/api/clusters"
+body=$(curl -sS -m 10 "$base/api/clusters")
+if command -v python3 >/dev/null 2>&1 && printf '%s' "$body" | python3 -m json.tool 2>/dev/null; then
+  :
+else
+  printf '%s\n' "$body"
+fi
+
+step "per-cluster state"
+"$bin/replay" -handler "$base" -show
