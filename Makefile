@@ -133,10 +133,10 @@ test: setup ## gofmt, go vet, all tests on Azurite (-race), then short fuzz runs
 		$(GO) test -run '^$$' -fuzz "^$${name}\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
 	done
 
-bench: setup ## Run cmd/bench against Azurite; pass flags with BENCH_ARGS="..."
+bench: setup build ## Run cmd/bench (bin/handler) against Azurite; pass flags with BENCH_ARGS="..."
 	@set -eu -o pipefail; \
 	$(with_azurite); \
-	$(AZURITE_ENV) $(GO) run ./cmd/bench $(BENCH_ARGS)
+	$(AZURITE_ENV) $(BIN)/bench -handler $(BIN)/handler $(BENCH_ARGS)
 
 demo: setup build ## Replay a demo timeline through bin/handler on Azurite and show the state
 	@BIN=$(BIN) DEMO_PORT=$(DEMO_PORT) scripts/demo.sh

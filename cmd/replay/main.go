@@ -46,11 +46,13 @@ func main() {
 
 // Exit statuses.
 const (
-	exitOK       = 0
-	exitFailed   = 1
-	exitUsage    = 2
-	timelineNone = "none"
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
 )
+
+// timelineNone delivers nothing: with -show, only the state is printed.
+const timelineNone = "none"
 
 // config is the parsed command line.
 type config struct {

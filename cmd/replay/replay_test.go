@@ -551,14 +551,14 @@ func TestShow(t *testing.T) {
 		"aks-payments-weu  (rg-payments-prod, subscription 3f2b8c1e-7d4a-4e29-9b6f-0a1c5d8e2f47)",
 		"upgrade=patch  node-os=NodeImage",
 		"kubernetes  1.33.5",
-		"payments     Linux/AzureLinux   Rolling    2026-11-17 01:36Z AKSAzureLinux-V3gen2-202610.20.0",
-		"system       Linux/Ubuntu       Succeeded  2026-11-17 01:02Z AKSUbuntu-2204gen2containerd-202610.13.0",
+		"payments     Linux/AzureLinux     Rolling    2026-11-17 01:36Z AKSAzureLinux-V3gen2-202610.20.0",
+		"system       Linux/Ubuntu         Succeeded  2026-11-17 01:02Z AKSUbuntu-2204gen2containerd-202610.13.0",
 		"payments     InProgress 2026-11-17 01:36Z → -",
 		"system       Succeeded  2026-11-17 01:02Z → 2026-11-17 01:35Z",
 		"payments     Succeeded  2026-11-10 01:37Z → 2026-11-10 02:29Z",
 		"scheduled   Completed NodeOSUpgrade",
 		"kubernetes  1.31.13  (support Ending for 1.31.13)",
-		"batch        Linux/Ubuntu       removed",
+		"batch        Linux/Ubuntu         removed",
 		"no upgrades seen",
 		"signals     6, last event 2026-11-19 09:00Z", // from the list when the detail lacks it
 	} {

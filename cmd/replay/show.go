@@ -151,7 +151,7 @@ func getJSON(ctx context.Context, client *http.Client, u *url.URL, v any) error 
 // Column widths: pool names have at most 12 characters.
 const (
 	wPool    = 12
-	wOS      = 18
+	wOS      = 20 // Windows/Windows2022
 	wState   = 10
 	wTime    = 17
 	wOutcome = 10
