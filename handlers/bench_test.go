@@ -14,7 +14,7 @@ import (
 // BenchmarkAksEvents measures the handler in process (no HTTP hop) on Azurite,
 // for CPU profiles: go test -bench AksEvents -cpuprofile cpu.out ./handlers/
 func BenchmarkAksEvents(b *testing.B) {
-	e := newEnv(&testing.T{})
+	e := newEnv(b)
 	evs := timeline.Generate(timeline.Options{Seed: 3, Clusters: 100, Weeks: 4})
 	bodies := make([][]byte, len(evs))
 	for i, ev := range evs {

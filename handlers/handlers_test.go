@@ -25,7 +25,7 @@ type env struct {
 	store *state.Store
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ep := azuritetest.Endpoint(t)
 	svc := azuritetest.Service(t, ep)
