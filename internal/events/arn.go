@@ -203,9 +203,7 @@ func hasPrefixFold(s, prefix string) bool {
 // resourceCreatedOrUpdated decodes Resources.CreatedOrUpdated for clusters and
 // agent pools; other resource types are accepted as unsupported.
 func resourceCreatedOrUpdated(sig *fleet.Signal, env envelope) error {
-	p := probeARN(env.data)
-	rt := strings.ToLower(strings.TrimSpace(p.typ))
-	if p.ok && rt != typeManagedCluster && rt != typeAgentPool {
+	if untrackedResource(env) {
 		return unsupported(sig, env)
 	}
 	var d azsystemevents.ResourceNotificationsResourceManagementCreatedOrUpdatedEventData
@@ -217,9 +215,7 @@ func resourceCreatedOrUpdated(sig *fleet.Signal, env envelope) error {
 	if ri == nil {
 		return malformed("data.resourceInfo is missing")
 	}
-	child, err := arnCluster(sig,
-		candidate{"data.resourceInfo.id", deref(ri.ID)},
-		candidate{"subject", sig.Subject})
+	child, err := resourceCluster(sig, ri.ID)
 	if err != nil {
 		return err
 	}
@@ -282,9 +278,7 @@ func resourceCreatedOrUpdated(sig *fleet.Signal, env envelope) error {
 // resourceDeleted decodes Resources.Deleted for clusters and agent pools;
 // other resource types are accepted as unsupported.
 func resourceDeleted(sig *fleet.Signal, env envelope) error {
-	p := probeARN(env.data)
-	rt := strings.ToLower(strings.TrimSpace(p.typ))
-	if p.ok && rt != typeManagedCluster && rt != typeAgentPool {
+	if untrackedResource(env) {
 		return unsupported(sig, env)
 	}
 	var d azsystemevents.ResourceNotificationsResourceManagementDeletedEventData
@@ -296,9 +290,7 @@ func resourceDeleted(sig *fleet.Signal, env envelope) error {
 	if ri == nil {
 		return malformed("data.resourceInfo is missing")
 	}
-	child, err := arnCluster(sig,
-		candidate{"data.resourceInfo.id", deref(ri.ID)},
-		candidate{"subject", sig.Subject})
+	child, err := resourceCluster(sig, ri.ID)
 	if err != nil {
 		return err
 	}
@@ -312,6 +304,22 @@ func resourceDeleted(sig *fleet.Signal, env envelope) error {
 	}
 	sig.Kind = fleet.KindClusterDeleted
 	return nil
+}
+
+// untrackedResource reports whether a Resources.* event is about a resource
+// type upgradewatch does not track (anything but clusters and agent pools).
+func untrackedResource(env envelope) bool {
+	p := probeARN(env.data)
+	rt := strings.ToLower(strings.TrimSpace(p.typ))
+	return p.ok && rt != typeManagedCluster && rt != typeAgentPool
+}
+
+// resourceCluster finds the cluster of a Resources.* event from
+// resourceInfo.id, else the subject, and returns the path below the cluster.
+func resourceCluster(sig *fleet.Signal, id *string) (string, error) {
+	return arnCluster(sig,
+		candidate{"data.resourceInfo.id", deref(id)},
+		candidate{"subject", sig.Subject})
 }
 
 // poolFromID takes the pool name from the ID's "agentPools/<name>" tail, else
