@@ -132,65 +132,12 @@ func bench(c config, out io.Writer) error {
 	return nil
 }
 
-// baseline: raw single-entity upserts of a NodePool-sized row, the cheapest
-// write one event could possibly cost.
-func baseline(svc *aztables.ServiceClient, workers, total int) (float64, []time.Duration, error) {
-	table := fmt.Sprintf("benchbase%d", time.Now().UnixNano()%1e9)
-	client := svc.NewClient(table)
-	ctx := context.Background()
-	if _, err := client.CreateTable(ctx, nil); err != nil {
-		return 0, nil, err
-	}
-	defer client.Delete(ctx, nil)
+// drive runs op(worker, i) for every i below total on `workers` goroutines and
+// times each call. It returns calls per second, the latencies, and the first
+// error (a worker stops at its first error).
+func drive(workers, total int, op func(w, i int) error) (float64, []time.Duration, error) {
 	var next atomic.Int64
 	lat := make([]time.Duration, total)
-	var firstErr error
-	var mu sync.Mutex
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(total) {
-					return
-				}
-				ent, _ := json.Marshal(map[string]any{
-					"PartitionKey": fmt.Sprintf("6f1c2a3b-4d5e-4f60-8a71-92b3c4d5e6f7~rg-bench~aks-%03d", i%150),
-					"RowKey":       fmt.Sprintf("pool~np%d", i%4), "Kind": "NodePool", "Pool": fmt.Sprintf("np%d", i%4),
-					"RollingState": "Rolling", "NodeImageVersion": "AKSUbuntu-2204gen2containerd-202610.13.0",
-					"OsType": "Linux", "OsSku": "Ubuntu", "VmSize": "Standard_D4s_v5", "Count": 5, "MaxSurge": "33%",
-				})
-				t0 := time.Now()
-				_, err := client.UpsertEntity(ctx, ent, nil)
-				lat[i] = time.Since(t0)
-				if err != nil {
-					mu.Lock()
-					firstErr = err
-					mu.Unlock()
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return float64(total) / time.Since(start).Seconds(), lat, firstErr
-}
-
-// baselineTx: raw entity-group transactions of the smallest shape a commit can
-// have (delete seq~n, add seq~n+1, add the signal row, replace one state row),
-// to separate Azurite's cost of a transaction from the handler's own.
-func baselineTx(svc *aztables.ServiceClient, workers, total int) (float64, error) {
-	table := fmt.Sprintf("benchtx%d", time.Now().UnixNano()%1e9)
-	client := svc.NewClient(table)
-	ctx := context.Background()
-	if _, err := client.CreateTable(ctx, nil); err != nil {
-		return 0, err
-	}
-	defer client.Delete(ctx, nil)
-	var next atomic.Int64
 	var mu sync.Mutex
 	var firstErr error
 	start := time.Now()
@@ -199,45 +146,102 @@ func baselineTx(svc *aztables.ServiceClient, workers, total int) (float64, error
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			seq := map[string]int{}
 			for {
-				i := next.Add(1) - 1
-				if i >= int64(total) {
+				i := int(next.Add(1) - 1)
+				if i >= total {
 					return
 				}
-				pk := fmt.Sprintf("6f1c2a3b-4d5e-4f60-8a71-92b3c4d5e6f7~rg-bench~aks-w%d-%02d", w, i%20)
-				n := seq[pk]
-				ent := func(rk string, cols map[string]any) []byte {
-					m := map[string]any{"PartitionKey": pk, "RowKey": rk}
-					for k, v := range cols {
-						m[k] = v
-					}
-					b, _ := json.Marshal(m)
-					return b
-				}
-				var acts []aztables.TransactionAction
-				if n > 0 {
-					acts = append(acts, aztables.TransactionAction{ActionType: aztables.TransactionTypeDelete,
-						Entity: ent(fmt.Sprintf("seq~%012d", n), nil), IfMatch: to.Ptr(azcore.ETagAny)})
-				}
-				acts = append(acts,
-					aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: ent(fmt.Sprintf("seq~%012d", n+1), map[string]any{"Kind": "Sequence"})},
-					aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: ent(fmt.Sprintf("signal~%d", i),
-						map[string]any{"Kind": "Signal", "EventType": "Microsoft.ContainerService.NodePoolRollingStarted", "Pool": "np1"})},
-					aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: ent("pool~np1",
-						map[string]any{"Kind": "NodePool", "RollingState": "Rolling", "NodeImageVersion": "AKSUbuntu-2204gen2containerd-202610.13.0"})})
-				if _, err := client.SubmitTransaction(ctx, acts, nil); err != nil {
+				t0 := time.Now()
+				err := op(w, i)
+				lat[i] = time.Since(t0)
+				if err != nil {
 					mu.Lock()
-					firstErr = err
+					if firstErr == nil {
+						firstErr = err
+					}
 					mu.Unlock()
 					return
 				}
-				seq[pk] = n + 1
 			}
 		}(w)
 	}
 	wg.Wait()
-	return float64(total) / time.Since(start).Seconds(), firstErr
+	return float64(total) / time.Since(start).Seconds(), lat, firstErr
+}
+
+// scratchTable creates a throw-away table; call drop when done.
+func scratchTable(svc *aztables.ServiceClient, name string) (client *aztables.Client, drop func(), err error) {
+	client = svc.NewClient(fmt.Sprintf("%s%d", name, time.Now().UnixNano()%1e9))
+	ctx := context.Background()
+	if _, err := client.CreateTable(ctx, nil); err != nil {
+		return nil, nil, err
+	}
+	return client, func() { _, _ = client.Delete(ctx, nil) }, nil
+}
+
+// baseline: raw single-entity upserts of a NodePool-sized row, the cheapest
+// write one event could possibly cost.
+func baseline(svc *aztables.ServiceClient, workers, total int) (float64, []time.Duration, error) {
+	client, drop, err := scratchTable(svc, "benchbase")
+	if err != nil {
+		return 0, nil, err
+	}
+	defer drop()
+	return drive(workers, total, func(_, i int) error {
+		ent, _ := json.Marshal(map[string]any{
+			"PartitionKey": fmt.Sprintf("6f1c2a3b-4d5e-4f60-8a71-92b3c4d5e6f7~rg-bench~aks-%03d", i%150),
+			"RowKey":       fmt.Sprintf("pool~np%d", i%4), "Kind": "NodePool", "Pool": fmt.Sprintf("np%d", i%4),
+			"RollingState": "Rolling", "NodeImageVersion": "AKSUbuntu-2204gen2containerd-202610.13.0",
+			"OsType": "Linux", "OsSku": "Ubuntu", "VmSize": "Standard_D4s_v5", "Count": 5, "MaxSurge": "33%",
+		})
+		_, err := client.UpsertEntity(context.Background(), ent, nil)
+		return err
+	})
+}
+
+// baselineTx: raw entity-group transactions of the smallest shape a commit can
+// have (delete seq~n, add seq~n+1, add the signal row, replace one state row),
+// to separate Azurite's cost of a transaction from the handler's own. Each
+// worker owns its partitions, so there are no conflicts.
+func baselineTx(svc *aztables.ServiceClient, workers, total int) (float64, error) {
+	client, drop, err := scratchTable(svc, "benchtx")
+	if err != nil {
+		return 0, err
+	}
+	defer drop()
+	seqs := make([]map[string]int, workers)
+	for w := range seqs {
+		seqs[w] = map[string]int{}
+	}
+	rate, _, err := drive(workers, total, func(w, i int) error {
+		pk := fmt.Sprintf("6f1c2a3b-4d5e-4f60-8a71-92b3c4d5e6f7~rg-bench~aks-w%d-%02d", w, i%20)
+		n := seqs[w][pk]
+		ent := func(rk string, cols map[string]any) []byte {
+			m := map[string]any{"PartitionKey": pk, "RowKey": rk}
+			for k, v := range cols {
+				m[k] = v
+			}
+			b, _ := json.Marshal(m)
+			return b
+		}
+		var acts []aztables.TransactionAction
+		if n > 0 {
+			acts = append(acts, aztables.TransactionAction{ActionType: aztables.TransactionTypeDelete,
+				Entity: ent(fmt.Sprintf("seq~%012d", n), nil), IfMatch: to.Ptr(azcore.ETagAny)})
+		}
+		acts = append(acts,
+			aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: ent(fmt.Sprintf("seq~%012d", n+1), map[string]any{"Kind": "Sequence"})},
+			aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: ent(fmt.Sprintf("signal~%d", i),
+				map[string]any{"Kind": "Signal", "EventType": "Microsoft.ContainerService.NodePoolRollingStarted", "Pool": "np1"})},
+			aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: ent("pool~np1",
+				map[string]any{"Kind": "NodePool", "RollingState": "Rolling", "NodeImageVersion": "AKSUbuntu-2204gen2containerd-202610.13.0"})})
+		if _, err := client.SubmitTransaction(context.Background(), acts, nil); err != nil {
+			return err
+		}
+		seqs[w][pk] = n + 1
+		return nil
+	})
+	return rate, err
 }
 
 // ingest delivers a generated fleet stream to a fresh handler process (its own
@@ -261,45 +265,26 @@ func ingest(c config, workers int, seed int64) (float64, []time.Duration, float6
 		return 0, nil, 0, err
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
-	lat := make([]time.Duration, len(evs))
-	var next atomic.Int64
-	var failures atomic.Int64
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(len(bodies)) {
-					return
-				}
-				t0 := time.Now()
-				resp, err := client.Post(p.url+"/AksEvents", "application/json; charset=utf-8", bytes.NewReader(bodies[i]))
-				lat[i] = time.Since(t0)
-				if err != nil {
-					failures.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failures.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if n := failures.Load(); n > 0 {
-		return 0, nil, 0, fmt.Errorf("%d of %d events failed", n, len(evs))
+	rate, lat, err := drive(workers, len(bodies), func(_, i int) error {
+		resp, err := client.Post(p.url+"/AksEvents", "application/json; charset=utf-8", bytes.NewReader(bodies[i]))
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("event %s: status %d", evs[i].ID, resp.StatusCode)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, 0, err
 	}
 	after, err := p.storageRequests()
 	if err != nil {
 		return 0, nil, 0, err
 	}
-	return float64(len(evs)) / elapsed.Seconds(), lat, float64(after-before) / float64(len(evs)), nil
+	return rate, lat, float64(after-before) / float64(len(evs)), nil
 }
 
 func dropTables(c config, prefix string) {
@@ -313,12 +298,15 @@ func dropTables(c config, prefix string) {
 }
 
 type proc struct {
-	url string
-	cmd *exec.Cmd
-	log *bytes.Buffer
+	url   string
+	cmd   *exec.Cmd
+	log   *bytes.Buffer
+	start time.Time
 }
 
-func startHandler(c config, prefix string) (*proc, error) {
+// launch starts the handler on a free port, as the Functions host would, without
+// waiting for it.
+func launch(c config, prefix, logLevel string) (*proc, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -328,25 +316,42 @@ func startHandler(c config, prefix string) (*proc, error) {
 	bin, _ := filepath.Abs(c.bin)
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), fmt.Sprintf("FUNCTIONS_CUSTOMHANDLER_PORT=%d", port),
-		"AzureWebJobsStorage="+connString(c.endpoint), "UPGRADEWATCH_TABLE_PREFIX="+prefix, "UPGRADEWATCH_LOG_LEVEL=warn")
+		"AzureWebJobsStorage="+connString(c.endpoint), "UPGRADEWATCH_TABLE_PREFIX="+prefix, "UPGRADEWATCH_LOG_LEVEL="+logLevel)
 	p := &proc{url: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd, log: &bytes.Buffer{}}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
+	p.start = time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w (run make build)", bin, err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
+	return p, nil
+}
+
+// waitFor polls path until it answers with want (0: any answer at all).
+func (p *proc) waitFor(path string, want int, poll time.Duration) error {
+	deadline := p.start.Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		// Wait for readiness and for the tables to exist.
-		if resp, err := http.Get(p.url + "/api/clusters"); err == nil {
+		if resp, err := http.Get(p.url + path); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p, nil
+			if want == 0 || resp.StatusCode == want {
+				return nil
 			}
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(poll)
 	}
-	p.stop()
-	return nil, fmt.Errorf("handler not ready: %s", p.log)
+	return fmt.Errorf("handler: %s did not answer in time", path)
+}
+
+// startHandler launches the handler and waits until its tables exist.
+func startHandler(c config, prefix string) (*proc, error) {
+	p, err := launch(c, prefix, "warn")
+	if err != nil {
+		return nil, err
+	}
+	if err := p.waitFor("/api/clusters", http.StatusOK, 5*time.Millisecond); err != nil {
+		p.stop() // after Wait the log is safe to read
+		return nil, fmt.Errorf("%w:\n%s", err, p.log)
+	}
+	return p, nil
 }
 
 func (p *proc) stop() {
@@ -365,42 +370,24 @@ func (p *proc) storageRequests() (int64, error) {
 	return s.StorageRequests, err
 }
 
-// execToReady starts the handler repeatedly and times exec until GET / answers.
+// execToReady starts the handler repeatedly and times exec until GET / answers
+// (the host polls every 25 ms; this polls faster to measure).
 func execToReady(c config) ([]time.Duration, error) {
+	defer dropTables(c, "benchready")
 	var out []time.Duration
 	for i := 0; i < c.readyRuns; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		p, err := launch(c, "benchready", "error")
 		if err != nil {
 			return nil, err
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		bin, _ := filepath.Abs(c.bin)
-		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), fmt.Sprintf("FUNCTIONS_CUSTOMHANDLER_PORT=%d", port),
-			"AzureWebJobsStorage="+connString(c.endpoint), "UPGRADEWATCH_TABLE_PREFIX=benchready", "UPGRADEWATCH_LOG_LEVEL=error")
-		url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-		start := time.Now()
-		if err := cmd.Start(); err != nil {
-			return nil, fmt.Errorf("start %s: %w (run make build)", bin, err)
+		err = p.waitFor("/", 0, 500*time.Microsecond)
+		ready := time.Since(p.start)
+		p.stop()
+		if err != nil {
+			return nil, err
 		}
-		for {
-			// The host polls every 25 ms; poll faster to measure.
-			if resp, err := http.Get(url); err == nil {
-				resp.Body.Close()
-				out = append(out, time.Since(start))
-				break
-			}
-			if time.Since(start) > 10*time.Second {
-				_ = cmd.Process.Kill()
-				return nil, fmt.Errorf("handler not ready in 10s")
-			}
-			time.Sleep(500 * time.Microsecond)
-		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
+		out = append(out, ready)
 	}
-	dropTables(c, "benchready")
 	return out, nil
 }
 
