@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,113 +32,125 @@ type ingestSummary struct {
 // aksEvents is the eventGridTrigger function: decode each delivered event,
 // commit it, and answer 200 unless something must be redelivered.
 func (s *Server) aksEvents(w http.ResponseWriter, r *http.Request) {
-	inv := invocationID(r)
-	log := s.log.With("function", FunctionAksEvents, "invocation_id", inv)
-	ctx := r.Context()
-	var sum ingestSummary
-	var lines []string
+	inv := &invocation{s: s, ctx: r.Context(), id: r.Header.Get("X-Azure-Functions-InvocationId")}
+	inv.log = s.log.With("function", FunctionAksEvents, "invocation_id", inv.id)
 	respond := func(err error) {
-		status := statusFor(err)
-		host.WriteResponse(w, status, host.InvokeResponse{Logs: lines, ReturnValue: sum})
-	}
-	reject := func(rej state.Rejection, reason error, l *slog.Logger) error {
-		rej.Disposition, rej.Reason = state.DispositionRejected, reason.Error()
-		rej.Function, rej.InvocationID, rej.ReceivedAt = FunctionAksEvents, inv, s.now()
-		l.Warn("input rejected", "reason", rej.Reason, "event_id", rej.EventID, "event_type", rej.EventType)
-		lines = append(lines, "rejected: "+rej.Reason)
-		if err := s.store.RecordRejection(ctx, rej); err != nil {
-			l.Error("could not record rejection; asking for redelivery", "error", err)
-			return err
-		}
-		sum.Rejected++
-		return nil
+		host.WriteResponse(w, statusFor(err), host.InvokeResponse{Logs: inv.lines, ReturnValue: inv.sum})
 	}
 
 	req, body, err := host.DecodeRequest(r.Body, s.maxBody)
 	if err != nil {
 		if !errors.Is(err, host.ErrTooLarge) && !errors.Is(err, host.ErrMalformed) {
-			log.Error("could not read invocation", "error", err)
+			inv.log.Error("could not read invocation", "error", err)
 			respond(fmt.Errorf("%w: %v", state.ErrUnavailable, err))
 			return
 		}
-		respond(reject(state.Rejection{Body: body}, err, log))
+		respond(inv.reject(state.Rejection{Body: body}, err, inv.log))
 		return
 	}
-	if inv == "" {
-		inv = req.Sys().RandGuid
-		log = log.With("invocation_id", inv)
+	if inv.id == "" {
+		inv.id = req.Sys().RandGuid
+		inv.log = inv.log.With("invocation_id", inv.id)
 	}
 	raw, err := req.Binding(bindingEvent)
 	if err != nil {
-		respond(reject(state.Rejection{Body: body}, err, log))
+		respond(inv.reject(state.Rejection{Body: body}, err, inv.log))
 		return
 	}
 	items, err := events.Split(raw)
 	if err != nil {
-		respond(reject(state.Rejection{Body: raw}, err, log))
+		respond(inv.reject(state.Rejection{Body: raw}, err, inv.log))
 		return
 	}
 	var transient error
 	for _, item := range items {
-		sum.Events++
-		if err := s.ingest(r, item, log, &sum, &lines, reject); err != nil {
-			sum.Failed++
+		inv.sum.Events++
+		if err := inv.ingest(item); err != nil {
+			inv.sum.Failed++
 			transient = err
 		}
 	}
 	respond(transient)
 }
 
+// invocation is one AksEvents call: what it has done so far, for its answer.
+type invocation struct {
+	s     *Server
+	ctx   context.Context
+	id    string
+	log   *slog.Logger
+	sum   ingestSummary
+	lines []string
+}
+
 // ingest handles one event. It returns an error only when the event must be
 // redelivered.
-func (s *Server) ingest(r *http.Request, item []byte, log *slog.Logger, sum *ingestSummary, lines *[]string,
-	reject func(state.Rejection, error, *slog.Logger) error) error {
-	ctx := r.Context()
+func (inv *invocation) ingest(item []byte) error {
 	sig, err := events.Decode(item)
-	l := log.With("event_id", sig.ID, "event_type", sig.Type)
+	l := inv.log.With("event_id", sig.ID, "event_type", sig.Type)
 	rej := state.Rejection{EventID: sig.ID, EventType: sig.Type, Source: sig.Source, Subject: sig.Subject, Body: item}
 	if err != nil {
-		return reject(rej, err, l)
+		return inv.reject(rej, err, l)
 	}
 	if sig.Cluster.IsZero() {
 		// Well-formed, not ours to track, and no cluster to file it under.
-		rej.Disposition, rej.Reason = state.DispositionUnsupported, "event type "+sig.Type+" is not tracked and names no managed cluster"
-		rej.Function, rej.InvocationID, rej.ReceivedAt = FunctionAksEvents, invocationID(r), s.now()
-		if err := s.store.RecordRejection(ctx, rej); err != nil {
-			l.Error("could not record unsupported event; asking for redelivery", "error", err)
+		rej.Disposition = state.DispositionUnsupported
+		rej.Reason = "event type " + sig.Type + " is not tracked and names no managed cluster"
+		if err := inv.record(rej, l); err != nil {
 			return err
 		}
 		l.Info("unsupported event recorded")
-		sum.Unsupported++
-		*lines = append(*lines, "unsupported: "+sig.Type)
+		inv.sum.Unsupported++
+		inv.lines = append(inv.lines, "unsupported: "+sig.Type)
 		return nil
 	}
 	l = l.With("cluster", sig.Cluster.Key())
-	out, err := s.store.Commit(ctx, sig)
+	out, err := inv.s.store.Commit(inv.ctx, sig)
 	switch {
 	case err == nil && out.Result == state.Duplicate:
 		l.Info("duplicate event ignored", "seq", out.Seq)
-		sum.Duplicates++
-		*lines = append(*lines, "duplicate: "+sig.ID)
+		inv.sum.Duplicates++
+		inv.lines = append(inv.lines, "duplicate: "+sig.ID)
 		return nil
 	case err == nil:
 		l.Info("event committed", "seq", out.Seq, "kind", string(sig.Kind))
 		if sig.Kind == fleet.KindUnsupported {
-			sum.Unsupported++
+			inv.sum.Unsupported++
 		}
-		sum.Committed++
-		*lines = append(*lines, fmt.Sprintf("committed: %s %s (seq %d)", sig.Kind, sig.ID, out.Seq))
+		inv.sum.Committed++
+		inv.lines = append(inv.lines, fmt.Sprintf("committed: %s %s (seq %d)", sig.Kind, sig.ID, out.Seq))
 		return nil
 	case errors.Is(err, state.ErrRejected):
-		return reject(rej, err, l)
+		return inv.reject(rej, err, l)
+	case out.Result == state.Committed:
+		// The state is in; the index is not. The redelivery will be a
+		// duplicate, and duplicates repair the index.
+		l.Error("event committed but index not updated; asking for redelivery", "seq", out.Seq, "error", err)
 	default:
 		l.Error("commit failed; asking for redelivery", "error", err)
-		*lines = append(*lines, "failed, will be redelivered: "+sig.ID)
-		return err
 	}
+	inv.lines = append(inv.lines, "failed, will be redelivered: "+sig.ID)
+	return err
 }
 
-// invocationID is the host's invocation id header, if any.
-func invocationID(r *http.Request) string {
-	return r.Header.Get("X-Azure-Functions-InvocationId")
+// reject records an input that can never be accepted.
+func (inv *invocation) reject(rej state.Rejection, reason error, l *slog.Logger) error {
+	rej.Disposition, rej.Reason = state.DispositionRejected, reason.Error()
+	l.Warn("input rejected", "reason", rej.Reason, "event_id", rej.EventID, "event_type", rej.EventType)
+	inv.lines = append(inv.lines, "rejected: "+rej.Reason)
+	if err := inv.record(rej, l); err != nil {
+		return err
+	}
+	inv.sum.Rejected++
+	return nil
+}
+
+// record writes a rejection; failing that, the input must be redelivered.
+func (inv *invocation) record(rej state.Rejection, l *slog.Logger) error {
+	rej.Function, rej.InvocationID, rej.ReceivedAt = FunctionAksEvents, inv.id, inv.s.now()
+	if err := inv.s.store.RecordRejection(inv.ctx, rej); err != nil {
+		l.Error("could not record the input; asking for redelivery", "error", err, "disposition", rej.Disposition)
+		return err
+	}
+	return nil
 }

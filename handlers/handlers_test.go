@@ -185,13 +185,18 @@ func TestAksEventsUnsupportedWithoutCluster(t *testing.T) {
 	ev := `{"id":"7d1e4c2a-9b3f-4e8d-a6c5-1f2e3d4c5b6a","topic":"/subscriptions/6f1c2a3b-4d5e-4f60-8a71-92b3c4d5e6f7/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/stdata01",` +
 		`"subject":"/blobServices/default/containers/logs/blobs/a.json","eventType":"Microsoft.Storage.BlobCreated","eventTime":"2026-11-24T09:29:58.1234567Z",` +
 		`"data":{"api":"PutBlob","contentType":"application/json","contentLength":524},"dataVersion":"","metadataVersion":"1"}`
-	body, _ := host.NewEventGridRequest("event", "AksEvents", json.RawMessage(ev), received, "r1")
-	code, _, sum := e.invoke(t, "AksEvents", body)
-	if code != http.StatusOK || sum["unsupported"] != float64(1) {
-		t.Fatalf("%d %v", code, sum)
+	body, _ := host.NewEventGridRequest("event", "AksEvents", json.RawMessage(ev), received, "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f")
+	// No invocation id header: the id comes from Metadata.sys.RandGuid.
+	rec := httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/AksEvents", bytes.NewReader(body)))
+	var resp host.InvokeResponse
+	_ = json.Unmarshal(rec.Body.Bytes(), &resp)
+	if sum, _ := resp.ReturnValue.(map[string]any); rec.Code != http.StatusOK || sum["unsupported"] != float64(1) {
+		t.Fatalf("%d %s", rec.Code, rec.Body.String())
 	}
 	rej, _ := e.store.Rejections(context.Background(), received)
-	if len(rej) != 1 || rej[0].Disposition != state.DispositionUnsupported || rej[0].EventType != "Microsoft.Storage.BlobCreated" {
+	if len(rej) != 1 || rej[0].Disposition != state.DispositionUnsupported || rej[0].EventType != "Microsoft.Storage.BlobCreated" ||
+		rej[0].InvocationID != "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f" {
 		t.Fatalf("rejections = %+v", rej)
 	}
 }
