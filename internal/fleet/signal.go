@@ -29,7 +29,17 @@ const (
 	KindClusterDeleted    SignalKind = "ClusterDeleted"
 	KindPoolUpdated       SignalKind = "PoolUpdated"
 	KindPoolDeleted       SignalKind = "PoolDeleted"
-	KindUnsupported       SignalKind = "Unsupported" // accepted and recorded, no state change
+	KindNodesObserved     SignalKind = "NodesObserved" // a node inventory snapshot's per-pool summary
+	KindUnsupported       SignalKind = "Unsupported"   // accepted and recorded, no state change
+)
+
+// Types of the signals upgradewatch makes itself (Signal.Type).
+const (
+	// TypeARMRead is an ARM read of a cluster, its pools, their latest images and
+	// its maintenance configurations (Kind ClusterUpdated).
+	TypeARMRead = "io.upgradewatch.arm.ClusterRead"
+	// TypeNodeSnapshot is a node inventory snapshot (Kind NodesObserved).
+	TypeNodeSnapshot = "io.upgradewatch.nodes.Snapshot"
 )
 
 // Signal is one accepted input, normalised. Exactly one of the payload pointers
@@ -50,6 +60,7 @@ type Signal struct {
 	Scheduled *ScheduledEvent     // KindScheduledEvent
 	Profile   *ClusterProfile     // KindClusterUpdated
 	PoolSpec  *PoolProfile        // KindPoolUpdated
+	Inventory *InventorySummary   // KindNodesObserved
 }
 
 // Event schemas a signal can arrive in.
@@ -102,6 +113,11 @@ type ClusterProfile struct {
 	ProvisioningState    string
 	Tags                 map[string]string
 	Pools                []PoolProfile // agentPoolProfiles; nil when the payload had none
+
+	// Maintenance holds the cluster's maintenance configurations when the source
+	// read them (an ARM read does; resource notifications do not).
+	MaintenanceKnown bool
+	Maintenance      []MaintenanceWindow
 }
 
 // PoolProfile is what an agent pool payload (or a cluster's agentPoolProfiles entry) says.
@@ -120,6 +136,10 @@ type PoolProfile struct {
 	DrainTimeoutMinutes int
 	NodeSoakMinutes     int
 	UndrainableBehavior string
+
+	// LatestNodeImageVersion is the newest image AKS offers the pool (agent pool
+	// upgrade profile); "" when the source did not read it.
+	LatestNodeImageVersion string
 }
 
 // ClusterID identifies a managed cluster. Comparisons are case-insensitive:
