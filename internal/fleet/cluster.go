@@ -34,6 +34,7 @@ type Cluster struct {
 	Deleted              bool
 	Presence             Stamp // newest observation of the cluster existing or deleted
 	PoolsListed          Stamp // newest profile that listed the agent pools
+	NodesListed          Stamp // newest complete node snapshot
 
 	// From NewKubernetesVersionAvailable.
 	Versions   KubernetesVersions
@@ -43,6 +44,11 @@ type Cluster struct {
 	Support        string // "", SupportEnding, SupportEnded
 	SupportVersion string
 	SupportAt      Stamp
+
+	// From ARM reads: the maintenance configurations.
+	MaintenanceKnown bool
+	Maintenance      []MaintenanceWindow
+	MaintenanceAt    Stamp
 
 	Pools     map[string]*Pool           // by lower-case pool name
 	Upgrades  map[string]*Upgrade        // by Upgrade.Key
@@ -85,6 +91,17 @@ type Pool struct {
 	Removed  bool
 	Presence Stamp // newest observation of the pool existing or removed
 
+	// The newest image AKS offers the pool (ARM reads only).
+	LatestImage   string
+	LatestImageAt Stamp
+
+	// From node inventory snapshots: the pool's nodes, counted.
+	Nodes   *PoolNodes // nil until a snapshot listed the pool's nodes
+	NodesAt Stamp
+
+	// Images remembers which node image versions the pool ran, and when.
+	Images []ImageSpan
+
 	// Derived from the pool's upgrades.
 	RollingState  string    // RollingIdle|RollingActive|RollingSucceeded|RollingFailed
 	RollingSince  time.Time // start of the latest operation (its end if the start is unknown)
@@ -107,6 +124,11 @@ type Upgrade struct {
 	StartedAt time.Time // zero when the Started signal has not been seen
 	EndedAt   time.Time // zero while in progress
 	Signals   []SignalRef
+
+	// The pool's image before the operation started and after it ended, from
+	// node snapshots when there are some, else from ARM; "" when not observed.
+	ImageBefore string
+	ImageAfter  string
 }
 
 // Upgrade outcomes.
@@ -211,6 +233,11 @@ func Apply(c *Cluster, s Signal) error {
 		p := c.pool(s.Pool)
 		p.observePresence(false, at)
 		c.derivePool(p.Name, nil)
+	case KindNodesObserved:
+		if s.Inventory == nil {
+			return fmt.Errorf("apply %s: no inventory", s.Kind)
+		}
+		c.applyInventory(*s.Inventory, at)
 	case KindUnsupported:
 		// Recorded by the store; nothing to fold in.
 	default:
@@ -230,12 +257,23 @@ func (c *Cluster) pool(name string) *Pool {
 		if !c.PoolsListed.IsZero() {
 			p.observePresence(false, c.PoolsListed)
 		}
+		// Likewise it had no nodes in the newest complete node snapshot.
+		if !c.NodesListed.IsZero() {
+			p.Nodes, p.NodesAt = &PoolNodes{Versions: map[string]int{}}, c.NodesListed
+		}
 		c.Pools[key] = p
 	}
 	return p
 }
 
 func (p *Pool) observeSpec(spec PoolProfile, at Stamp) {
+	p.observeImage(spec.NodeImageVersion, ImageFromARM, at.At)
+	if spec.LatestNodeImageVersion != "" && p.LatestImageAt.Before(at) {
+		p.LatestImage, p.LatestImageAt = spec.LatestNodeImageVersion, at
+	}
+	// The latest image has its own stamp: a payload that does not carry it must
+	// not erase it.
+	spec.LatestNodeImageVersion = ""
 	if p.SpecAt.Before(at) {
 		p.Spec, p.SpecAt = spec, at
 		p.Spec.Name = p.Name
@@ -264,6 +302,10 @@ func (c *Cluster) applyProfile(pr ClusterProfile, at Stamp) {
 	if c.Presence.Before(at) {
 		c.Deleted, c.Presence = false, at
 	}
+	if pr.MaintenanceKnown && c.MaintenanceAt.Before(at) {
+		c.MaintenanceKnown, c.MaintenanceAt = true, at
+		c.Maintenance = append([]MaintenanceWindow(nil), pr.Maintenance...)
+	}
 	if pr.Pools == nil {
 		return
 	}
@@ -287,6 +329,41 @@ func (c *Cluster) applyProfile(pr ClusterProfile, at Stamp) {
 	}
 	if c.PoolsListed.Before(at) {
 		c.PoolsListed = at
+	}
+	for name := range c.Pools {
+		c.derivePool(name, nil)
+	}
+}
+
+// applyInventory folds in a node snapshot's per-pool summary. A pool with
+// nodes exists; a complete snapshot that lists no node of a known pool says
+// the pool has none (scaled to zero), not that it was removed.
+func (c *Cluster) applyInventory(inv InventorySummary, at Stamp) {
+	for name, pn := range inv.Pools {
+		if !ValidPoolName(name) {
+			continue
+		}
+		p := c.pool(name)
+		p.observePresence(true, at)
+		p.observeImage(pn.Dominant(), ImageFromNodes, at.At)
+		if p.NodesAt.Before(at) {
+			cp := pn
+			cp.Versions = make(map[string]int, len(pn.Versions))
+			for v, n := range pn.Versions {
+				cp.Versions[v] = n
+			}
+			p.Nodes, p.NodesAt = &cp, at
+		}
+	}
+	if inv.Complete {
+		if c.NodesListed.Before(at) {
+			c.NodesListed = at
+		}
+		for name, p := range c.Pools {
+			if _, ok := inv.Pools[name]; !ok && p.NodesAt.Before(at) {
+				p.Nodes, p.NodesAt = &PoolNodes{Versions: map[string]int{}}, at
+			}
+		}
 	}
 	for name := range c.Pools {
 		c.derivePool(name, nil)
@@ -380,6 +457,7 @@ func (c *Cluster) derivePool(pool string, extra *SignalRef) {
 	for _, u := range ops {
 		first := u.Signals[0]
 		u.Key = upgradeKey(pool, first)
+		p.setImages(u)
 		c.Upgrades[u.Key] = u
 	}
 	if len(ops) > 0 {
@@ -488,8 +566,18 @@ func (c *Cluster) Clone() *Cluster {
 	n.Pools = make(map[string]*Pool, len(c.Pools))
 	for k, p := range c.Pools {
 		cp := *p
+		cp.Images = append([]ImageSpan(nil), p.Images...)
+		if p.Nodes != nil {
+			nodes := *p.Nodes
+			nodes.Versions = make(map[string]int, len(p.Nodes.Versions))
+			for v, count := range p.Nodes.Versions {
+				nodes.Versions[v] = count
+			}
+			cp.Nodes = &nodes
+		}
 		n.Pools[k] = &cp
 	}
+	n.Maintenance = append([]MaintenanceWindow(nil), c.Maintenance...)
 	n.Upgrades = make(map[string]*Upgrade, len(c.Upgrades))
 	for k, u := range c.Upgrades {
 		cu := *u

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"sort"
 	"strings"
 	"time"
 )
@@ -128,19 +129,6 @@ func Summarise(nodes []Node, complete bool) InventorySummary {
 	return s
 }
 
-// ImageSeen is one observation of a pool's node image version.
-type ImageSeen struct {
-	Version string    `json:"v"`
-	At      time.Time `json:"at"`
-	From    string    `json:"from"` // arm (pool spec) or nodes (dominant node version)
-}
-
-// Image observation sources.
-const (
-	ImageFromARM   = "arm"
-	ImageFromNodes = "nodes"
-)
-
 // MaintenanceWindow is one AKS maintenance configuration
 // (default, aksManagedAutoUpgradeSchedule, aksManagedNodeOSUpgradeSchedule).
 type MaintenanceWindow struct {
@@ -226,4 +214,177 @@ func IsGPUSize(vmSize string) bool {
 		}
 	}
 	return false
+}
+
+// ImageSpan is what upgradewatch remembers of one image version of a pool from
+// one source: the first and last time it was observed. Spans, not individual
+// observations, because min and max merge in any order (so delivery order does
+// not matter) and a pool has only a handful of versions a month.
+type ImageSpan struct {
+	Version string    `json:"v"`
+	From    string    `json:"from"` // ImageFromARM or ImageFromNodes
+	First   time.Time `json:"first"`
+	Last    time.Time `json:"last"`
+}
+
+// Image observation sources.
+const (
+	ImageFromARM   = "arm"   // the pool's nodeImageVersion in an ARM payload
+	ImageFromNodes = "nodes" // the version most of the pool's nodes run
+)
+
+// maxImageSpans bounds a pool's image memory: the spans last seen most recently win.
+const maxImageSpans = 24
+
+func (p *Pool) observeImage(version, from string, at time.Time) {
+	if version == "" || at.IsZero() {
+		return
+	}
+	for i := range p.Images {
+		s := &p.Images[i]
+		if s.Version == version && s.From == from {
+			if at.Before(s.First) {
+				s.First = at
+			}
+			if at.After(s.Last) {
+				s.Last = at
+			}
+			p.sortImages()
+			return
+		}
+	}
+	p.Images = append(p.Images, ImageSpan{Version: version, From: from, First: at, Last: at})
+	p.sortImages()
+	if len(p.Images) > maxImageSpans {
+		p.Images = p.Images[:maxImageSpans]
+	}
+}
+
+// sortImages orders spans by last sighting, newest first, so the stored
+// slice is the same whatever the order of observation.
+func (p *Pool) sortImages() {
+	sort.Slice(p.Images, func(i, j int) bool {
+		a, b := p.Images[i], p.Images[j]
+		if !a.Last.Equal(b.Last) {
+			return a.Last.After(b.Last)
+		}
+		if a.From != b.From {
+			return a.From < b.From
+		}
+		return a.Version < b.Version
+	})
+}
+
+// imageBefore is the version a source last saw at or before t: among versions
+// first seen by t, the one seen latest (capped at t).
+func (p *Pool) imageBefore(from string, t time.Time) (string, time.Time) {
+	best, bestAt := "", time.Time{}
+	for _, s := range p.Images {
+		if s.From != from || s.First.After(t) {
+			continue
+		}
+		seen := s.Last
+		if seen.After(t) {
+			seen = t
+		}
+		if best == "" || seen.After(bestAt) || (seen.Equal(bestAt) && s.First.After(p.spanFirst(from, best))) {
+			best, bestAt = s.Version, seen
+		}
+	}
+	return best, bestAt
+}
+
+// imageAfter is the version a source first saw at or after t: among versions
+// still seen at t or later, the one seen earliest (floored at t); at a tie the
+// one that appeared later, which is the newer image.
+func (p *Pool) imageAfter(from string, t time.Time) (string, time.Time) {
+	best, bestAt := "", time.Time{}
+	for _, s := range p.Images {
+		if s.From != from || s.Last.Before(t) {
+			continue
+		}
+		seen := s.First
+		if seen.Before(t) {
+			seen = t
+		}
+		if best == "" || seen.Before(bestAt) || (seen.Equal(bestAt) && s.First.After(p.spanFirst(from, best))) {
+			best, bestAt = s.Version, seen
+		}
+	}
+	return best, bestAt
+}
+
+func (p *Pool) spanFirst(from, version string) time.Time {
+	for _, s := range p.Images {
+		if s.From == from && s.Version == version {
+			return s.First
+		}
+	}
+	return time.Time{}
+}
+
+// setImages sets an operation's before and after images. Node observations win
+// over ARM's, because they are what the nodes actually run.
+func (p *Pool) setImages(u *Upgrade) {
+	u.ImageBefore, u.ImageAfter = "", ""
+	start := u.StartedAt
+	if start.IsZero() && len(u.Signals) > 0 {
+		start = u.Signals[0].Time
+	}
+	for _, from := range []string{ImageFromNodes, ImageFromARM} {
+		if u.ImageBefore == "" {
+			u.ImageBefore, _ = p.imageBefore(from, start)
+		}
+		if u.ImageAfter == "" && u.Outcome != OutcomeInProgress && !u.EndedAt.IsZero() {
+			u.ImageAfter, _ = p.imageAfter(from, u.EndedAt)
+		}
+	}
+}
+
+// NodeDiff is what a snapshot changes: the node rows to write and the version
+// history entries to append.
+type NodeDiff struct {
+	Changed []Node
+	History []NodeVersionChange
+}
+
+// DiffNodes applies a snapshot to the current nodes (by name) and returns only
+// what changed. It is pure. A node row changes when anything the node reports
+// changes or it goes or comes back; its image version changing also appends a
+// history entry. Nodes missing from a complete snapshot are marked gone, never
+// deleted.
+func DiffNodes(current map[string]Node, snap NodeSnapshot) NodeDiff {
+	var d NodeDiff
+	t := snap.ObservedAt
+	seen := make(map[string]bool, len(snap.Nodes))
+	for _, obs := range snap.Nodes {
+		seen[obs.Name] = true
+		cur, ok := current[obs.Name]
+		if !ok {
+			d.Changed = append(d.Changed, Node{NodeObservation: obs, FirstSeenAt: t, VersionSince: t, ChangedAt: t, SnapshotID: snap.ID})
+			continue
+		}
+		if cur.NodeObservation == obs && !cur.Gone {
+			continue
+		}
+		next := cur
+		next.NodeObservation, next.Gone = obs, false
+		next.ChangedAt, next.SnapshotID = t, snap.ID
+		if obs.NodeImageVersion != cur.NodeImageVersion {
+			next.VersionSince = t
+			d.History = append(d.History, NodeVersionChange{Node: obs.Name, Pool: obs.Pool,
+				From: cur.NodeImageVersion, To: obs.NodeImageVersion, ObservedAt: t, SnapshotID: snap.ID})
+		}
+		d.Changed = append(d.Changed, next)
+	}
+	if snap.Complete {
+		for name, cur := range current {
+			if !seen[name] && !cur.Gone {
+				cur.Gone, cur.ChangedAt, cur.SnapshotID = true, t, snap.ID
+				d.Changed = append(d.Changed, cur)
+			}
+		}
+	}
+	sort.Slice(d.Changed, func(i, j int) bool { return d.Changed[i].Name < d.Changed[j].Name })
+	return d
 }

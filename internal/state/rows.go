@@ -167,6 +167,11 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 	setStamp(head, "PoolsListed", c.PoolsListed)
 	setStamp(head, "Versions", c.VersionsAt)
 	setStamp(head, "Support", c.SupportAt)
+	setStamp(head, "NodesListed", c.NodesListed)
+	if c.MaintenanceKnown {
+		head["Maintenance"] = jsonText(c.Maintenance)
+		setStamp(head, "Maintenance", c.MaintenanceAt)
+	}
 	out[rkCluster] = head
 
 	for _, p := range c.Pools {
@@ -189,10 +194,25 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 			"Removed":             p.Removed,
 			"RollingState":        p.RollingState,
 			"LatestUpgrade":       p.LatestUpgrade,
+			"Gpu":                 fleet.IsGPUSize(p.Spec.VMSize),
 		}
 		setTime(r, "RollingSince", p.RollingSince)
 		setStamp(r, "Spec", p.SpecAt)
 		setStamp(r, "Presence", p.Presence)
+		if p.LatestImage != "" {
+			r["LatestNodeImageVersion"] = p.LatestImage
+			setStamp(r, "LatestImage", p.LatestImageAt)
+		}
+		if p.Nodes != nil {
+			r["Nodes"] = int32(p.Nodes.Nodes)
+			r["NodesReady"] = int32(p.Nodes.Ready)
+			r["NodesQuarantined"] = int32(p.Nodes.Quarantined)
+			r["NodeVersions"] = jsonText(p.Nodes.Versions)
+			setStamp(r, "Nodes", p.NodesAt)
+		}
+		if len(p.Images) > 0 {
+			r["Images"] = jsonText(p.Images)
+		}
 		out[rkPoolPrefix+p.Name] = r
 	}
 	for _, u := range c.Upgrades {
@@ -206,6 +226,12 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 		}
 		setTime(r, "StartedAt", u.StartedAt)
 		setTime(r, "EndedAt", u.EndedAt)
+		if u.ImageBefore != "" {
+			r["ImageBefore"] = u.ImageBefore
+		}
+		if u.ImageAfter != "" {
+			r["ImageAfter"] = u.ImageAfter
+		}
 		out[rkOpPrefix+u.Key] = r
 	}
 	for id, s := range c.Scheduled {
@@ -259,12 +285,19 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 			LatestPreview:   head.str("LatestPreviewKubernetesVersion"),
 		}
 		c.VersionsAt = head.stamp("Versions")
+		c.NodesListed = head.stamp("NodesListed")
+		if m, ok := head["Maintenance"].(string); ok {
+			c.MaintenanceKnown, c.MaintenanceAt = true, head.stamp("Maintenance")
+			if err := json.Unmarshal([]byte(m), &c.Maintenance); err != nil {
+				return nil, fmt.Errorf("cluster %s: Maintenance column: %w", id, err)
+			}
+		}
 	}
 	for rk, e := range rows {
 		switch {
 		case strings.HasPrefix(rk, rkPoolPrefix):
 			name := strings.TrimPrefix(rk, rkPoolPrefix)
-			c.Pools[name] = &fleet.Pool{
+			p := &fleet.Pool{
 				Name: name,
 				Spec: fleet.PoolProfile{
 					Name: name, Mode: e.str("Mode"), OSType: e.str("OsType"), OSSKU: e.str("OsSku"),
@@ -280,7 +313,29 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 				RollingState:  e.str("RollingState"),
 				RollingSince:  e.time("RollingSince"),
 				LatestUpgrade: e.str("LatestUpgrade"),
+				LatestImage:   e.str("LatestNodeImageVersion"),
+				LatestImageAt: e.stamp("LatestImage"),
 			}
+			if v, ok := e["NodeVersions"].(string); ok {
+				p.Nodes = &fleet.PoolNodes{Nodes: int(e.int("Nodes")), Ready: int(e.int("NodesReady")),
+					Quarantined: int(e.int("NodesQuarantined"))}
+				p.NodesAt = e.stamp("Nodes")
+				if err := json.Unmarshal([]byte(v), &p.Nodes.Versions); err != nil {
+					return nil, fmt.Errorf("cluster %s: pool %s: NodeVersions column: %w", id, name, err)
+				}
+				if p.Nodes.Versions == nil {
+					p.Nodes.Versions = map[string]int{}
+				}
+			}
+			if v, ok := e["Images"].(string); ok {
+				if err := json.Unmarshal([]byte(v), &p.Images); err != nil {
+					return nil, fmt.Errorf("cluster %s: pool %s: Images column: %w", id, name, err)
+				}
+				for i := range p.Images {
+					p.Images[i].First, p.Images[i].Last = p.Images[i].First.UTC(), p.Images[i].Last.UTC()
+				}
+			}
+			c.Pools[name] = p
 		case strings.HasPrefix(rk, rkOpPrefix):
 			u := &fleet.Upgrade{
 				Key:       strings.TrimPrefix(rk, rkOpPrefix),
@@ -288,6 +343,9 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 				Outcome:   e.str("Outcome"),
 				StartedAt: e.time("StartedAt"),
 				EndedAt:   e.time("EndedAt"),
+
+				ImageBefore: e.str("ImageBefore"),
+				ImageAfter:  e.str("ImageAfter"),
 			}
 			if err := json.Unmarshal([]byte(e.str("Signals")), &u.Signals); err != nil || len(u.Signals) == 0 {
 				return nil, fmt.Errorf("cluster %s: upgrade %s: unreadable Signals column", id, u.Key)
@@ -345,6 +403,13 @@ func safeKey(s string) string {
 }
 
 func seqKey(n int64) string { return fmt.Sprintf("%s%012d", rkSeqPrefix, n) }
+
+// jsonText encodes a value for a JSON column. encoding/json sorts map keys, so
+// equal values give equal text and unchanged rows are not rewritten.
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
 
 func tagsJSON(tags map[string]string) string {
 	if len(tags) == 0 {
