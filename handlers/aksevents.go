@@ -119,6 +119,7 @@ func (inv *invocation) ingest(item []byte) error {
 		}
 		inv.sum.Committed++
 		inv.lines = append(inv.lines, fmt.Sprintf("committed: %s %s (seq %d)", sig.Kind, sig.ID, out.Seq))
+		inv.s.enrichAfter(sig)
 		return nil
 	case errors.Is(err, state.ErrRejected):
 		return inv.reject(rej, err, l)

@@ -27,6 +27,12 @@ type Store interface {
 	RecordRejection(ctx context.Context, r state.Rejection) error
 	Cluster(ctx context.Context, id fleet.ClusterID) (*fleet.Cluster, error)
 	Clusters(ctx context.Context) ([]state.ClusterEntry, error)
+
+	// ApplyNodes applies a node snapshot exactly once (duplicates and older
+	// snapshots change nothing); Nodes and NodeHistory read what it wrote.
+	ApplyNodes(ctx context.Context, id fleet.ClusterID, snap fleet.NodeSnapshot) (state.NodesOutcome, error)
+	Nodes(ctx context.Context, id fleet.ClusterID) (fleet.NodeInventory, []fleet.Node, error)
+	NodeHistory(ctx context.Context, id fleet.ClusterID, since time.Time, node string, limit int) ([]fleet.NodeVersionChange, error)
 }
 
 var _ Store = (*state.Store)(nil)
@@ -35,7 +41,16 @@ var _ Store = (*state.Store)(nil)
 type Options struct {
 	Logger       *slog.Logger
 	MaxBodyBytes int64
-	Now          func() time.Time
+	// MaxInventoryBytes bounds a NodeInventory request (DefaultMaxInventoryBytes).
+	MaxInventoryBytes int64
+	Now               func() time.Time
+	// Enricher, if set, reads clusters from ARM after their rolling events and
+	// on demand (POST …/refresh). Nil switches enrichment off.
+	Enricher Enricher
+	// EnrichTimeout bounds one enrichment, ARM retries included (default 2m).
+	EnrichTimeout time.Duration
+	// EnrichWorkers is how many enrichments run at once (default 2).
+	EnrichWorkers int
 	// StorageRequests, if set, is reported by the stats endpoint (for benchmarks).
 	StorageRequests *atomic.Int64
 }
@@ -51,6 +66,9 @@ type Server struct {
 	now     func() time.Time
 	reqs    *atomic.Int64
 	mux     *http.ServeMux
+
+	maxInventory int64
+	enrich       *enrichQueue // nil when enrichment is off
 }
 
 // New builds the server and its routes.
@@ -64,12 +82,23 @@ func New(store Store, o Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Server{store: store, log: o.Logger, maxBody: o.MaxBodyBytes, now: o.Now, reqs: o.StorageRequests, mux: http.NewServeMux()}
+	if o.MaxInventoryBytes <= 0 {
+		o.MaxInventoryBytes = DefaultMaxInventoryBytes
+	}
+	s := &Server{store: store, log: o.Logger, maxBody: o.MaxBodyBytes, now: o.Now, reqs: o.StorageRequests, mux: http.NewServeMux(),
+		maxInventory: o.MaxInventoryBytes}
+	if o.Enricher != nil {
+		s.enrich = newEnrichQueue(s, o.Enricher, o.EnrichWorkers, o.EnrichTimeout)
+	}
 	s.mux.HandleFunc("GET /{$}", s.ready)
 	s.mux.HandleFunc("POST /AksEvents", s.aksEvents)
 	s.mux.HandleFunc("POST /Status", s.statusEnvelope)
 	s.mux.HandleFunc("GET /api/clusters", s.listClusters)
 	s.mux.HandleFunc("GET /api/clusters/{subscriptionId}/{resourceGroup}/{clusterName}", s.getCluster)
+	s.mux.HandleFunc("GET /api/clusters/{subscriptionId}/{resourceGroup}/{clusterName}/nodes", s.getNodes)
+	s.mux.HandleFunc("GET /api/clusters/{subscriptionId}/{resourceGroup}/{clusterName}/nodes/{node}", s.getNode)
+	s.mux.HandleFunc("POST /api/clusters/{subscriptionId}/{resourceGroup}/{clusterName}/nodes", s.nodeInventory)
+	s.mux.HandleFunc("POST /api/clusters/{subscriptionId}/{resourceGroup}/{clusterName}/refresh", s.refresh)
 	s.mux.HandleFunc("/api/", s.apiNotFound)
 	s.mux.HandleFunc("GET /_upgradewatch/stats", s.stats)
 	s.mux.HandleFunc("/", s.notFound)
@@ -89,7 +118,13 @@ func (s *Server) stats(w http.ResponseWriter, _ *http.Request) {
 	if s.reqs != nil {
 		n = s.reqs.Load()
 	}
-	writeJSON(w, http.StatusOK, map[string]int64{"storageRequests": n})
+	out := map[string]int64{"storageRequests": n}
+	if q := s.enrich; q != nil {
+		q.mu.Lock()
+		out["enrichmentsOk"], out["enrichmentsFailed"] = q.ok, q.failed
+		q.mu.Unlock()
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
@@ -98,8 +133,9 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiNotFound(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusNotFound, errorBody{Error: "no such resource: " + r.URL.Path +
-		" (use /api/clusters or /api/clusters/{subscriptionId}/{resourceGroup}/{clusterName})"})
+	writeJSON(w, http.StatusNotFound, errorBody{Error: "no such resource: " + r.Method + " " + r.URL.Path +
+		" (use GET /api/clusters, GET /api/clusters/{subscriptionId}/{resourceGroup}/{clusterName}[/nodes[/{node}]]," +
+		" POST …/{clusterName}/nodes or POST …/{clusterName}/refresh)"})
 }
 
 type errorBody struct {

@@ -65,15 +65,25 @@ type poolJSON struct {
 	RollingSince        *time.Time `json:"rollingSince,omitempty"`
 	LatestUpgrade       string     `json:"latestUpgrade,omitempty"`
 	Removed             bool       `json:"removed,omitempty"`
+	GPU                 bool       `json:"gpu,omitempty"`
+	// The newest image AKS offers the pool, from the last ARM read.
+	LatestNodeImageVersion string `json:"latestNodeImageVersion,omitempty"`
+	// What the pool's nodes run, from the last node snapshot.
+	Nodes *poolSpreadOut `json:"nodes,omitempty"`
+	// NodesObservedAt is when that snapshot was taken.
+	NodesObservedAt *time.Time `json:"nodesObservedAt,omitempty"`
 }
 
 type upgradeJSON struct {
-	Key       string            `json:"key"`
-	Pool      string            `json:"pool"`
-	Outcome   string            `json:"outcome"`
-	StartedAt *time.Time        `json:"startedAt,omitempty"`
-	EndedAt   *time.Time        `json:"endedAt,omitempty"`
-	Signals   []fleet.SignalRef `json:"signals"`
+	Key       string     `json:"key"`
+	Pool      string     `json:"pool"`
+	Outcome   string     `json:"outcome"`
+	StartedAt *time.Time `json:"startedAt,omitempty"`
+	EndedAt   *time.Time `json:"endedAt,omitempty"`
+	// The pool's node image before and after the operation ("" when not observed).
+	ImageBefore string            `json:"imageBefore,omitempty"`
+	ImageAfter  string            `json:"imageAfter,omitempty"`
+	Signals     []fleet.SignalRef `json:"signals"`
 }
 
 type scheduledJSON struct {
@@ -145,18 +155,24 @@ func clusterDetail(c *fleet.Cluster) map[string]any {
 		if !p.Removed {
 			live++
 		}
-		pools = append(pools, poolJSON{
+		pj := poolJSON{
 			Name: p.Name, Mode: p.Spec.Mode, OSType: p.Spec.OSType, OSSKU: p.Spec.OSSKU, VMSize: p.Spec.VMSize,
 			Count: p.Spec.Count, NodeImageVersion: p.Spec.NodeImageVersion, OrchestratorVersion: p.Spec.OrchestratorVersion,
 			MaxSurge: p.Spec.MaxSurge, DrainTimeoutMinutes: p.Spec.DrainTimeoutMinutes,
 			RollingState: p.RollingState, RollingSince: timePtr(p.RollingSince), LatestUpgrade: p.LatestUpgrade,
-			Removed: p.Removed,
-		})
+			Removed: p.Removed, GPU: fleet.IsGPUSize(p.Spec.VMSize), LatestNodeImageVersion: p.LatestImage,
+		}
+		if p.Nodes != nil {
+			spread := poolSpread(p.Name, *p.Nodes)
+			pj.Nodes, pj.NodesObservedAt = &spread, timePtr(p.NodesAt.At)
+		}
+		pools = append(pools, pj)
 	}
 	ups := []upgradeJSON{}
 	for _, u := range c.RecentUpgrades(recentUpgrades) {
 		ups = append(ups, upgradeJSON{Key: u.Key, Pool: u.Pool, Outcome: u.Outcome,
-			StartedAt: timePtr(u.StartedAt), EndedAt: timePtr(u.EndedAt), Signals: u.Signals})
+			StartedAt: timePtr(u.StartedAt), EndedAt: timePtr(u.EndedAt), Signals: u.Signals,
+			ImageBefore: u.ImageBefore, ImageAfter: u.ImageAfter})
 	}
 	sched := []scheduledJSON{}
 	for _, e := range sortedScheduled(c) {
@@ -175,7 +191,16 @@ func clusterDetail(c *fleet.Cluster) map[string]any {
 		cj.LatestVersions = &versionsJSON{Supported: c.Versions.LatestSupported, Stable: c.Versions.LatestStable,
 			LowestMin: c.Versions.LowestMinor, Preview: c.Versions.LatestPreview}
 	}
-	return map[string]any{"cluster": cj, "pools": pools, "upgrades": ups, "scheduledEvents": sched}
+	detail := map[string]any{"cluster": cj, "pools": pools, "upgrades": ups, "scheduledEvents": sched}
+	if c.MaintenanceKnown {
+		mw := c.Maintenance
+		if mw == nil {
+			mw = []fleet.MaintenanceWindow{}
+		}
+		detail["maintenanceWindows"] = mw
+		detail["maintenanceObservedAt"] = c.MaintenanceAt.At
+	}
+	return detail
 }
 
 func sortedScheduled(c *fleet.Cluster) []*fleet.ScheduledState {

@@ -101,6 +101,7 @@ func startHandler(t testing.TB, endpoint, prefix string) *proc {
 		"UPGRADEWATCH_TABLE_PREFIX="+prefix,
 		"UPGRADEWATCH_STORAGE_TIMEOUT=2s",
 		"UPGRADEWATCH_LOG_LEVEL=info",
+		"UPGRADEWATCH_ENRICH=false", // no ARM here; enrichment is tested on the SDK fakes
 	)
 	p := &proc{URL: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd, log: &syncBuffer{}}
 	cmd.Stdout, cmd.Stderr = p.log, p.log

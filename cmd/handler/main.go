@@ -18,7 +18,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
 	"github.com/upgradewatch/upgradewatch/handlers"
+	"github.com/upgradewatch/upgradewatch/internal/arm"
 	"github.com/upgradewatch/upgradewatch/internal/state"
 )
 
@@ -37,11 +41,19 @@ type Config struct {
 	MaxBodyBytes int64
 	CacheSize    int
 	Timeout      time.Duration
+
+	MaxInventoryBytes int64
+
+	// ARM enrichment.
+	Enrich        bool
+	ARMClientID   string // user-assigned managed identity for ARM; "" = DefaultAzureCredential
+	EnrichTimeout time.Duration
 }
 
 // parseConfig reads the environment. getenv is os.Getenv in production.
 func parseConfig(getenv func(string) string) (Config, error) {
-	c := Config{MaxBodyBytes: handlers.DefaultMaxBodyBytes, CacheSize: 2000, Timeout: 10 * time.Second}
+	c := Config{MaxBodyBytes: handlers.DefaultMaxBodyBytes, CacheSize: 2000, Timeout: 10 * time.Second,
+		MaxInventoryBytes: handlers.DefaultMaxInventoryBytes, Enrich: true, EnrichTimeout: 2 * time.Minute}
 	port := getenv("FUNCTIONS_CUSTOMHANDLER_PORT")
 	if port == "" {
 		port = "8080"
@@ -106,7 +118,39 @@ func parseConfig(getenv func(string) string) (Config, error) {
 		}
 		c.Timeout = d
 	}
+	if v := getenv("UPGRADEWATCH_MAX_INVENTORY_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1024 || n > 100<<20 {
+			return c, fmt.Errorf("UPGRADEWATCH_MAX_INVENTORY_BYTES=%q: want a byte count from 1024 to 104857600", v)
+		}
+		c.MaxInventoryBytes = n
+	}
+	if v := getenv("UPGRADEWATCH_ENRICH"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("UPGRADEWATCH_ENRICH=%q: want true or false", v)
+		}
+		c.Enrich = b
+	}
+	c.ARMClientID = getenv("UPGRADEWATCH_ARM_CLIENT_ID")
+	if v := getenv("UPGRADEWATCH_ENRICH_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > 10*time.Minute {
+			return c, fmt.Errorf("UPGRADEWATCH_ENRICH_TIMEOUT=%q: want a duration from 1s to 10m", v)
+		}
+		c.EnrichTimeout = d
+	}
 	return c, nil
+}
+
+// armCredential is the identity ARM reads use: a user-assigned managed
+// identity when its client id is configured, else DefaultAzureCredential
+// (the app's managed identity in Azure, the developer's login locally).
+func armCredential(clientID string) (azcore.TokenCredential, error) {
+	if clientID != "" {
+		return azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ID: azidentity.ClientID(clientID)})
+	}
+	return azidentity.NewDefaultAzureCredential(nil)
 }
 
 // run starts the server and blocks until ctx ends. It returns the exit code.
@@ -134,8 +178,20 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 	}
 	store := state.New(svc, state.Options{TablePrefix: cfg.TablePrefix, CacheSize: cfg.CacheSize, Logger: log})
 	defer store.Close()
+	opts := handlers.Options{Logger: log, MaxBodyBytes: cfg.MaxBodyBytes, MaxInventoryBytes: cfg.MaxInventoryBytes,
+		StorageRequests: &requests, EnrichTimeout: cfg.EnrichTimeout}
+	if cfg.Enrich {
+		cred, err := armCredential(cfg.ARMClientID)
+		if err != nil {
+			// Enrichment is an extra: without a credential the events still flow.
+			log.Error("no ARM credential; enrichment is off", "error", err)
+		} else {
+			opts.Enricher = arm.NewReader(cred, arm.Options{})
+		}
+	}
+	h := handlers.New(store, opts)
 	srv := &http.Server{
-		Handler: handlers.New(store, handlers.Options{Logger: log, MaxBodyBytes: cfg.MaxBodyBytes, StorageRequests: &requests}),
+		Handler: h,
 		// The host's own timeout is functionTimeout + 1 min; these only guard
 		// against a stuck peer.
 		ReadHeaderTimeout: 10 * time.Second,
@@ -144,7 +200,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("upgradewatch handler starting", "addr", ln.Addr().String(), "storage", cfg.Storage.Describe(),
-		"tables", strings.Join(store.Tables(), ","), "max_body_bytes", cfg.MaxBodyBytes, "state_cache", cfg.CacheSize)
+		"tables", strings.Join(store.Tables(), ","), "max_body_bytes", cfg.MaxBodyBytes, "state_cache", cfg.CacheSize,
+		"enrich", opts.Enricher != nil, "arm_identity", armIdentity(cfg))
 
 	go ensureTables(ctx, store, log)
 	serveErr := make(chan error, 1)
@@ -160,8 +217,21 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("shutdown incomplete", "error", err)
 	}
+	if err := h.Shutdown(shutdown); err != nil {
+		log.Warn("enrichments still queued at shutdown were dropped", "error", err)
+	}
 	log.Info("upgradewatch handler stopped")
 	return 0
+}
+
+func armIdentity(cfg Config) string {
+	switch {
+	case !cfg.Enrich:
+		return "none"
+	case cfg.ARMClientID != "":
+		return "managed identity " + cfg.ARMClientID
+	}
+	return "default credential chain"
 }
 
 // ensureTables creates missing tables, retrying while storage is unreachable.

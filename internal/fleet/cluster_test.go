@@ -380,9 +380,9 @@ func TestDiffNodes(t *testing.T) {
 	}
 
 	second := NodeSnapshot{ID: "n2", ObservedAt: at(60), Complete: true, Nodes: []NodeObservation{
-		obs("aks-system-1-vmss000000", v2, "True"), // patched
+		obs("aks-system-1-vmss000000", v2, "True"),  // patched
 		obs("aks-system-1-vmss000001", v1, "False"), // NotReady now
-		obs("aks-system-1-vmss000003", v2, "True"), // new
+		obs("aks-system-1-vmss000003", v2, "True"),  // new
 	}}
 	d = DiffNodes(current, second)
 	got := map[string]Node{}

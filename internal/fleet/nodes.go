@@ -70,11 +70,11 @@ func (m NodeInventory) Newer(s NodeSnapshot) bool {
 
 // Label keys AKS puts on nodes.
 const (
-	LabelAgentPool        = "kubernetes.azure.com/agentpool"
-	LabelNodeImageVersion = "kubernetes.azure.com/node-image-version"
-	LabelUpgradeStatus    = "kubernetes.azure.com/upgrade-status"
-	LabelOS               = "kubernetes.io/os"
-	UpgradeStatusQuarant  = "Quarantined"
+	LabelAgentPool           = "kubernetes.azure.com/agentpool"
+	LabelNodeImageVersion    = "kubernetes.azure.com/node-image-version"
+	LabelUpgradeStatus       = "kubernetes.azure.com/upgrade-status"
+	LabelOS                  = "kubernetes.io/os"
+	UpgradeStatusQuarantined = "Quarantined"
 )
 
 // PoolNodes summarises the nodes of one pool in a snapshot: how many, how many

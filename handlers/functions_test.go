@@ -1,0 +1,83 @@
+package handlers_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/upgradewatch/upgradewatch/handlers"
+)
+
+type functionJSON struct {
+	Bindings []struct {
+		Type      string   `json:"type"`
+		AuthLevel string   `json:"authLevel"`
+		Direction string   `json:"direction"`
+		Name      string   `json:"name"`
+		Methods   []string `json:"methods"`
+		Route     string   `json:"route"`
+	} `json:"bindings"`
+}
+
+// Every function folder is served: HTTP functions at authLevel function, on a
+// route the server answers (with forwarding on, the host replays the request
+// to /api/<route>); other triggers at POST /<FunctionName>.
+func TestEveryFunctionHasARoute(t *testing.T) {
+	dirs, err := filepath.Glob("../functions/*/function.json")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no function.json found: %v", err)
+	}
+	srv := handlers.New(nil, handlers.Options{})
+	param := regexp.MustCompile(`\{\*?([A-Za-z]+)\}`)
+	sample := map[string]string{"subscriptionId": "6f1c2a3b-4d5e-4f60-8a71-92b3c4d5e6f7", "resourceGroup": "rg-payments-prod",
+		"clusterName": "aks-payments-weu", "path": "6f1c2a3b-4d5e-4f60-8a71-92b3c4d5e6f7/rg-payments-prod/aks-payments-weu/nodes"}
+	for _, path := range dirs {
+		name := filepath.Base(filepath.Dir(path))
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fn functionJSON
+			if err := json.Unmarshal(b, &fn); err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			if len(fn.Bindings) == 0 {
+				t.Fatalf("%s has no bindings", path)
+			}
+			trigger := fn.Bindings[0]
+			method, url := http.MethodPost, "/"+name
+			if trigger.Type == "httpTrigger" {
+				if trigger.AuthLevel != "function" {
+					t.Errorf("authLevel %q, want function", trigger.AuthLevel)
+				}
+				if len(fn.Bindings) != 2 || fn.Bindings[1].Type != "http" {
+					t.Errorf("an HTTP function needs exactly one http output for the host to forward the raw request")
+				}
+				if len(trigger.Methods) != 1 {
+					t.Fatalf("methods %v: want exactly one", trigger.Methods)
+				}
+				method = strings.ToUpper(trigger.Methods[0])
+				url = "/api/" + param.ReplaceAllStringFunc(trigger.Route, func(m string) string {
+					return sample[param.FindStringSubmatch(m)[1]]
+				})
+			}
+			// A nil store: a served route fails past routing (panic recovered
+			// below) or answers with something else than the router's 404.
+			rec := httptest.NewRecorder()
+			func() {
+				defer func() { _ = recover() }()
+				srv.ServeHTTP(rec, httptest.NewRequest(method, url, strings.NewReader("{}")))
+			}()
+			if rec.Code == http.StatusNotFound && (strings.Contains(rec.Body.String(), "no function is served") ||
+				strings.Contains(rec.Body.String(), "no such resource")) {
+				t.Errorf("%s %s is not served: %s", method, url, rec.Body.String())
+			}
+		})
+	}
+}
