@@ -30,7 +30,11 @@ STATICCHECK_VERSION ?= v0.8.2
 RACE         ?= $(if $(filter 1,$(shell $(GO) env CGO_ENABLED)),-race,)
 TEST_TIMEOUT ?= 15m
 FUZZTIME     ?= 10s
-FUZZ_TARGETS ?= internal/events:FuzzDecode internal/events:FuzzSplit internal/host:FuzzDecodeRequest internal/versions:FuzzParse
+FUZZ_TARGETS ?= internal/events:FuzzDecode internal/events:FuzzSplit internal/host:FuzzDecodeRequest internal/versions:FuzzParse internal/inventory:FuzzDecode
+
+# node-reporter, the in-cluster CronJob (docs/node-reporter.md).
+NODE_REPORTER_VERSION ?= 0.1.0
+NODE_REPORTER_IMAGE   ?= upgradewatch/node-reporter:$(NODE_REPORTER_VERSION)
 
 BENCH_ARGS ?=
 DEMO_PORT  ?= 8089
@@ -55,7 +59,7 @@ if ! scripts/azurite-table.sh status >/dev/null 2>&1; then started=1; scripts/az
 else echo "azurite-table: reusing the instance already running on $(AZURITE_TABLE_ENDPOINT)"; fi
 endef
 
-.PHONY: help setup build package app lint fmt test bench demo azurite-start azurite-stop azurite-status clean distclean
+.PHONY: help setup build package app node-reporter node-reporter-image lint fmt test bench demo azurite-start azurite-stop azurite-status clean distclean
 
 help: ## List the targets
 	@echo "usage: make <target> [VAR=value ...]"
@@ -106,6 +110,13 @@ app: package ## package + host.json + functions/* into dist/ (func start --scrip
 	chmod +x $(DIST)/handler
 	@echo "app: ready; run: func start --script-root $(DIST)"
 
+node-reporter: ## Build the static linux/amd64 node-reporter as bin/node-reporter
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(NODE_REPORTER_VERSION)" -o $(BIN)/node-reporter ./cmd/node-reporter
+
+node-reporter-image: ## Build the node-reporter container image (needs a Docker engine)
+	docker build -f cmd/node-reporter/Dockerfile --build-arg VERSION=$(NODE_REPORTER_VERSION) -t $(NODE_REPORTER_IMAGE) .
+
 lint: ## gofmt, go vet and staticcheck
 	@$(gofmt_check)
 	$(GO) vet ./...
@@ -130,7 +141,7 @@ test: setup ## gofmt, go vet, all tests on Azurite (-race), then short fuzz runs
 			echo "fuzz: $$name not found in ./$$pkg (update FUZZ_TARGETS)" >&2; exit 1; \
 		fi; \
 		echo "==> fuzz ./$$pkg $$name for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$${name}\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+		$(GO) test -run '^$$' -fuzz "^$${name}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./$$pkg; \
 	done
 
 bench: setup build ## Run cmd/bench (bin/handler) against Azurite; pass flags with BENCH_ARGS="..."

@@ -139,6 +139,7 @@ type poolSpreadOut struct {
 	Nodes       int              `json:"nodes"`
 	Ready       int              `json:"ready"`
 	Quarantined int              `json:"quarantined"`
+	Cordoned    int              `json:"cordoned"`
 	Versions    []versionCountJS `json:"versions"` // most nodes first
 }
 
@@ -157,7 +158,7 @@ func spreadOf(sum fleet.InventorySummary) []poolSpreadOut {
 }
 
 func poolSpread(name string, p fleet.PoolNodes) poolSpreadOut {
-	ps := poolSpreadOut{Pool: name, Nodes: p.Nodes, Ready: p.Ready, Quarantined: p.Quarantined, Versions: []versionCountJS{}}
+	ps := poolSpreadOut{Pool: name, Nodes: p.Nodes, Ready: p.Ready, Quarantined: p.Quarantined, Cordoned: p.Cordoned, Versions: []versionCountJS{}}
 	for v, n := range p.Versions {
 		ps.Versions = append(ps.Versions, versionCountJS{Version: v, Nodes: n})
 	}

@@ -276,7 +276,7 @@ func TestRunPostsSnapshot(t *testing.T) {
 	want := fleet.NodeObservation{
 		Name: "aks-azlinux-23456789-vmss000004", Pool: "azlinux", NodeImageVersion: "AKSAzureLinux-V3gen2-202609.15.0",
 		KernelVersion: "6.6.96.2-1.azl3", OSImage: "Microsoft Azure Linux 3.0", KubeletVersion: "v1.31.11",
-		ContainerRuntime: "containerd://1.7.27", OSType: "linux", Quarantined: true, Ready: "True",
+		ContainerRuntime: "containerd://1.7.27", OSType: "linux", Quarantined: true, Unschedulable: true, Ready: "True",
 	}
 	if diff := cmp.Diff(want, s.Nodes[1]); diff != "" {
 		t.Errorf("the quarantined node (-want +got):\n%s", diff)

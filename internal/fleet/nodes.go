@@ -18,7 +18,8 @@ type NodeObservation struct {
 	ContainerRuntime string `json:"containerRuntime,omitempty"`
 	OSType           string `json:"osType,omitempty"` // linux|windows (label kubernetes.io/os)
 	Quarantined      bool   `json:"quarantined,omitempty"`
-	Ready            string `json:"ready,omitempty"` // Ready condition status: True|False|Unknown ("" when absent)
+	Unschedulable    bool   `json:"unschedulable,omitempty"` // spec.unschedulable: cordoned (by a drain, kured, an operator)
+	Ready            string `json:"ready,omitempty"`         // Ready condition status: True|False|Unknown ("" when absent)
 }
 
 // NodeSnapshot is one report of a cluster's nodes.
@@ -83,6 +84,7 @@ type PoolNodes struct {
 	Nodes       int            `json:"nodes"`
 	Ready       int            `json:"ready"`
 	Quarantined int            `json:"quarantined"`
+	Cordoned    int            `json:"cordoned"` // unschedulable, quarantined or not
 	Versions    map[string]int `json:"versions"`
 }
 
@@ -122,6 +124,9 @@ func Summarise(nodes []Node, complete bool) InventorySummary {
 		}
 		if n.Quarantined {
 			p.Quarantined++
+		}
+		if n.Unschedulable {
+			p.Cordoned++
 		}
 		p.Versions[n.NodeImageVersion]++
 		s.Pools[pool] = p

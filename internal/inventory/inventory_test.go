@@ -51,6 +51,7 @@ func azlinux(i int, version, ready string, quarantined bool) fleet.NodeObservati
 		Name: fmt.Sprintf("aks-azlinux-23456789-vmss%06d", i), Pool: "azlinux", NodeImageVersion: version,
 		KernelVersion: kernel, OSImage: "Microsoft Azure Linux 3.0", KubeletVersion: "v1.31.11",
 		ContainerRuntime: runtime, OSType: "linux", Quarantined: quarantined, Ready: ready,
+		Unschedulable: quarantined, // AKS cordons the nodes it quarantines
 	}
 }
 

@@ -30,6 +30,9 @@ type Node struct {
 		Name   string            `json:"name"`
 		Labels map[string]string `json:"labels"`
 	} `json:"metadata"`
+	Spec struct {
+		Unschedulable bool `json:"unschedulable"`
+	} `json:"spec"`
 	Status struct {
 		NodeInfo struct {
 			KernelVersion           string `json:"kernelVersion"`
@@ -69,6 +72,7 @@ func FromNodes(nodes []Node) (obs []fleet.NodeObservation, skipped int, err erro
 			ContainerRuntime: n.Status.NodeInfo.ContainerRuntimeVersion,
 			OSType:           n.Metadata.Labels[fleet.LabelOS],
 			Quarantined:      n.Metadata.Labels[fleet.LabelUpgradeStatus] == fleet.UpgradeStatusQuarantined,
+			Unschedulable:    n.Spec.Unschedulable,
 		}
 		if o.OSType == "" {
 			o.OSType = n.Status.NodeInfo.OperatingSystem

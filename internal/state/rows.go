@@ -207,6 +207,7 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 			r["Nodes"] = int32(p.Nodes.Nodes)
 			r["NodesReady"] = int32(p.Nodes.Ready)
 			r["NodesQuarantined"] = int32(p.Nodes.Quarantined)
+			r["NodesCordoned"] = int32(p.Nodes.Cordoned)
 			r["NodeVersions"] = jsonText(p.Nodes.Versions)
 			setStamp(r, "Nodes", p.NodesAt)
 		}
@@ -318,7 +319,7 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 			}
 			if v, ok := e["NodeVersions"].(string); ok {
 				p.Nodes = &fleet.PoolNodes{Nodes: int(e.int("Nodes")), Ready: int(e.int("NodesReady")),
-					Quarantined: int(e.int("NodesQuarantined"))}
+					Quarantined: int(e.int("NodesQuarantined")), Cordoned: int(e.int("NodesCordoned"))}
 				p.NodesAt = e.stamp("Nodes")
 				if err := json.Unmarshal([]byte(v), &p.Nodes.Versions); err != nil {
 					return nil, fmt.Errorf("cluster %s: pool %s: NodeVersions column: %w", id, name, err)

@@ -35,7 +35,7 @@ func TestRowsRoundTrip(t *testing.T) {
 		{ID: "e1", Time: t0.Add(2 * time.Hour), Kind: fleet.KindRollingSucceeded, Pool: "system"},
 		{ID: "nodes-1", Type: fleet.TypeNodeSnapshot, Time: t0.Add(3 * time.Hour), Kind: fleet.KindNodesObserved,
 			Inventory: &fleet.InventorySummary{Complete: true, Pools: map[string]fleet.PoolNodes{
-				"system": {Nodes: 3, Ready: 2, Quarantined: 1, Versions: map[string]int{v2: 2, v1: 1}}}}},
+				"system": {Nodes: 3, Ready: 2, Quarantined: 1, Cordoned: 1, Versions: map[string]int{v2: 2, v1: 1}}}}},
 	}
 	c := fleet.NewCluster(id)
 	for _, s := range sigs {
