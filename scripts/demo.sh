@@ -68,7 +68,8 @@ fi
 
 step "handler on $base (log: $handler_log)"
 mkdir -p "$bin"
-AzureWebJobsStorage=UseDevelopmentStorage=true FUNCTIONS_CUSTOMHANDLER_PORT="$port" \
+# No ARM here: enrichment off (with it on, the handler would try your az login).
+AzureWebJobsStorage=UseDevelopmentStorage=true FUNCTIONS_CUSTOMHANDLER_PORT="$port" UPGRADEWATCH_ENRICH=false \
   "$bin/handler" >"$handler_log" 2>&1 &
 handler_pid=$!
 
@@ -98,3 +99,22 @@ fi
 
 step "per-cluster state"
 "$bin/replay" -handler "$base" -show
+
+shop="$base/api/clusters/7d3c1a52-9f0e-4b8a-a1c2-3e5f6a7b8c9d/rg-shop-prod-weu/aks-shop-prod-weu"
+step "node inventory: 'kubectl get nodes -o json' of a mixed cluster, then the same cluster a day later"
+for day in nodes-mixed.json nodes-mixed-next.json; do
+  echo "POST $shop/nodes < internal/inventory/testdata/$day"
+  curl -sS -m 10 -H 'content-type: application/json' --data-binary "@internal/inventory/testdata/$day" "$shop/nodes" |
+    python3 -c 'import json, sys; r = json.load(sys.stdin); print("  {result}: {nodes} nodes ({skipped} virtual skipped), {changedNodes} node rows written, {versionChanges} image changes, {transactions} transaction(s)".format(**r))'
+done
+
+step "GET $shop/nodes (version spread per pool, image history)"
+curl -sS -m 10 "$shop/nodes" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+for p in r["pools"]:
+    spread = ", ".join("%s x%d" % (v["version"], v["nodes"]) for v in p["versions"])
+    print("  pool %-8s %d nodes, %d ready, %d quarantined: %s" % (p["pool"], p["nodes"], p["ready"], p["quarantined"], spread))
+for h in r["history"]:
+    print("  %s  %s: %s -> %s" % (h["observedAt"], h["node"], h["from"], h["to"]))
+'
