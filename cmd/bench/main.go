@@ -129,7 +129,7 @@ func bench(c config, out io.Writer) error {
 			pct(evLat, 50), pct(evLat, 99), pct(baseLat, 50), pct(baseLat, 99))
 	}
 	fmt.Fprintf(out, "\nrounds: %d per concurrency (baseline and handler interleaved); medians reported.\n", c.rounds)
-	return nil
+	return nodeBench(c, svc, out)
 }
 
 // drive runs op(worker, i) for every i below total on `workers` goroutines and
@@ -316,7 +316,8 @@ func launch(c config, prefix, logLevel string) (*proc, error) {
 	bin, _ := filepath.Abs(c.bin)
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), fmt.Sprintf("FUNCTIONS_CUSTOMHANDLER_PORT=%d", port),
-		"AzureWebJobsStorage="+connString(c.endpoint), "UPGRADEWATCH_TABLE_PREFIX="+prefix, "UPGRADEWATCH_LOG_LEVEL="+logLevel)
+		"AzureWebJobsStorage="+connString(c.endpoint), "UPGRADEWATCH_TABLE_PREFIX="+prefix, "UPGRADEWATCH_LOG_LEVEL="+logLevel,
+		"UPGRADEWATCH_ENRICH=false") // no ARM here; a background read would only add noise
 	p := &proc{url: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd, log: &bytes.Buffer{}}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	p.start = time.Now()
