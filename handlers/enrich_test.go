@@ -16,6 +16,7 @@ import (
 	azarm "github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v9"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v9/fake"
 
@@ -174,7 +175,7 @@ func waitIdle(t *testing.T, srv *handlers.Server) {
 // operation record which image it moved from and to.
 func TestEnrichmentGivesUpgradeImages(t *testing.T) {
 	world := newARMWorld(t)
-	srv, _ := newEnrichEnv(t, world.reader())
+	srv, store := newEnrichEnv(t, world.reader())
 	t0 := time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
 
 	// On demand, the evening before: the pool runs the old image; a newer one is offered.
@@ -217,6 +218,25 @@ func TestEnrichmentGivesUpgradeImages(t *testing.T) {
 	u := ups[0].(map[string]any)
 	if u["outcome"] != "Succeeded" || u["imageBefore"] != imageOld || u["imageAfter"] != imageNew {
 		t.Errorf("upgrade %v, want Succeeded %s → %s", u, imageOld, imageNew)
+	}
+	// The Upgrade row itself, as dashboards read it.
+	svc := azuritetest.Service(t, azuritetest.Endpoint(t))
+	filter := "PartitionKey eq '8f1c2b3a-4d5e-4f60-9a7b-1c2d3e4f5a6b~rg-platform-weu~aks-prod-weu' and Kind eq 'Upgrade'"
+	pager := svc.NewClient(store.Tables()[0]).NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
+	var rows []map[string]any
+	for pager.More() {
+		page, err := pager.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range page.Entities {
+			var m map[string]any
+			_ = json.Unmarshal(b, &m)
+			rows = append(rows, m)
+		}
+	}
+	if len(rows) != 1 || rows[0]["ImageBefore"] != imageOld || rows[0]["ImageAfter"] != imageNew {
+		t.Errorf("Upgrade rows %v, want one with ImageBefore %s and ImageAfter %s", rows, imageOld, imageNew)
 	}
 	world.mu.Lock()
 	gets := world.gets
