@@ -37,6 +37,18 @@ type Store interface {
 
 var _ Store = (*state.Store)(nil)
 
+// Sweeper is what the Sweep and the findings API need of the store
+// (implemented by *state.Store when it has finding rules). Evaluate is
+// fenced per cluster, so concurrent sweeps open a finding once.
+type Sweeper interface {
+	Due(ctx context.Context, now time.Time, limit int) ([]state.DueEntry, error)
+	Evaluate(ctx context.Context, id fleet.ClusterID) (state.Evaluated, error)
+	DropDue(ctx context.Context, e state.DueEntry) error
+	OpenFindings(ctx context.Context) ([]state.FindingEntry, error)
+}
+
+var _ Sweeper = (*state.Store)(nil)
+
 // Options configure the server.
 type Options struct {
 	Logger       *slog.Logger
@@ -51,6 +63,8 @@ type Options struct {
 	EnrichTimeout time.Duration
 	// EnrichWorkers is how many enrichments run at once (default 2).
 	EnrichWorkers int
+	// Sweeper, if set, serves the Sweep and /api/findings.
+	Sweeper Sweeper
 	// StorageRequests, if set, is reported by the stats endpoint (for benchmarks).
 	StorageRequests *atomic.Int64
 }
@@ -69,6 +83,7 @@ type Server struct {
 
 	maxInventory int64
 	enrich       *enrichQueue // nil when enrichment is off
+	sweeper      Sweeper
 }
 
 // New builds the server and its routes.
@@ -86,13 +101,16 @@ func New(store Store, o Options) *Server {
 		o.MaxInventoryBytes = DefaultMaxInventoryBytes
 	}
 	s := &Server{store: store, log: o.Logger, maxBody: o.MaxBodyBytes, now: o.Now, reqs: o.StorageRequests, mux: http.NewServeMux(),
-		maxInventory: o.MaxInventoryBytes}
+		maxInventory: o.MaxInventoryBytes, sweeper: o.Sweeper}
 	if o.Enricher != nil {
 		s.enrich = newEnrichQueue(s, o.Enricher, o.EnrichWorkers, o.EnrichTimeout)
 	}
 	s.mux.HandleFunc("GET /{$}", s.ready)
 	s.mux.HandleFunc("POST /AksEvents", s.aksEvents)
 	s.mux.HandleFunc("POST /Status", s.statusEnvelope)
+	s.mux.HandleFunc("POST /Sweep", s.sweep)
+	s.mux.HandleFunc("GET /api/findings", s.listFindings)
+	s.mux.HandleFunc("GET /api/clusters/{subscriptionId}/{resourceGroup}/{clusterName}/findings", s.clusterFindings)
 	s.mux.HandleFunc("GET /api/clusters", s.listClusters)
 	s.mux.HandleFunc("GET /api/clusters/{subscriptionId}/{resourceGroup}/{clusterName}", s.getCluster)
 	s.mux.HandleFunc("GET /api/clusters/{subscriptionId}/{resourceGroup}/{clusterName}/nodes", s.getNodes)

@@ -191,7 +191,11 @@ func clusterDetail(c *fleet.Cluster) map[string]any {
 		cj.LatestVersions = &versionsJSON{Supported: c.Versions.LatestSupported, Stable: c.Versions.LatestStable,
 			LowestMin: c.Versions.LowestMinor, Preview: c.Versions.LatestPreview}
 	}
-	detail := map[string]any{"cluster": cj, "pools": pools, "upgrades": ups, "scheduledEvents": sched}
+	detail := map[string]any{"cluster": cj, "pools": pools, "upgrades": ups, "scheduledEvents": sched,
+		"findings": clusterFindingList(c, findingFilter{status: "open"})}
+	if !c.NextEvaluation.IsZero() {
+		detail["nextEvaluation"] = c.NextEvaluation
+	}
 	if c.MaintenanceKnown {
 		mw := c.Maintenance
 		if mw == nil {

@@ -50,6 +50,23 @@ type Cluster struct {
 	Maintenance      []MaintenanceWindow
 	MaintenanceAt    Stamp
 
+	// When the channels last changed to their current values (a newer profile
+	// with a different value than the one held); zero when never seen to change.
+	NodeOSChannelChangedAt  time.Time
+	UpgradeChannelChangedAt time.Time
+	// Channels remembers when each channel value was first and last seen, from
+	// which the ChangedAt times derive whatever the delivery order.
+	Channels []ChannelSpan
+
+	// Findings are the rules' verdicts (see internal/findings), by Code~Target.
+	// They are evaluated at commit time, not by Apply: they depend on policy
+	// and the clock, not only on signals.
+	Findings map[string]*Finding
+	// NextEvaluation is when a time-based rule may next change a finding
+	// (a stall deadline, an image going stale, a window ending); the sweep
+	// re-evaluates the cluster then. Zero: nothing pending.
+	NextEvaluation time.Time
+
 	Pools     map[string]*Pool           // by lower-case pool name
 	Upgrades  map[string]*Upgrade        // by Upgrade.Key
 	Scheduled map[string]*ScheduledState // by ScheduledEvent.EventID
@@ -160,6 +177,7 @@ func NewCluster(id ClusterID) *Cluster {
 		Pools:     map[string]*Pool{},
 		Upgrades:  map[string]*Upgrade{},
 		Scheduled: map[string]*ScheduledState{},
+		Findings:  map[string]*Finding{},
 	}
 }
 
@@ -302,6 +320,10 @@ func (c *Cluster) applyProfile(pr ClusterProfile, at Stamp) {
 	if c.Presence.Before(at) {
 		c.Deleted, c.Presence = false, at
 	}
+	c.observeChannel(channelNodeOS, pr.NodeOSUpgradeChannel, at.At)
+	c.observeChannel(channelUpgrade, pr.UpgradeChannel, at.At)
+	c.NodeOSChannelChangedAt = c.channelChangedAt(channelNodeOS, c.NodeOSUpgradeChannel)
+	c.UpgradeChannelChangedAt = c.channelChangedAt(channelUpgrade, c.UpgradeChannel)
 	if pr.MaintenanceKnown && c.MaintenanceAt.Before(at) {
 		c.MaintenanceKnown, c.MaintenanceAt = true, at
 		c.Maintenance = append([]MaintenanceWindow(nil), pr.Maintenance...)
@@ -578,6 +600,12 @@ func (c *Cluster) Clone() *Cluster {
 		n.Pools[k] = &cp
 	}
 	n.Maintenance = append([]MaintenanceWindow(nil), c.Maintenance...)
+	n.Channels = append([]ChannelSpan(nil), c.Channels...)
+	n.Findings = make(map[string]*Finding, len(c.Findings))
+	for k, f := range c.Findings {
+		cf := *f
+		n.Findings[k] = &cf
+	}
 	n.Upgrades = make(map[string]*Upgrade, len(c.Upgrades))
 	for k, u := range c.Upgrades {
 		cu := *u

@@ -86,6 +86,8 @@ type PoolNodes struct {
 	Quarantined int            `json:"quarantined"`
 	Cordoned    int            `json:"cordoned"` // unschedulable, quarantined or not
 	Versions    map[string]int `json:"versions"`
+	// QuarantinedNodes names the quarantined nodes (at most maxNamedNodes).
+	QuarantinedNodes []string `json:"quarantinedNodes,omitempty"`
 }
 
 // Dominant is the version most nodes run (ties: the lexically greatest), or "".
@@ -106,6 +108,9 @@ type InventorySummary struct {
 	Pools    map[string]PoolNodes // by lower-case pool name
 }
 
+// maxNamedNodes bounds the node names a pool summary carries.
+const maxNamedNodes = 20
+
 // Summarise counts nodes per pool. Gone nodes are skipped.
 func Summarise(nodes []Node, complete bool) InventorySummary {
 	s := InventorySummary{Complete: complete, Pools: map[string]PoolNodes{}}
@@ -124,6 +129,9 @@ func Summarise(nodes []Node, complete bool) InventorySummary {
 		}
 		if n.Quarantined {
 			p.Quarantined++
+			if len(p.QuarantinedNodes) < maxNamedNodes {
+				p.QuarantinedNodes = append(p.QuarantinedNodes, n.Name)
+			}
 		}
 		if n.Unschedulable {
 			p.Cordoned++

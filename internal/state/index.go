@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -49,7 +50,50 @@ func indexOps(old, next *fleet.Cluster) []indexOp {
 	for key := range before {
 		ops = append(ops, indexOp{pk: IndexInFlight, rk: inFlightKey(next.ID, key)})
 	}
+	// Open findings: added or rewritten when they open or change, removed when
+	// they resolve.
+	for key, f := range next.Findings {
+		o := old.Findings[key]
+		if f.Status == fleet.FindingOpen {
+			if o == nil || o.Status != fleet.FindingOpen || o.Severity != f.Severity || o.Summary != f.Summary || !o.OpenedAt.Equal(f.OpenedAt) {
+				ops = append(ops, indexOp{pk: IndexFindings, rk: findingIndexKey(next.ID, f), r: findingIndexRow(next, f)})
+			}
+		} else if o != nil && o.Status == fleet.FindingOpen {
+			ops = append(ops, indexOp{pk: IndexFindings, rk: findingIndexKey(next.ID, f)})
+		}
+	}
+	if !old.NextEvaluation.Equal(next.NextEvaluation) {
+		if !old.NextEvaluation.IsZero() {
+			ops = append(ops, indexOp{pk: IndexDue, rk: dueKey(next.ID, old.NextEvaluation)})
+		}
+		if !next.NextEvaluation.IsZero() {
+			ops = append(ops, indexOp{pk: IndexDue, rk: dueKey(next.ID, next.NextEvaluation), r: dueRow(next)})
+		}
+	}
 	return ops
+}
+
+func findingIndexKey(id fleet.ClusterID, f *fleet.Finding) string {
+	return id.Key() + "~" + strings.TrimPrefix(findingKey(f.Code, f.Target), rkFindPrefix)
+}
+
+func findingIndexRow(c *fleet.Cluster, f *fleet.Finding) row {
+	r := findingRow(f)
+	r["Kind"] = KindOpenIndex
+	r["ClusterKey"], r["SubscriptionId"], r["ResourceGroup"], r["ClusterName"] = c.ID.Key(), c.ID.SubscriptionID, c.ID.ResourceGroup, c.ID.Name
+	delete(r, "Evidence") // in the cluster's Finding row; the index stays small
+	return r
+}
+
+func dueKey(id fleet.ClusterID, at time.Time) string {
+	return at.UTC().Format(fleet.TimeKeyLayout) + "~" + id.Key()
+}
+
+func dueRow(c *fleet.Cluster) row {
+	r := row{"Kind": KindDue, "ClusterKey": c.ID.Key(), "SubscriptionId": c.ID.SubscriptionID,
+		"ResourceGroup": c.ID.ResourceGroup, "ClusterName": c.ID.Name}
+	setTime(r, "At", c.NextEvaluation)
+	return r
 }
 
 // reconcileIndex brings a cluster's index entries in line with its committed
@@ -60,6 +104,16 @@ func (s *Store) reconcileIndex(ctx context.Context, c *fleet.Cluster) error {
 		return nil
 	}
 	ops := []indexOp{{pk: IndexClusters, rk: c.ID.Key(), r: clusterIndexRow(c)}}
+	for _, f := range c.Findings {
+		if f.Status == fleet.FindingOpen {
+			ops = append(ops, indexOp{pk: IndexFindings, rk: findingIndexKey(c.ID, f), r: findingIndexRow(c, f)})
+		} else {
+			ops = append(ops, indexOp{pk: IndexFindings, rk: findingIndexKey(c.ID, f)})
+		}
+	}
+	if !c.NextEvaluation.IsZero() {
+		ops = append(ops, indexOp{pk: IndexDue, rk: dueKey(c.ID, c.NextEvaluation), r: dueRow(c)})
+	}
 	inflight := map[string]bool{}
 	for _, u := range c.InFlight() {
 		inflight[u.Key] = true

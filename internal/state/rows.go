@@ -25,6 +25,9 @@ const (
 	KindInFlight  = "InFlight"
 	KindIndexed   = "IndexedCluster"
 	KindRejection = "Rejection"
+	KindFinding   = "Finding"
+	KindOpenIndex = "OpenFinding"
+	KindDue       = "Due"
 )
 
 // RowKeys and prefixes in a cluster's partition of the Fleet table. State rows
@@ -36,6 +39,11 @@ const (
 	rkPoolPrefix  = "pool~"
 	rkOpPrefix    = "op~"
 	rkSchedPrefix = "sched~"
+	rkFindPrefix  = "finding~"
+	// A finding that opens again after it was resolved keeps its row; the
+	// resolved instance is copied here first, after the node rows, so nothing
+	// is ever deleted and loading a cluster never reads the archive.
+	rkFindArchive = "zfinding~"
 	rkSigPrefix   = "signal~"
 	stateRowsEnd  = rkSigPrefix
 )
@@ -44,6 +52,8 @@ const (
 const (
 	IndexClusters = "Cluster"
 	IndexInFlight = "InFlight"
+	IndexFindings = "Finding" // open findings: <cluster key>~<code>~<target>
+	IndexDue      = "Due"     // <time>~<cluster key>: when the sweep must re-evaluate a cluster
 )
 
 // row is one entity as our model sees it: column → typed Go value (string,
@@ -168,6 +178,12 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 	setStamp(head, "Versions", c.VersionsAt)
 	setStamp(head, "Support", c.SupportAt)
 	setStamp(head, "NodesListed", c.NodesListed)
+	setTime(head, "NodeOSChannelChangedAt", c.NodeOSChannelChangedAt)
+	setTime(head, "UpgradeChannelChangedAt", c.UpgradeChannelChangedAt)
+	if len(c.Channels) > 0 {
+		head["Channels"] = jsonText(c.Channels)
+	}
+	setTime(head, "NextEvaluation", c.NextEvaluation)
 	if c.MaintenanceKnown {
 		head["Maintenance"] = jsonText(c.Maintenance)
 		setStamp(head, "Maintenance", c.MaintenanceAt)
@@ -235,6 +251,9 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 		}
 		out[rkOpPrefix+u.Key] = r
 	}
+	for _, f := range c.Findings {
+		out[findingKey(f.Code, f.Target)] = findingRow(f)
+	}
 	for id, s := range c.Scheduled {
 		r := row{
 			"Kind":        KindScheduled,
@@ -287,6 +306,17 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 		}
 		c.VersionsAt = head.stamp("Versions")
 		c.NodesListed = head.stamp("NodesListed")
+		c.NodeOSChannelChangedAt = head.time("NodeOSChannelChangedAt")
+		c.UpgradeChannelChangedAt = head.time("UpgradeChannelChangedAt")
+		c.NextEvaluation = head.time("NextEvaluation")
+		if v, ok := head["Channels"].(string); ok {
+			if err := json.Unmarshal([]byte(v), &c.Channels); err != nil {
+				return nil, fmt.Errorf("cluster %s: Channels column: %w", id, err)
+			}
+			for i := range c.Channels {
+				c.Channels[i].First, c.Channels[i].Last = c.Channels[i].First.UTC(), c.Channels[i].Last.UTC()
+			}
+		}
 		if m, ok := head["Maintenance"].(string); ok {
 			c.MaintenanceKnown, c.MaintenanceAt = true, head.stamp("Maintenance")
 			if err := json.Unmarshal([]byte(m), &c.Maintenance); err != nil {
@@ -355,6 +385,9 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 				u.Signals[i].Time = u.Signals[i].Time.UTC()
 			}
 			c.Upgrades[u.Key] = u
+		case strings.HasPrefix(rk, rkFindPrefix):
+			f := findingOf(e)
+			c.Findings[f.Key()] = f
 		case strings.HasPrefix(rk, rkSchedPrefix):
 			s := &fleet.ScheduledState{
 				ScheduledEvent: fleet.ScheduledEvent{
@@ -369,6 +402,37 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 		}
 	}
 	return c, nil
+}
+
+// findingKey is a finding's RowKey. Targets hold slashes, which RowKeys may
+// not: they become colons.
+func findingKey(code, target string) string {
+	return rkFindPrefix + safeKey(code+"~"+strings.ReplaceAll(target, "/", ":"))
+}
+
+func findingRow(f *fleet.Finding) row {
+	r := row{
+		"Kind":     KindFinding,
+		"Code":     f.Code,
+		"Target":   f.Target,
+		"Severity": f.Severity,
+		"Status":   f.Status,
+		"Summary":  truncateUTF16(f.Summary, 1024),
+		"Evidence": truncateUTF16(f.Evidence, 16000),
+		"Opened":   int32(f.Opened),
+	}
+	setTime(r, "OpenedAt", f.OpenedAt)
+	setTime(r, "LastSeenAt", f.LastSeenAt)
+	setTime(r, "ResolvedAt", f.ResolvedAt)
+	return r
+}
+
+func findingOf(e entity) *fleet.Finding {
+	return &fleet.Finding{
+		Code: e.str("Code"), Target: e.str("Target"), Severity: e.str("Severity"), Status: e.str("Status"),
+		Summary: e.str("Summary"), Evidence: e.str("Evidence"), Opened: int(e.int("Opened")),
+		OpenedAt: e.time("OpenedAt"), LastSeenAt: e.time("LastSeenAt"), ResolvedAt: e.time("ResolvedAt"),
+	}
 }
 
 // signalRow is the audit row of one accepted signal; its RowKey is the dedupe marker.

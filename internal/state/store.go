@@ -65,6 +65,11 @@ type Options struct {
 	CacheSize   int // clusters whose last committed state is kept in memory; 0 disables
 	Logger      *slog.Logger
 	Now         func() time.Time
+	// Evaluate, if set, runs the finding rules on a cluster about to be
+	// committed: it updates c.Findings and c.NextEvaluation (see
+	// internal/findings) so that findings commit in the same transaction as
+	// the state change that caused them. It must be pure given now.
+	Evaluate func(c *fleet.Cluster, now time.Time) []fleet.Transition
 }
 
 // Store is the Table-storage adapter. It is safe for concurrent use; one
@@ -78,6 +83,7 @@ type Store struct {
 	cache                  *lru
 	locks                  [256]sync.Mutex
 	idx                    *indexWriter
+	evaluate               func(c *fleet.Cluster, now time.Time) []fleet.Transition
 }
 
 // New returns a Store on svc. Call EnsureTables before first use and Close at the end.
@@ -97,6 +103,7 @@ func New(svc *aztables.ServiceClient, o Options) *Store {
 		log:      o.Logger,
 		now:      o.Now,
 		cache:    newLRU(o.CacheSize),
+		evaluate: o.Evaluate,
 	}
 	s.idx = newIndexWriter(s.index, o.Logger)
 	return s
@@ -159,8 +166,11 @@ func (s *Store) Commit(ctx context.Context, sig fleet.Signal) (Outcome, error) {
 		if err := fleet.Apply(next, sig); err != nil {
 			return Outcome{}, fmt.Errorf("%w: %v", ErrRejected, err)
 		}
+		if s.evaluate != nil {
+			s.evaluate(next, s.now())
+		}
 		rows := rowsOf(next)
-		actions, err := s.actions(pk, snap, rows, sig)
+		actions, err := s.actions(pk, snap, rows, &sig)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -216,7 +226,10 @@ func (s *Store) duplicate(ctx context.Context, id fleet.ClusterID) (Outcome, err
 	return Outcome{Result: Duplicate, Seq: snap.seq}, nil
 }
 
-func (s *Store) actions(pk string, snap *snapshot, rows map[string]row, sig fleet.Signal) ([]aztables.TransactionAction, error) {
+// actions builds the transaction that moves a partition from snap to rows:
+// the guard, the signal's audit row (when there is a signal: the sweep's
+// re-evaluations have none), and every changed row.
+func (s *Store) actions(pk string, snap *snapshot, rows map[string]row, sig *fleet.Signal) ([]aztables.TransactionAction, error) {
 	var acts []aztables.TransactionAction
 	add := func(typ aztables.TransactionType, rk string, r row) error {
 		b, err := r.marshal(pk, rk)
@@ -240,8 +253,10 @@ func (s *Store) actions(pk string, snap *snapshot, rows map[string]row, sig flee
 	if err := add(aztables.TransactionTypeAdd, seqKey(seq), row{"Kind": KindSequence, "Seq": seq}); err != nil {
 		return nil, err
 	}
-	if err := add(aztables.TransactionTypeAdd, signalKey(sig.ID), signalRow(sig, seq, s.now())); err != nil {
-		return nil, err
+	if sig != nil {
+		if err := add(aztables.TransactionTypeAdd, signalKey(sig.ID), signalRow(*sig, seq, s.now())); err != nil {
+			return nil, err
+		}
 	}
 	keys := make([]string, 0, len(rows))
 	for rk := range rows {
@@ -249,8 +264,17 @@ func (s *Store) actions(pk string, snap *snapshot, rows map[string]row, sig flee
 	}
 	sort.Strings(keys)
 	for _, rk := range keys {
-		if old, ok := snap.rows[rk]; ok && old.equal(rows[rk]) {
+		old, ok := snap.rows[rk]
+		if ok && old.equal(rows[rk]) {
 			continue
+		}
+		// A resolved finding opening again: keep the resolved instance.
+		if ok && old["Kind"] == KindFinding && old["Status"] == fleet.FindingResolved && rows[rk]["Status"] == fleet.FindingOpen {
+			opened, _ := old["OpenedAt"].(time.Time)
+			if err := add(aztables.TransactionTypeInsertReplace, rkFindArchive+strings.TrimPrefix(rk, rkFindPrefix)+"~"+
+				opened.UTC().Format(fleet.TimeKeyLayout), old); err != nil {
+				return nil, err
+			}
 		}
 		if err := add(aztables.TransactionTypeInsertReplace, rk, rows[rk]); err != nil {
 			return nil, err
@@ -267,7 +291,11 @@ func (s *Store) actions(pk string, snap *snapshot, rows map[string]row, sig flee
 		del(rk)
 	}
 	if len(acts) > maxBatch {
-		return nil, fmt.Errorf("%w: signal %s changes %d rows, more than one transaction holds (%d)", ErrRejected, sig.ID, len(acts), maxBatch)
+		what := "re-evaluation"
+		if sig != nil {
+			what = "signal " + sig.ID
+		}
+		return nil, fmt.Errorf("%w: %s changes %d rows, more than one transaction holds (%d)", ErrRejected, what, len(acts), maxBatch)
 	}
 	return acts, nil
 }
@@ -322,7 +350,16 @@ func (s *Store) load(ctx context.Context, id fleet.ClusterID) (*snapshot, error)
 }
 
 func (s *Store) query(ctx context.Context, c *aztables.Client, filter string) ([]entity, error) {
-	pager := c.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
+	return s.queryLimit(ctx, c, filter, 0)
+}
+
+// queryLimit reads at most limit entities (all when limit <= 0).
+func (s *Store) queryLimit(ctx context.Context, c *aztables.Client, filter string, limit int) ([]entity, error) {
+	opts := &aztables.ListEntitiesOptions{Filter: &filter}
+	if limit > 0 && limit < 1000 {
+		opts.Top = to.Ptr(int32(limit))
+	}
+	pager := c.NewListEntitiesPager(opts)
 	var out []entity
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
@@ -338,6 +375,9 @@ func (s *Store) query(ctx context.Context, c *aztables.Client, filter string) ([
 				return nil, err
 			}
 			out = append(out, e)
+			if limit > 0 && len(out) >= limit {
+				return out, nil
+			}
 		}
 	}
 	return out, nil

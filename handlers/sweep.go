@@ -1,0 +1,97 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/upgradewatch/upgradewatch/internal/fleet"
+	"github.com/upgradewatch/upgradewatch/internal/host"
+	"github.com/upgradewatch/upgradewatch/internal/state"
+)
+
+// FunctionSweep is the timerTrigger that re-evaluates clusters whose
+// time-based findings are due: POST /Sweep, binding `timer`.
+const FunctionSweep = "Sweep"
+
+// sweepLimit bounds the clusters one sweep evaluates; the rest stay due for
+// the next run, so a backlog never makes a sweep overrun its schedule.
+const sweepLimit = 500
+
+type sweepSummary struct {
+	Due       int `json:"due"`
+	Evaluated int `json:"evaluated"`
+	Changed   int `json:"changed"`
+	Opened    int `json:"opened"`
+	Resolved  int `json:"resolved"`
+	Stale     int `json:"staleEntries"`
+	Failed    int `json:"failed"`
+}
+
+// sweep reads only the Due partition of FleetIndex, so its cost follows the
+// number of clusters due, not the size of the fleet.
+func (s *Server) sweep(w http.ResponseWriter, r *http.Request) {
+	l := s.log.With("function", FunctionSweep, "invocation_id", r.Header.Get("X-Azure-Functions-InvocationId"))
+	var sum sweepSummary
+	var logs []string
+	respond := func(status int) {
+		host.WriteResponse(w, status, host.InvokeResponse{Logs: logs, ReturnValue: sum})
+	}
+	if _, _, err := host.DecodeRequest(r.Body, s.maxBody); err != nil && !errors.Is(err, host.ErrMalformed) {
+		l.Warn("could not read the timer invocation", "error", err)
+	}
+	if s.sweeper == nil {
+		logs = append(logs, "no finding rules configured")
+		respond(http.StatusOK)
+		return
+	}
+	due, err := s.sweeper.Due(r.Context(), s.now(), sweepLimit)
+	if err != nil {
+		l.Error("sweep could not list due clusters", "error", err)
+		logs = append(logs, "storage unavailable: "+err.Error())
+		respond(statusFor(err))
+		return
+	}
+	sum.Due = len(due)
+	var failed error
+	for _, d := range due {
+		cl := l.With("cluster", d.Cluster.Key())
+		out, err := s.sweeper.Evaluate(r.Context(), d.Cluster)
+		switch {
+		case errors.Is(err, state.ErrNotFound):
+			sum.Stale++
+			_ = s.sweeper.DropDue(r.Context(), d)
+			continue
+		case err != nil:
+			sum.Failed++
+			failed = err
+			cl.Error("evaluation failed", "error", err)
+			continue
+		}
+		sum.Evaluated++
+		if out.Changed {
+			sum.Changed++
+		}
+		if !out.NextEvaluation.Equal(d.At) {
+			// The cluster moved on (or the entry outlived a failed index
+			// write): this entry is not its due time any more.
+			if err := s.sweeper.DropDue(r.Context(), d); err == nil && !out.Changed {
+				sum.Stale++
+			}
+		}
+		for _, t := range out.Transitions {
+			switch t.Kind {
+			case fleet.TransitionOpened:
+				sum.Opened++
+				cl.Info("finding opened", "code", t.Finding.Code, "target", t.Finding.Target, "severity", t.Finding.Severity)
+			case fleet.TransitionResolved:
+				sum.Resolved++
+				cl.Info("finding resolved", "code", t.Finding.Code, "target", t.Finding.Target)
+			}
+			logs = append(logs, fmt.Sprintf("%s %s %s %s", d.Cluster.Key(), t.Kind, t.Finding.Code, t.Finding.Target))
+		}
+	}
+	l.Info("sweep done", "due", sum.Due, "evaluated", sum.Evaluated, "changed", sum.Changed, "opened", sum.Opened,
+		"resolved", sum.Resolved, "failed", sum.Failed)
+	respond(statusFor(failed))
+}

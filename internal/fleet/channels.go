@@ -1,0 +1,76 @@
+package fleet
+
+import (
+	"sort"
+	"time"
+)
+
+// ChannelSpan is when one value of one channel was first and last observed.
+type ChannelSpan struct {
+	Channel string    `json:"c"` // channelNodeOS or channelUpgrade
+	Value   string    `json:"v"`
+	First   time.Time `json:"first"`
+	Last    time.Time `json:"last"`
+}
+
+const (
+	channelNodeOS  = "nodeOS"
+	channelUpgrade = "upgrade"
+)
+
+func (c *Cluster) observeChannel(channel, value string, at time.Time) {
+	if value == "" || at.IsZero() {
+		return
+	}
+	found := false
+	for i := range c.Channels {
+		s := &c.Channels[i]
+		if s.Channel == channel && s.Value == value {
+			if at.Before(s.First) {
+				s.First = at
+			}
+			if at.After(s.Last) {
+				s.Last = at
+			}
+			found = true
+		}
+	}
+	if !found {
+		c.Channels = append(c.Channels, ChannelSpan{Channel: channel, Value: value, First: at, Last: at})
+	}
+	sort.Slice(c.Channels, func(i, j int) bool {
+		a, b := c.Channels[i], c.Channels[j]
+		if a.Channel != b.Channel {
+			return a.Channel < b.Channel
+		}
+		return a.Value < b.Value
+	})
+}
+
+// channelChangedAt is when the channel moved to its current value: the later
+// of the value's first sighting and the last sighting of any other value
+// before it. Zero when no other value was ever seen.
+func (c *Cluster) channelChangedAt(channel, current string) time.Time {
+	var cur *ChannelSpan
+	for i := range c.Channels {
+		if c.Channels[i].Channel == channel && c.Channels[i].Value == current {
+			cur = &c.Channels[i]
+		}
+	}
+	if cur == nil {
+		return time.Time{}
+	}
+	var other time.Time
+	for _, s := range c.Channels {
+		if s.Channel == channel && s.Value != current && s.Last.Before(cur.Last) && s.Last.After(other) {
+			other = s.Last
+		}
+	}
+	if other.IsZero() {
+		return time.Time{}
+	}
+	if cur.First.After(other) {
+		return cur.First
+	}
+	return other
+}
