@@ -23,6 +23,9 @@ import (
 
 	"github.com/upgradewatch/upgradewatch/handlers"
 	"github.com/upgradewatch/upgradewatch/internal/arm"
+	"github.com/upgradewatch/upgradewatch/internal/findings"
+	"github.com/upgradewatch/upgradewatch/internal/fleet"
+	"github.com/upgradewatch/upgradewatch/internal/policy"
 	"github.com/upgradewatch/upgradewatch/internal/state"
 )
 
@@ -43,6 +46,9 @@ type Config struct {
 	Timeout      time.Duration
 
 	MaxInventoryBytes int64
+
+	// Policy is UPGRADEWATCH_POLICY: the policy document inline, or a path to it.
+	Policy string
 
 	// ARM enrichment.
 	Enrich        bool
@@ -133,6 +139,7 @@ func parseConfig(getenv func(string) string) (Config, error) {
 		c.Enrich = b
 	}
 	c.ARMClientID = getenv("UPGRADEWATCH_ARM_CLIENT_ID")
+	c.Policy = getenv("UPGRADEWATCH_POLICY")
 	if v := getenv("UPGRADEWATCH_ENRICH_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < time.Second || d > 10*time.Minute {
@@ -176,10 +183,26 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 		log.Error("storage client", "error", err)
 		return 2
 	}
-	store := state.New(svc, state.Options{TablePrefix: cfg.TablePrefix, CacheSize: cfg.CacheSize, Logger: log})
+	// A policy AKS cannot honour, or one that does not parse, stops the start:
+	// running on a policy other than the one intended would report the wrong findings.
+	policies, err := policy.Load(cfg.Policy)
+	if err != nil {
+		log.Error("invalid policy (UPGRADEWATCH_POLICY)", "error", err)
+		return 2
+	}
+	resolve := func(c *fleet.Cluster) (fleet.Policy, []string) {
+		p, problems := policies.For(c)
+		out := make([]string, len(problems))
+		for i, pr := range problems {
+			out[i] = pr.String()
+		}
+		return p, out
+	}
+	store := state.New(svc, state.Options{TablePrefix: cfg.TablePrefix, CacheSize: cfg.CacheSize, Logger: log,
+		Evaluate: findings.Evaluator(resolve)})
 	defer store.Close()
 	opts := handlers.Options{Logger: log, MaxBodyBytes: cfg.MaxBodyBytes, MaxInventoryBytes: cfg.MaxInventoryBytes,
-		StorageRequests: &requests, EnrichTimeout: cfg.EnrichTimeout}
+		StorageRequests: &requests, EnrichTimeout: cfg.EnrichTimeout, Sweeper: store}
 	if cfg.Enrich {
 		cred, err := armCredential(cfg.ARMClientID)
 		if err != nil {
@@ -201,7 +224,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 	}
 	log.Info("upgradewatch handler starting", "addr", ln.Addr().String(), "storage", cfg.Storage.Describe(),
 		"tables", strings.Join(store.Tables(), ","), "max_body_bytes", cfg.MaxBodyBytes, "state_cache", cfg.CacheSize,
-		"enrich", opts.Enricher != nil, "arm_identity", armIdentity(cfg))
+		"enrich", opts.Enricher != nil, "arm_identity", armIdentity(cfg), "policy_rules", policies.Len())
 
 	go ensureTables(ctx, store, log)
 	serveErr := make(chan error, 1)
