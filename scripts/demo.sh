@@ -69,7 +69,9 @@ fi
 step "handler on $base (log: $handler_log)"
 mkdir -p "$bin"
 # No ARM here: enrichment off (with it on, the handler would try your az login).
+# The policy every finding is judged against: docs/examples/policy.json.
 AzureWebJobsStorage=UseDevelopmentStorage=true FUNCTIONS_CUSTOMHANDLER_PORT="$port" UPGRADEWATCH_ENRICH=false \
+  UPGRADEWATCH_POLICY=docs/examples/policy.json \
   "$bin/handler" >"$handler_log" 2>&1 &
 handler_pid=$!
 
@@ -117,4 +119,35 @@ for p in r["pools"]:
     print("  pool %-8s %d nodes, %d ready, %d quarantined: %s" % (p["pool"], p["nodes"], p["ready"], p["quarantined"], spread))
 for h in r["history"]:
     print("  %s  %s: %s -> %s" % (h["observedAt"], h["node"], h["from"], h["to"]))
+'
+
+stage="$base/api/clusters/7d3c1a52-9f0e-4b8a-a1c2-3e5f6a7b8c9d/rg-shop-stage-weu/aks-shop-stage-weu"
+step "a staging cluster mid-upgrade: one node quarantined (POST $stage/nodes)"
+curl -sS -m 10 -o /dev/null -w '  HTTP %{http_code}\n' -H 'content-type: application/json' \
+  --data-binary @internal/inventory/testdata/nodes-mixed.json "$stage/nodes"
+
+step "the checkout cluster's system pool fails its upgrade (NodePoolRollingFailed)"
+topic=/subscriptions/3f2b8c1e-7d4a-4e29-9b6f-0a1c5d8e2f47/resourceGroups/rg-checkout-prod/providers/Microsoft.ContainerService/managedClusters/aks-checkout-neu
+for kind in Started Failed; do
+  curl -sS -m 10 -H 'content-type: application/json' -X POST "$base/AksEvents" --data "{\"Data\":{\"event\":{
+    \"id\":\"$(python3 -c 'import uuid; print(uuid.uuid4())')\",\"topic\":\"$topic\",\"subject\":\"aks-checkout-neu\",
+    \"eventType\":\"Microsoft.ContainerService.NodePoolRolling$kind\",\"eventTime\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",
+    \"data\":{\"nodePoolName\":\"system\"},\"dataVersion\":\"1\",\"metadataVersion\":\"1\"}},\"Metadata\":{}}" |
+    python3 -c 'import json, sys; print("  " + json.dumps(json.load(sys.stdin)["ReturnValue"]))'
+done
+
+step "Sweep (what the timer trigger does every 5 minutes)"
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+curl -sS -m 30 -H 'content-type: application/json' -X POST "$base/Sweep" \
+  --data "{\"Data\":{\"timer\":{\"IsPastDue\":false}},\"Metadata\":{\"sys\":{\"MethodName\":\"Sweep\",\"UtcNow\":\"$now\"}}}" |
+  python3 -c 'import json, sys; print("  " + json.dumps(json.load(sys.stdin)["ReturnValue"]))'
+
+step "GET $base/api/findings (open findings of the fleet, most severe first)"
+curl -sS -m 10 "$base/api/findings" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print("  %d open: %s" % (r["count"], ", ".join("%s %d" % kv for kv in sorted(r["bySeverity"].items()))))
+for f in r["findings"]:
+    cluster = f["cluster"].rsplit("/", 1)[-1]
+    print("  %-8s %-26s %-19s %-22s %s" % (f["severity"], f["code"], cluster, f["target"], f["summary"][:90]))
 '

@@ -231,8 +231,8 @@ func (e *eval) upgrades() {
 			e.wake(deadline)
 			continue
 		}
-		ev := map[string]any{"upgrade": u.Key, "startedAt": u.StartedAt, "expected": expected.String(),
-			"elapsed": e.now.Sub(u.StartedAt).Round(time.Minute).String()}
+		ev := map[string]any{"upgrade": u.Key, "startedAt": u.StartedAt, "expectedMinutes": int(expected.Minutes()),
+			"deadline": deadline}
 		if pool != nil {
 			ev["nodes"], ev["maxSurge"], ev["drainTimeoutMinutes"] = pool.Spec.Count, pool.Spec.MaxSurge, pool.Spec.DrainTimeoutMinutes
 			if pool.Nodes != nil && pool.Nodes.Quarantined > 0 {
@@ -241,7 +241,7 @@ func (e *eval) upgrades() {
 		}
 		e.observe(fleet.CodeUpgradeStalled, "pool/"+u.Pool, fleet.SeverityError,
 			fmt.Sprintf("pool %s has been rolling for %s, longer than the %s expected", u.Pool,
-				e.now.Sub(u.StartedAt).Round(time.Minute), expected.Round(time.Minute)), ev)
+				human(e.now.Sub(u.StartedAt)), human(expected)), ev)
 	}
 	for _, pool := range e.livePools() {
 		if pool.RollingState != fleet.RollingFailed {
@@ -508,6 +508,25 @@ func contentDate(v versions.Version) time.Time {
 		return v.PatchDate
 	}
 	return v.BuildDate
+}
+
+// human writes a duration for people: 45m, 2h10m, 7d14h.
+func human(d time.Duration) string {
+	d = d.Round(time.Minute)
+	switch {
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		if m := int(d.Minutes()) % 60; m != 0 {
+			return fmt.Sprintf("%dh%dm", int(d.Hours()), m)
+		}
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	days, hours := int(d.Hours())/24, int(d.Hours())%24
+	if hours == 0 {
+		return fmt.Sprintf("%dd", days)
+	}
+	return fmt.Sprintf("%dd%dh", days, hours)
 }
 
 func firstNonEmpty(s ...string) string {
