@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/host"
@@ -17,6 +18,9 @@ const FunctionSweep = "Sweep"
 // sweepLimit bounds the clusters one sweep evaluates; the rest stay due for
 // the next run, so a backlog never makes a sweep overrun its schedule.
 const sweepLimit = 500
+
+// sweepWorkers is how many clusters one sweep evaluates at once.
+const sweepWorkers = 4
 
 type sweepSummary struct {
 	Due       int `json:"due"`
@@ -53,10 +57,36 @@ func (s *Server) sweep(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sum.Due = len(due)
+	// Clusters are evaluated a few at a time: each evaluation is fenced per
+	// cluster, and concurrent ones share index writes (group commit).
+	type result struct {
+		d   state.DueEntry
+		out state.Evaluated
+		err error
+	}
+	results := make([]result, len(due))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(sweepWorkers, len(due)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				out, err := s.sweeper.Evaluate(r.Context(), due[i].Cluster)
+				results[i] = result{due[i], out, err}
+			}
+		}()
+	}
+	for i := range due {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+
 	var failed error
-	for _, d := range due {
+	for _, res := range results {
+		d, out, err := res.d, res.out, res.err
 		cl := l.With("cluster", d.Cluster.Key())
-		out, err := s.sweeper.Evaluate(r.Context(), d.Cluster)
 		switch {
 		case errors.Is(err, state.ErrNotFound):
 			sum.Stale++
@@ -72,10 +102,11 @@ func (s *Server) sweep(w http.ResponseWriter, r *http.Request) {
 		if out.Changed {
 			sum.Changed++
 		}
-		if !out.NextEvaluation.Equal(d.At) {
-			// The cluster moved on (or the entry outlived a failed index
-			// write): this entry is not its due time any more.
-			if err := s.sweeper.DropDue(r.Context(), d); err == nil && !out.Changed {
+		if !out.Changed && !out.NextEvaluation.Equal(d.At) {
+			// Nothing to commit, yet the cluster is not due at this entry's
+			// time: the entry outlived an index write that failed after a
+			// commit. (A commit moves the entry itself.)
+			if err := s.sweeper.DropDue(r.Context(), d); err == nil {
 				sum.Stale++
 			}
 		}

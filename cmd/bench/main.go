@@ -45,6 +45,7 @@ type config struct {
 	rounds      int
 	concurrency []int
 	readyRuns   int
+	only        string
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -59,6 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.rounds, "rounds", 3, "interleaved baseline/handler rounds per concurrency")
 	fs.StringVar(&conc, "concurrency", "1,8", "comma-separated concurrency levels")
 	fs.IntVar(&c.readyRuns, "ready-runs", 15, "handler starts for the exec-to-ready measurement")
+	fs.StringVar(&c.only, "only", "", "run one part only: ingest, nodes or sweep")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -94,7 +96,13 @@ func bench(c config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "# upgradewatch ingestion benchmark (%s)\n\n", time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintf(out, "# upgradewatch benchmark (%s)\n\n", time.Now().UTC().Format(time.RFC3339))
+	switch c.only {
+	case "nodes":
+		return nodeBench(c, svc, out)
+	case "sweep":
+		return sweepBench(c, out)
+	}
 
 	ready, err := execToReady(c)
 	if err != nil {
@@ -129,7 +137,10 @@ func bench(c config, out io.Writer) error {
 			pct(evLat, 50), pct(evLat, 99), pct(baseLat, 50), pct(baseLat, 99))
 	}
 	fmt.Fprintf(out, "\nrounds: %d per concurrency (baseline and handler interleaved); medians reported.\n", c.rounds)
-	return nodeBench(c, svc, out)
+	if err := nodeBench(c, svc, out); err != nil {
+		return err
+	}
+	return sweepBench(c, out)
 }
 
 // drive runs op(worker, i) for every i below total on `workers` goroutines and

@@ -26,8 +26,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/upgradewatch/upgradewatch/internal/azuritetest"
-	"github.com/upgradewatch/upgradewatch/internal/host"
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
+	"github.com/upgradewatch/upgradewatch/internal/host"
 	"github.com/upgradewatch/upgradewatch/internal/state"
 	"github.com/upgradewatch/upgradewatch/internal/timeline"
 )
