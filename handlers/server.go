@@ -42,8 +42,9 @@ var _ Store = (*state.Store)(nil)
 // fenced per cluster, so concurrent sweeps open a finding once.
 type Sweeper interface {
 	Due(ctx context.Context, now time.Time, limit int) ([]state.DueEntry, error)
-	Evaluate(ctx context.Context, id fleet.ClusterID) (state.Evaluated, error)
+	EvaluateMany(ctx context.Context, ids []fleet.ClusterID, workers int) ([]state.Evaluated, []error, error)
 	DropDue(ctx context.Context, e state.DueEntry) error
+	RepairIndex(ctx context.Context, id fleet.ClusterID) error
 	OpenFindings(ctx context.Context) ([]state.FindingEntry, error)
 }
 

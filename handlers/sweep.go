@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/host"
@@ -57,31 +56,22 @@ func (s *Server) sweep(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sum.Due = len(due)
-	// Clusters are evaluated a few at a time: each evaluation is fenced per
-	// cluster, and concurrent ones share index writes (group commit).
+	// Clusters are evaluated a few at a time, each fenced by its partition's
+	// guard; their index changes are written together at the end.
+	ids := make([]fleet.ClusterID, len(due))
+	for i, d := range due {
+		ids[i] = d.Cluster
+	}
+	outs, errs, idxErr := s.sweeper.EvaluateMany(r.Context(), ids, sweepWorkers)
 	type result struct {
 		d   state.DueEntry
 		out state.Evaluated
 		err error
 	}
 	results := make([]result, len(due))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range min(sweepWorkers, len(due)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				out, err := s.sweeper.Evaluate(r.Context(), due[i].Cluster)
-				results[i] = result{due[i], out, err}
-			}
-		}()
-	}
 	for i := range due {
-		work <- i
+		results[i] = result{due[i], outs[i], errs[i]}
 	}
-	close(work)
-	wg.Wait()
 
 	var failed error
 	for _, res := range results {
@@ -105,9 +95,12 @@ func (s *Server) sweep(w http.ResponseWriter, r *http.Request) {
 		if !out.Changed && !out.NextEvaluation.Equal(d.At) {
 			// Nothing to commit, yet the cluster is not due at this entry's
 			// time: the entry outlived an index write that failed after a
-			// commit. (A commit moves the entry itself.)
+			// commit. Drop it and rewrite the cluster's entries from its state.
 			if err := s.sweeper.DropDue(r.Context(), d); err == nil {
 				sum.Stale++
+			}
+			if err := s.sweeper.RepairIndex(r.Context(), d.Cluster); err != nil {
+				cl.Warn("index repair failed", "error", err)
 			}
 		}
 		for _, t := range out.Transitions {
@@ -121,6 +114,10 @@ func (s *Server) sweep(w http.ResponseWriter, r *http.Request) {
 			}
 			logs = append(logs, fmt.Sprintf("%s %s %s %s", d.Cluster.Key(), t.Kind, t.Finding.Code, t.Finding.Target))
 		}
+	}
+	if idxErr != nil {
+		l.Error("findings committed but the index not updated; the next sweep repairs it", "error", idxErr)
+		failed = idxErr
 	}
 	l.Info("sweep done", "due", sum.Due, "evaluated", sum.Evaluated, "changed", sum.Changed, "opened", sum.Opened,
 		"resolved", sum.Resolved, "failed", sum.Failed)

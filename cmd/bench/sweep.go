@@ -56,33 +56,48 @@ func sweepBench(c config, out io.Writer) error {
 	return nil
 }
 
-// storageBaseline is the storage work of a sweep without upgradewatch: one
-// range query of the due index and, per due cluster, a two-row transaction in
-// its Fleet partition and one in the index, on the same tables.
+// storageBaseline is the storage work of a sweep without upgradewatch, on the
+// same tables: one range query of the due index; per due cluster, one
+// transaction of four row writes in its Fleet partition (the guard's delete
+// and add, the finding, the cluster row); then the index changes in one
+// transaction per index partition (per cluster: the due entry moved, the open
+// finding added), grouped by partition as the index writer does.
 func storageBaseline(svc *aztables.ServiceClient, prefix string, ids []fleet.ClusterID, now time.Time) (float64, error) {
 	fleetT, index := svc.NewClient(prefix+state.TableFleet), svc.NewClient(prefix+state.TableIndex)
 	ent := func(pk, rk string) []byte {
 		b, _ := json.Marshal(map[string]any{"PartitionKey": pk, "RowKey": rk, "Kind": "Bench", "At": now.Format(time.RFC3339Nano)})
 		return b
 	}
+	put := func(pk, rk string) aztables.TransactionAction {
+		return aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: ent(pk, rk)}
+	}
 	start := time.Now()
-	filter := fmt.Sprintf("PartitionKey eq 'Due' and RowKey lt '%s'", now.UTC().Format(fleet.TimeKeyLayout))
+	filter := fmt.Sprintf("PartitionKey ge 'Due~' and PartitionKey lt 'Due~%s~~' and RowKey lt '%s'",
+		now.UTC().Format("2006010215"), now.UTC().Format(fleet.TimeKeyLayout))
 	pager := index.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
 	for pager.More() {
 		if _, err := pager.NextPage(context.Background()); err != nil {
 			return 0, err
 		}
 	}
-	for _, id := range ids {
+	byPK := map[string][]aztables.TransactionAction{}
+	var found []aztables.TransactionAction
+	for i, id := range ids {
 		pk := id.Key()
 		if _, err := fleetT.SubmitTransaction(context.Background(), []aztables.TransactionAction{
-			{ActionType: aztables.TransactionTypeInsertReplace, Entity: ent(pk, "zbench~a")},
-			{ActionType: aztables.TransactionTypeInsertReplace, Entity: ent(pk, "zbench~b")}}, nil); err != nil {
+			put(pk, "zbench~a"), put(pk, "zbench~b"), put(pk, "zbench~c"), put(pk, "zbench~d")}, nil); err != nil {
 			return 0, err
 		}
-		if _, err := index.SubmitTransaction(context.Background(), []aztables.TransactionAction{
-			{ActionType: aztables.TransactionTypeInsertReplace, Entity: ent("Due", "zbench~"+pk+"~a")},
-			{ActionType: aztables.TransactionTypeInsertReplace, Entity: ent("Due", "zbench~"+pk+"~b")}}, nil); err != nil {
+		// The due entry leaves one hour's shard and joins another's.
+		from := fmt.Sprintf("Due~%s~%02x", now.Format("2006010215"), i%64)
+		to := fmt.Sprintf("Due~%s~%02x", now.Add(24*time.Hour).Format("2006010215"), (i*7)%64)
+		byPK[from] = append(byPK[from], put(from, "zbench~"+pk+"~a"))
+		byPK[to] = append(byPK[to], put(to, "zbench~"+pk+"~b"))
+		found = append(found, put("Finding", "zbench~"+pk))
+	}
+	byPK["Finding"] = found
+	for _, acts := range byPK {
+		if _, err := index.SubmitTransaction(context.Background(), acts, nil); err != nil {
 			return 0, err
 		}
 	}

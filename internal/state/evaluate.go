@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
@@ -24,8 +25,65 @@ type Evaluated struct {
 // the findings already as they should be, and changes nothing, so a finding
 // opens exactly once. Errors: ErrNotFound, ErrUnavailable.
 func (s *Store) Evaluate(ctx context.Context, id fleet.ClusterID) (Evaluated, error) {
+	out, ops, err := s.evaluateOne(ctx, id)
+	if err != nil {
+		return out, err
+	}
+	if err := s.idx.apply(ctx, ops); err != nil {
+		return out, fmt.Errorf("%w: index update after evaluation: %v", ErrUnavailable, err)
+	}
+	return out, nil
+}
+
+// EvaluateMany evaluates several clusters, a few at a time, and writes all
+// their index changes together at the end: a sweep costs one transaction per
+// changed cluster plus one per index partition, not one per cluster per
+// partition. Results and errors are in the order of ids. The returned error is
+// the index write's (ErrUnavailable): the commits stand, and the next sweep
+// repairs the entries.
+func (s *Store) EvaluateMany(ctx context.Context, ids []fleet.ClusterID, workers int) ([]Evaluated, []error, error) {
+	outs, errs := make([]Evaluated, len(ids)), make([]error, len(ids))
+	ops := make([][]indexOp, len(ids))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, min(workers, len(ids))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				outs[i], ops[i], errs[i] = s.evaluateOne(ctx, ids[i])
+			}
+		}()
+	}
+	for i := range ids {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	var all []indexOp
+	for _, o := range ops {
+		all = append(all, o...)
+	}
+	if err := s.idx.apply(ctx, all); err != nil {
+		return outs, errs, fmt.Errorf("%w: index update after evaluation: %v", ErrUnavailable, err)
+	}
+	return outs, errs, nil
+}
+
+// RepairIndex rewrites a cluster's index entries from its committed state.
+func (s *Store) RepairIndex(ctx context.Context, id fleet.ClusterID) error {
+	snap, err := s.load(ctx, id)
+	if err != nil {
+		return err
+	}
+	return s.reconcileIndex(ctx, snap.cluster)
+}
+
+// evaluateOne commits a cluster's re-evaluation and returns the index changes
+// it calls for, without writing them.
+func (s *Store) evaluateOne(ctx context.Context, id fleet.ClusterID) (Evaluated, []indexOp, error) {
 	if s.evaluate == nil {
-		return Evaluated{}, fmt.Errorf("evaluate %s: no rules configured", id.Key())
+		return Evaluated{}, nil, fmt.Errorf("evaluate %s: no rules configured", id.Key())
 	}
 	pk := id.Key()
 	mu := s.lock(pk)
@@ -34,45 +92,42 @@ func (s *Store) Evaluate(ctx context.Context, id fleet.ClusterID) (Evaluated, er
 	for attempt := 1; ; attempt++ {
 		snap, err := s.snapshot(ctx, id)
 		if err != nil {
-			return Evaluated{}, err
+			return Evaluated{}, nil, err
 		}
 		if snap.seq == 0 {
-			return Evaluated{}, fmt.Errorf("%w: %s", ErrNotFound, pk)
+			return Evaluated{}, nil, fmt.Errorf("%w: %s", ErrNotFound, pk)
 		}
 		next := snap.cluster.Clone()
 		trans := s.evaluate(next, s.now())
 		rows := rowsOf(next)
 		if sameRows(snap.rows, rows) {
-			return Evaluated{Seq: snap.seq, NextEvaluation: next.NextEvaluation}, nil
+			return Evaluated{Seq: snap.seq, NextEvaluation: next.NextEvaluation}, nil, nil
 		}
 		actions, err := s.actions(pk, snap, rows, nil)
 		if err != nil {
-			return Evaluated{}, err
+			return Evaluated{}, nil, err
 		}
 		_, err = s.fleet.SubmitTransaction(ctx, actions, nil)
 		if err == nil {
 			seq := snap.seq + 1
 			s.cache.put(pk, &snapshot{cluster: next, rows: rows, seq: seq})
-			out := Evaluated{Changed: true, Transitions: trans, Seq: seq, NextEvaluation: next.NextEvaluation}
-			if err := s.idx.apply(ctx, indexOps(snap.cluster, next)); err != nil {
-				return out, fmt.Errorf("%w: index update after evaluation: %v", ErrUnavailable, err)
-			}
-			return out, nil
+			return Evaluated{Changed: true, Transitions: trans, Seq: seq, NextEvaluation: next.NextEvaluation},
+				indexOps(snap.cluster, next), nil
 		}
 		s.cache.drop(pk)
 		switch classify(err) {
 		case classTransient:
-			return Evaluated{}, wrapStorage(err)
+			return Evaluated{}, nil, wrapStorage(err)
 		case classInvalid:
-			return Evaluated{}, fmt.Errorf("%w: storage refused the rows: %v", ErrRejected, firstLine(err))
+			return Evaluated{}, nil, fmt.Errorf("%w: storage refused the rows: %v", ErrRejected, firstLine(err))
 		}
 		if attempt >= commitAttempts {
-			return Evaluated{}, fmt.Errorf("%w: cluster %s still contended after %d attempts", ErrUnavailable, pk, attempt)
+			return Evaluated{}, nil, fmt.Errorf("%w: cluster %s still contended after %d attempts", ErrUnavailable, pk, attempt)
 		}
 		select {
 		case <-time.After(time.Duration(rand.Int64N(int64(attempt) * int64(5*time.Millisecond)))):
 		case <-ctx.Done():
-			return Evaluated{}, wrapStorage(ctx.Err())
+			return Evaluated{}, nil, wrapStorage(ctx.Err())
 		}
 	}
 }
@@ -99,7 +154,10 @@ type DueEntry struct {
 // at most limit. One range query on the index: its cost depends on how many
 // are due, not on the size of the fleet.
 func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]DueEntry, error) {
-	filter := fmt.Sprintf("PartitionKey eq %s and RowKey lt %s", odataString(IndexDue),
+	// Every shard of every hour up to now's; the RowKey bound drops what is
+	// due later in the current hour.
+	filter := fmt.Sprintf("PartitionKey ge %s and PartitionKey lt %s and RowKey lt %s",
+		odataString(IndexDue+"~"), odataString(IndexDue+"~"+now.UTC().Format("2006010215")+"~~"),
 		odataString(now.UTC().Format(fleet.TimeKeyLayout)+"~~"))
 	ents, err := s.queryLimit(ctx, s.index, filter, limit)
 	if err != nil {
@@ -139,5 +197,5 @@ func (s *Store) OpenFindings(ctx context.Context) ([]FindingEntry, error) {
 // DropDue removes a due entry that no longer matches its cluster (an index
 // write that failed after a commit left it behind).
 func (s *Store) DropDue(ctx context.Context, e DueEntry) error {
-	return s.idx.apply(ctx, []indexOp{{pk: IndexDue, rk: dueKey(e.Cluster, e.At)}})
+	return s.idx.apply(ctx, []indexOp{{pk: duePartition(e.Cluster, e.At), rk: dueKey(e.Cluster, e.At)}})
 }

@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sort"
 	"strings"
@@ -64,10 +65,10 @@ func indexOps(old, next *fleet.Cluster) []indexOp {
 	}
 	if !old.NextEvaluation.Equal(next.NextEvaluation) {
 		if !old.NextEvaluation.IsZero() {
-			ops = append(ops, indexOp{pk: IndexDue, rk: dueKey(next.ID, old.NextEvaluation)})
+			ops = append(ops, indexOp{pk: duePartition(next.ID, old.NextEvaluation), rk: dueKey(next.ID, old.NextEvaluation)})
 		}
 		if !next.NextEvaluation.IsZero() {
-			ops = append(ops, indexOp{pk: IndexDue, rk: dueKey(next.ID, next.NextEvaluation), r: dueRow(next)})
+			ops = append(ops, indexOp{pk: duePartition(next.ID, next.NextEvaluation), rk: dueKey(next.ID, next.NextEvaluation), r: dueRow(next)})
 		}
 	}
 	return ops
@@ -83,6 +84,21 @@ func findingIndexRow(c *fleet.Cluster, f *fleet.Finding) row {
 	r["ClusterKey"], r["SubscriptionId"], r["ResourceGroup"], r["ClusterName"] = c.ID.Key(), c.ID.SubscriptionID, c.ID.ResourceGroup, c.ID.Name
 	delete(r, "Evidence") // in the cluster's Finding row; the index stays small
 	return r
+}
+
+// dueShards spreads the due entries of one hour over partitions: every commit
+// that moves a cluster's next evaluation writes one, and a whole fleet on the
+// same image comes due at the same hour. One partition would be a hot spot
+// (Azure serves a partition at a bounded rate; Azurite's cost per write grows
+// with the partition).
+const dueShards = 64
+
+// duePartition is Due~<hour>~<shard>: partitions sort by hour, so the sweep
+// reads every shard of every hour up to now with one range query.
+func duePartition(id fleet.ClusterID, at time.Time) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id.Key()))
+	return fmt.Sprintf("%s~%s~%02x", IndexDue, at.UTC().Format("2006010215"), h.Sum32()%dueShards)
 }
 
 func dueKey(id fleet.ClusterID, at time.Time) string {
@@ -112,7 +128,7 @@ func (s *Store) reconcileIndex(ctx context.Context, c *fleet.Cluster) error {
 		}
 	}
 	if !c.NextEvaluation.IsZero() {
-		ops = append(ops, indexOp{pk: IndexDue, rk: dueKey(c.ID, c.NextEvaluation), r: dueRow(c)})
+		ops = append(ops, indexOp{pk: duePartition(c.ID, c.NextEvaluation), rk: dueKey(c.ID, c.NextEvaluation), r: dueRow(c)})
 	}
 	inflight := map[string]bool{}
 	for _, u := range c.InFlight() {

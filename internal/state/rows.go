@@ -53,7 +53,7 @@ const (
 	IndexClusters = "Cluster"
 	IndexInFlight = "InFlight"
 	IndexFindings = "Finding" // open findings: <cluster key>~<code>~<target>
-	IndexDue      = "Due"     // <time>~<cluster key>: when the sweep must re-evaluate a cluster
+	IndexDue      = "Due"     // Due~<hour>~<shard>, <time>~<cluster key>: when the sweep must re-evaluate a cluster
 )
 
 // row is one entity as our model sees it: column → typed Go value (string,
