@@ -128,14 +128,7 @@ func ptr[T any](v T) *T { return &v }
 
 func newEnrichEnv(t *testing.T, e handlers.Enricher) (*handlers.Server, *state.Store) {
 	t.Helper()
-	ep := azuritetest.Endpoint(t)
-	svc := azuritetest.Service(t, ep)
-	store := state.New(svc, state.Options{TablePrefix: azuritetest.Prefix(t), CacheSize: 100})
-	t.Cleanup(store.Close)
-	azuritetest.DropTables(t, svc, store.Tables()...)
-	if err := store.EnsureTables(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	store := newStore(t, state.Options{})
 	srv := handlers.New(store, handlers.Options{Now: func() time.Time { return received }, Enricher: e, EnrichTimeout: 10 * time.Second})
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	return srv, store

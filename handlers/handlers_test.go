@@ -25,16 +25,23 @@ type env struct {
 	store *state.Store
 }
 
-func newEnv(t testing.TB) *env {
+// newStore returns a store on fresh tables of its own on the shared Azurite.
+func newStore(t testing.TB, o state.Options) *state.Store {
 	t.Helper()
-	ep := azuritetest.Endpoint(t)
-	svc := azuritetest.Service(t, ep)
-	store := state.New(svc, state.Options{TablePrefix: azuritetest.Prefix(t), CacheSize: 100})
+	svc := azuritetest.Service(t, azuritetest.Endpoint(t))
+	o.TablePrefix, o.CacheSize = azuritetest.Prefix(t), 100
+	store := state.New(svc, o)
 	t.Cleanup(store.Close)
 	azuritetest.DropTables(t, svc, store.Tables()...)
 	if err := store.EnsureTables(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return store
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	store := newStore(t, state.Options{})
 	srv := handlers.New(store, handlers.Options{Now: func() time.Time { return received }, MaxBodyBytes: 1 << 20})
 	return &env{srv: srv, store: store}
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/upgradewatch/upgradewatch/handlers"
-	"github.com/upgradewatch/upgradewatch/internal/azuritetest"
 	"github.com/upgradewatch/upgradewatch/internal/state"
 )
 
@@ -36,14 +35,7 @@ func (c *clock) set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 
 func newClockEnv(t *testing.T, c *clock, maxInventory int64) (*handlers.Server, *state.Store) {
 	t.Helper()
-	ep := azuritetest.Endpoint(t)
-	svc := azuritetest.Service(t, ep)
-	store := state.New(svc, state.Options{TablePrefix: azuritetest.Prefix(t), CacheSize: 100})
-	t.Cleanup(store.Close)
-	azuritetest.DropTables(t, svc, store.Tables()...)
-	if err := store.EnsureTables(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	store := newStore(t, state.Options{})
 	return handlers.New(store, handlers.Options{Now: c.now, MaxInventoryBytes: maxInventory}), store
 }
 

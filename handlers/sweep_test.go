@@ -1,14 +1,12 @@
 package handlers_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/upgradewatch/upgradewatch/handlers"
-	"github.com/upgradewatch/upgradewatch/internal/azuritetest"
 	"github.com/upgradewatch/upgradewatch/internal/findings"
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/host"
@@ -17,14 +15,8 @@ import (
 
 func newFindingsEnv(t *testing.T, clk *clock, p fleet.Policy) (*handlers.Server, *state.Store) {
 	t.Helper()
-	svc := azuritetest.Service(t, azuritetest.Endpoint(t))
-	store := state.New(svc, state.Options{TablePrefix: azuritetest.Prefix(t), CacheSize: 100, Now: clk.now,
+	store := newStore(t, state.Options{Now: clk.now,
 		Evaluate: findings.Evaluator(func(*fleet.Cluster) (fleet.Policy, []string) { return p, nil })})
-	t.Cleanup(store.Close)
-	azuritetest.DropTables(t, svc, store.Tables()...)
-	if err := store.EnsureTables(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	return handlers.New(store, handlers.Options{Now: clk.now, Sweeper: store}), store
 }
 

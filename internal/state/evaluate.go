@@ -3,7 +3,6 @@ package state
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -124,10 +123,8 @@ func (s *Store) evaluateOne(ctx context.Context, id fleet.ClusterID) (Evaluated,
 		if attempt >= commitAttempts {
 			return Evaluated{}, nil, fmt.Errorf("%w: cluster %s still contended after %d attempts", ErrUnavailable, pk, attempt)
 		}
-		select {
-		case <-time.After(time.Duration(rand.Int64N(int64(attempt) * int64(5*time.Millisecond)))):
-		case <-ctx.Done():
-			return Evaluated{}, nil, wrapStorage(ctx.Err())
+		if err := backoff(ctx, attempt); err != nil {
+			return Evaluated{}, nil, err
 		}
 	}
 }

@@ -3,7 +3,6 @@ package state
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"time"
@@ -144,10 +143,8 @@ func (s *Store) ApplyNodes(ctx context.Context, id fleet.ClusterID, snap fleet.N
 			return NodesOutcome{}, fmt.Errorf("%w: nodes of %s still contended after %d attempts", ErrUnavailable, pk, attempt)
 		}
 		s.log.Debug("node snapshot conflict, reloading", "cluster", pk, "snapshot", snap.ID, "attempt", attempt)
-		select {
-		case <-time.After(time.Duration(rand.Int64N(int64(attempt) * int64(5*time.Millisecond)))):
-		case <-ctx.Done():
-			return NodesOutcome{}, wrapStorage(ctx.Err())
+		if err := backoff(ctx, attempt); err != nil {
+			return NodesOutcome{}, err
 		}
 	}
 }

@@ -203,12 +203,21 @@ func (s *Store) Commit(ctx context.Context, sig fleet.Signal) (Outcome, error) {
 			return Outcome{}, fmt.Errorf("%w: cluster %s still contended after %d attempts", ErrUnavailable, pk, attempt)
 		}
 		s.log.Debug("commit conflict, reloading", "cluster", pk, "event_id", sig.ID, "attempt", attempt)
-		backoff := time.Duration(rand.Int64N(int64(attempt) * int64(5*time.Millisecond)))
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return Outcome{}, wrapStorage(ctx.Err())
+		if err := backoff(ctx, attempt); err != nil {
+			return Outcome{}, err
 		}
+	}
+}
+
+// backoff waits a random time that grows with the attempt before a writer
+// that lost a race on a partition's guard reloads and tries again, so that
+// two instances fighting over one partition stop colliding.
+func backoff(ctx context.Context, attempt int) error {
+	select {
+	case <-time.After(time.Duration(rand.Int64N(int64(attempt) * int64(5*time.Millisecond)))):
+		return nil
+	case <-ctx.Done():
+		return wrapStorage(ctx.Err())
 	}
 }
 
