@@ -28,7 +28,7 @@ func (s *Store) Evaluate(ctx context.Context, id fleet.ClusterID) (Evaluated, er
 	if err != nil {
 		return out, err
 	}
-	if err := s.idx.apply(ctx, ops); err != nil {
+	if err := s.applyIndex(ctx, id, out.Seq, ops); err != nil {
 		return out, fmt.Errorf("%w: index update after evaluation: %v", ErrUnavailable, err)
 	}
 	return out, nil
@@ -65,6 +65,15 @@ func (s *Store) EvaluateMany(ctx context.Context, ids []fleet.ClusterID, workers
 	}
 	if err := s.idx.apply(ctx, all); err != nil {
 		return outs, errs, fmt.Errorf("%w: index update after evaluation: %v", ErrUnavailable, err)
+	}
+	// As applyIndex does for one commit: entries of a cluster that moved on
+	// meanwhile are rewritten from its latest state.
+	for i, o := range ops {
+		if len(o) > 0 {
+			if err := s.verifyIndex(ctx, ids[i], outs[i].Seq); err != nil {
+				return outs, errs, fmt.Errorf("%w: index check after evaluation: %v", ErrUnavailable, err)
+			}
+		}
 	}
 	return outs, errs, nil
 }

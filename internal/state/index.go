@@ -112,9 +112,52 @@ func dueRow(c *fleet.Cluster) row {
 	return r
 }
 
-// reconcileIndex brings a cluster's index entries in line with its committed
-// state. Entries for operations the state does not know are left alone: they
-// may belong to a commit newer than this state.
+// applyIndex writes the index changes of the commit that made the cluster's
+// sequence seq, then checks that no later commit overtook it. Index writes of
+// two instances committing to one cluster can land in either order; when the
+// partition has moved past seq, this write may have undone a newer one's (an
+// entry the newer commit removed, re-added), so the entries are rewritten from
+// the latest state. It costs one point read, and only when the index changed.
+func (s *Store) applyIndex(ctx context.Context, id fleet.ClusterID, seq int64, ops []indexOp) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	if err := s.idx.apply(ctx, ops); err != nil {
+		return err
+	}
+	return s.verifyIndex(ctx, id, seq)
+}
+
+// verifyIndex rewrites a cluster's index entries from its latest state if the
+// partition has moved past seq (see applyIndex).
+func (s *Store) verifyIndex(ctx context.Context, id fleet.ClusterID, seq int64) error {
+	pk := id.Key()
+	for range 3 {
+		_, err := s.fleet.GetEntity(ctx, pk, seqKey(seq), nil)
+		switch {
+		case err == nil:
+			return nil
+		case !hasCode(err, aztables.ResourceNotFound):
+			return wrapStorage(err)
+		}
+		s.log.Debug("index write overtaken by a later commit; rewriting from the latest state", "cluster", pk, "seq", seq)
+		snap, err := s.load(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := s.reconcileIndex(ctx, snap.cluster); err != nil {
+			return err
+		}
+		seq = snap.seq
+	}
+	return nil
+}
+
+// reconcileIndex brings a cluster's index entries in line with a committed
+// state: in-flight entries of operations not in progress in it (ended, or
+// re-keyed when a late Started re-derived them) are removed. If a newer
+// commit lands meanwhile, its writer's check (verifyIndex) or ours finds the
+// partition moved on and reconciles again from the newer state.
 func (s *Store) reconcileIndex(ctx context.Context, c *fleet.Cluster) error {
 	if c.Signals == 0 {
 		return nil
@@ -143,8 +186,7 @@ func (s *Store) reconcileIndex(ctx context.Context, c *fleet.Cluster) error {
 		return err
 	}
 	for _, e := range ents {
-		key := e.str("UpgradeKey")
-		if u, known := c.Upgrades[key]; known && u.Outcome != fleet.OutcomeInProgress {
+		if !inflight[e.str("UpgradeKey")] {
 			ops = append(ops, indexOp{pk: IndexInFlight, rk: e.str("RowKey")})
 		}
 	}

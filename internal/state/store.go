@@ -178,7 +178,7 @@ func (s *Store) Commit(ctx context.Context, sig fleet.Signal) (Outcome, error) {
 		if err == nil {
 			seq := snap.seq + 1
 			s.cache.put(pk, &snapshot{cluster: next, rows: rows, seq: seq})
-			if err := s.idx.apply(ctx, indexOps(snap.cluster, next)); err != nil {
+			if err := s.applyIndex(ctx, sig.Cluster, seq, indexOps(snap.cluster, next)); err != nil {
 				return Outcome{Result: Committed, Seq: seq}, fmt.Errorf("%w: index update after commit %d: %v", ErrUnavailable, seq, err)
 			}
 			return Outcome{Result: Committed, Seq: seq}, nil
@@ -229,7 +229,11 @@ func (s *Store) duplicate(ctx context.Context, id fleet.ClusterID) (Outcome, err
 		return Outcome{}, err
 	}
 	s.cache.put(id.Key(), snap)
-	if err := s.reconcileIndex(ctx, snap.cluster); err != nil {
+	err = s.reconcileIndex(ctx, snap.cluster)
+	if err == nil {
+		err = s.verifyIndex(ctx, id, snap.seq)
+	}
+	if err != nil {
 		return Outcome{Result: Duplicate, Seq: snap.seq}, fmt.Errorf("%w: index repair: %v", ErrUnavailable, err)
 	}
 	return Outcome{Result: Duplicate, Seq: snap.seq}, nil
