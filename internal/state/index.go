@@ -23,9 +23,10 @@ import (
 //
 // InFlight rows are keyed per operation (<cluster>~<upgrade key>), so the end
 // of one operation and the start of the next can never remove each other's
-// row. The only race left — a Started that commits before its end but writes
-// its entry after the end removed it — leaves a stale entry that readers check
-// against the cluster's partition.
+// row. Index writes of two instances can still land out of order (a Started
+// that commits before its end but writes its entry after the end removed it);
+// applyIndex catches that with one read of the sequence row and rewrites the
+// cluster's entries from the latest state.
 
 type indexOp struct {
 	pk, rk string
@@ -475,8 +476,9 @@ func (s *Store) Clusters(ctx context.Context) ([]ClusterEntry, error) {
 	return out, nil
 }
 
-// InFlight lists the operations the index holds as in progress. Entries can be
-// stale (see the package comment on FleetIndex); confirm against Cluster.
+// InFlight lists the operations the index holds as in progress. An entry can
+// lag its cluster for the moment between a commit and its index check (see
+// applyIndex); a reader about to act on one confirms it against Cluster.
 func (s *Store) InFlight(ctx context.Context) ([]InFlightEntry, error) {
 	ents, err := s.query(ctx, s.index, "PartitionKey eq "+odataString(IndexInFlight))
 	if err != nil {
