@@ -181,6 +181,12 @@ func TestNodeInventoryMixedCluster(t *testing.T) {
 	if h, _ := one["history"].([]any); code != http.StatusOK || len(h) != 1 {
 		t.Errorf("one node's history: %d %v", code, one)
 	}
+	if n, _ := one["node"].(map[string]any); n["nodeImageVersion"] != imgUSP || n["versionSince"] != "2026-10-06T08:00:00Z" {
+		t.Errorf("one node: %v, want %s since the second snapshot", one["node"], imgUSP)
+	}
+	if code, _ := serve(t, srv, http.MethodGet, shopAPI+"/nodes/aks-system-12345678-vmss000099", nil); code != http.StatusNotFound {
+		t.Errorf("unknown node: %d, want 404", code)
+	}
 
 	// The same snapshot again (a retry) is a duplicate and writes nothing.
 	code, res = serve(t, srv, http.MethodPost, shopAPI+"/nodes", inventoryFixture(t, "nodes-mixed-next.json"))

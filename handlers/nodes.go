@@ -97,25 +97,23 @@ func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("node")
-	_, nodes, err := s.store.Nodes(r.Context(), id)
+	n, ok, err := s.store.Node(r.Context(), id, name)
+	switch {
+	case err != nil:
+		s.log.Error("read node failed", "function", FunctionStatus, "cluster", id.Key(), "error", err)
+		unavailable(w)
+		return
+	case !ok:
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "no node " + name + " in " + id.ResourceID()})
+		return
+	}
+	hist, err := s.store.NodeHistory(r.Context(), id, time.Time{}, name, 0)
 	if err != nil {
 		unavailable(w)
 		return
 	}
-	for _, n := range nodes {
-		if n.Name != name {
-			continue
-		}
-		hist, err := s.store.NodeHistory(r.Context(), id, time.Time{}, name, 0)
-		if err != nil {
-			unavailable(w)
-			return
-		}
-		if hist == nil {
-			hist = []fleet.NodeVersionChange{}
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"cluster": id.ResourceID(), "node": nodeOut(n), "history": hist})
-		return
+	if hist == nil {
+		hist = []fleet.NodeVersionChange{}
 	}
-	writeJSON(w, http.StatusNotFound, errorBody{Error: "no node " + name + " in " + id.ResourceID()})
+	writeJSON(w, http.StatusOK, map[string]any{"cluster": id.ResourceID(), "node": nodeOut(n), "history": hist})
 }

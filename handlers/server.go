@@ -32,6 +32,7 @@ type Store interface {
 	// snapshots change nothing); Nodes and NodeHistory read what it wrote.
 	ApplyNodes(ctx context.Context, id fleet.ClusterID, snap fleet.NodeSnapshot) (state.NodesOutcome, error)
 	Nodes(ctx context.Context, id fleet.ClusterID) (fleet.NodeInventory, []fleet.Node, error)
+	Node(ctx context.Context, id fleet.ClusterID, name string) (fleet.Node, bool, error)
 	NodeHistory(ctx context.Context, id fleet.ClusterID, since time.Time, node string, limit int) ([]fleet.NodeVersionChange, error)
 }
 

@@ -323,6 +323,26 @@ func (s *Store) Nodes(ctx context.Context, id fleet.ClusterID) (fleet.NodeInvent
 	return inv, sortedNodes(nodes), nil
 }
 
+// Node reads one node's row (a point read). ok is false when the cluster
+// never reported a node of that name.
+func (s *Store) Node(ctx context.Context, id fleet.ClusterID, name string) (fleet.Node, bool, error) {
+	if !validNodeKey(name) {
+		return fleet.Node{}, false, nil
+	}
+	resp, err := s.fleet.GetEntity(ctx, id.Key(), rkNodePrefix+name, nil)
+	switch {
+	case hasCode(err, aztables.ResourceNotFound):
+		return fleet.Node{}, false, nil
+	case err != nil:
+		return fleet.Node{}, false, wrapStorage(err)
+	}
+	e, err := decodeEntity(resp.Value)
+	if err != nil {
+		return fleet.Node{}, false, fmt.Errorf("%w: node %s: %v", ErrUnavailable, name, err)
+	}
+	return nodeOf(e), true, nil
+}
+
 // NodeHistory returns the image changes observed since the given time, oldest
 // first; node, if not empty, keeps only that node's. At most limit entries (the
 // newest) are returned when limit > 0.
