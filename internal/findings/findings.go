@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/maintenance"
@@ -36,6 +37,7 @@ const (
 	linuxCadence   = 7 * 24 * time.Hour  // NodeImage and SecurityPatch: weekly
 	windowsCadence = 30 * 24 * time.Hour // Windows images: monthly
 	channelSettle  = 24 * time.Hour      // "allow up to 24 hours for the changes to take effect"
+	refreshGrace   = 5 * time.Minute     // after a change activity, before the sweep reads the cluster itself
 )
 
 // Evaluate runs every rule on the cluster. problems are the policy's own
@@ -45,6 +47,11 @@ func Evaluate(c *fleet.Cluster, p fleet.Policy, problems []string, now time.Time
 	e := &eval{c: c, p: p.WithDefaults(), now: now.UTC()}
 	if c.Deleted {
 		return Result{} // a deleted cluster has nothing open
+	}
+	if since, ok := c.RefreshWanted(); ok {
+		// The sweep asks for the ARM read the activity called for, in case
+		// the one asked for when it arrived did not happen.
+		e.wake(since.Add(refreshGrace))
 	}
 	e.channels()
 	e.windows()
@@ -112,12 +119,14 @@ func (e *eval) channels() {
 	if p.NodeOSChannel != "" && nodeOS != "" && !strings.EqualFold(nodeOS, p.NodeOSChannel) {
 		e.observe(fleet.CodeChannelDrift, "cluster", fleet.SeverityWarning,
 			fmt.Sprintf("node OS channel is %s, policy wants %s", nodeOS, p.NodeOSChannel),
-			map[string]any{"observed": nodeOS, "desired": p.NodeOSChannel, "policy": p.Source, "observedAt": c.ProfileAt.At})
+			withChange(map[string]any{"observed": nodeOS, "desired": p.NodeOSChannel, "policy": p.Source, "observedAt": c.ProfileAt.At},
+				c.NodeOSChannelChange))
 	}
 	if p.UpgradeChannel != "" && upgrade != "" && !strings.EqualFold(upgrade, p.UpgradeChannel) {
 		e.observe(fleet.CodeUpgradeChannelDrift, "cluster", fleet.SeverityWarning,
 			fmt.Sprintf("cluster upgrade channel is %s, policy wants %s", upgrade, p.UpgradeChannel),
-			map[string]any{"observed": upgrade, "desired": p.UpgradeChannel, "policy": p.Source, "observedAt": c.ProfileAt.At})
+			withChange(map[string]any{"observed": upgrade, "desired": p.UpgradeChannel, "policy": p.Source, "observedAt": c.ProfileAt.At},
+				c.UpgradeChannelChange))
 	}
 	if p.NodeOSChannel != "" && !strings.EqualFold(p.NodeOSChannel, fleet.ChannelNodeImage) && strings.EqualFold(upgrade, fleet.UpgradeNodeImage) {
 		e.observe(fleet.CodeChannelLocked, "cluster", fleet.SeverityWarning,
@@ -170,9 +179,13 @@ func (e *eval) channels() {
 		deadline := at.Add(channelSettle)
 		if !e.rolledSince(at) {
 			if !e.now.Before(deadline) {
+				by := ""
+				if ch := c.NodeOSChannelChange; ch != nil && ch.Actor != "" {
+					by = " by " + ch.Actor
+				}
 				e.observe(fleet.CodeChannelChangeNotApplied, "cluster", fleet.SeverityWarning,
-					fmt.Sprintf("node OS channel changed to %s at %s and no pool has rolled since", nodeOS, at.Format(time.RFC3339)),
-					map[string]any{"channel": nodeOS, "changedAt": at, "expectedBy": deadline})
+					fmt.Sprintf("node OS channel changed to %s%s at %s and no pool has rolled since", nodeOS, by, at.Format(time.RFC3339)),
+					withChange(map[string]any{"channel": nodeOS, "changedAt": at, "expectedBy": deadline}, c.NodeOSChannelChange))
 			} else {
 				e.wake(deadline)
 			}
@@ -249,12 +262,22 @@ func (e *eval) upgrades() {
 		}
 		u := c.Upgrades[pool.LatestUpgrade]
 		ev := map[string]any{"rollingState": pool.RollingState}
+		summary := fmt.Sprintf("the last upgrade of pool %s failed", pool.Name)
 		if u != nil {
 			ev["upgrade"], ev["endedAt"] = u.Key, u.EndedAt
+			if u.Trigger != "" {
+				ev["trigger"], ev["requestedBy"], ev["correlationId"] = u.Trigger, u.RequestedBy, u.RequestCorrelationID
+			}
+			if len(u.Failures) > 0 {
+				ev["failures"] = failureEvidence(u.Failures)
+				if msg := lastMessage(u.Failures); msg != "" {
+					summary += ": " + clipText(msg, 300)
+				}
+			}
 		}
-		e.observe(fleet.CodeUpgradeFailed, poolTarget(pool), fleet.SeverityError,
-			fmt.Sprintf("the last upgrade of pool %s failed", pool.Name), ev)
+		e.observe(fleet.CodeUpgradeFailed, poolTarget(pool), fleet.SeverityError, summary, ev)
 	}
+	e.failedRequests()
 	// Communication Manager failures stand until a later success of the same
 	// kind of upgrade, or any pool rolls successfully after them.
 	for id, s := range c.Scheduled {
@@ -536,4 +559,97 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// failedRequests: a request to upgrade a pool's node image that failed and
+// started nothing stands as a failed upgrade of the pool until an operation
+// of the pool succeeds after it.
+func (e *eval) failedRequests() {
+	c := e.c
+	claimed := map[string]bool{}
+	for _, u := range c.Upgrades {
+		if u.RequestCorrelationID != "" {
+			claimed[strings.ToLower(u.RequestCorrelationID)] = true
+		}
+	}
+	latest := map[string]fleet.ActivityRecord{}
+	for _, a := range c.Activities {
+		if a.Operation != fleet.OpPoolUpgradeImage || a.Status != fleet.ActivityFailed || claimed[strings.ToLower(a.CorrelationID)] {
+			continue
+		}
+		latest[strings.ToLower(a.Pool)] = a // in time order: the last wins
+	}
+	for _, pool := range e.livePools() {
+		a, ok := latest[pool.Name]
+		if !ok || pool.RollingState == fleet.RollingFailed {
+			continue
+		}
+		succeeded := false
+		for _, u := range c.Upgrades {
+			if u.Pool == pool.Name && u.Outcome == fleet.OutcomeSucceeded && u.EndedAt.After(a.At) {
+				succeeded = true
+			}
+		}
+		if succeeded {
+			continue
+		}
+		summary := fmt.Sprintf("a request to upgrade the node image of pool %s failed", pool.Name)
+		if a.Actor != "" {
+			summary += " (asked by " + a.Actor + ")"
+		}
+		if a.Message != "" {
+			summary += ": " + clipText(a.Message, 300)
+		}
+		e.observe(fleet.CodeUpgradeFailed, poolTarget(pool), fleet.SeverityError, summary,
+			map[string]any{"failures": failureEvidence([]fleet.ActivityRecord{a}), "requestedBy": a.Actor, "correlationId": a.CorrelationID})
+	}
+}
+
+// withChange adds who changed a channel, from what and when, to evidence.
+func withChange(ev map[string]any, ch *fleet.ChannelChange) map[string]any {
+	if ch == nil {
+		return ev
+	}
+	ev["changedFrom"], ev["changedAt"] = ch.From, ch.At
+	if ch.Actor != "" {
+		ev["changedBy"], ev["changeCorrelationId"] = ch.Actor, ch.CorrelationID
+	}
+	return ev
+}
+
+func failureEvidence(as []fleet.ActivityRecord) []map[string]any {
+	if len(as) > 5 {
+		as = as[len(as)-5:]
+	}
+	out := make([]map[string]any, 0, len(as))
+	for _, a := range as {
+		m := map[string]any{"at": a.At, "operation": a.Operation, "status": a.Status, "path": a.Path}
+		for k, v := range map[string]string{"actor": a.Actor, "correlationId": a.CorrelationID, "message": clipText(a.Message, 1000)} {
+			if v != "" {
+				m[k] = v
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func lastMessage(as []fleet.ActivityRecord) string {
+	for i := len(as) - 1; i >= 0; i-- {
+		if as[i].Message != "" {
+			return as[i].Message
+		}
+	}
+	return ""
+}
+
+// clipText cuts s to at most n bytes on a rune boundary.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

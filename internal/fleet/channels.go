@@ -46,31 +46,3 @@ func (c *Cluster) observeChannel(channel, value string, at time.Time) {
 		return a.Value < b.Value
 	})
 }
-
-// channelChangedAt is when the channel moved to its current value: the later
-// of the value's first sighting and the last sighting of any other value
-// before it. Zero when no other value was ever seen.
-func (c *Cluster) channelChangedAt(channel, current string) time.Time {
-	var cur *ChannelSpan
-	for i := range c.Channels {
-		if c.Channels[i].Channel == channel && c.Channels[i].Value == current {
-			cur = &c.Channels[i]
-		}
-	}
-	if cur == nil {
-		return time.Time{}
-	}
-	var other time.Time
-	for _, s := range c.Channels {
-		if s.Channel == channel && s.Value != current && s.Last.Before(cur.Last) && s.Last.After(other) {
-			other = s.Last
-		}
-	}
-	if other.IsZero() {
-		return time.Time{}
-	}
-	if cur.First.After(other) {
-		return cur.First
-	}
-	return other
-}

@@ -57,6 +57,17 @@ type Cluster struct {
 	// Channels remembers when each channel value was first and last seen, from
 	// which the ChangedAt times derive whatever the delivery order.
 	Channels []ChannelSpan
+	// The changes that set the channels to their current values, with the
+	// actor of the write that made them when the activity log said (derived).
+	NodeOSChannelChange  *ChannelChange
+	UpgradeChannelChange *ChannelChange
+
+	// Activities are the newest activity-log entries about the cluster, its
+	// pools and its maintenance configurations, oldest first.
+	Activities []ActivityRecord
+	// MaintenanceChange is the newest successful maintenance configuration
+	// write or delete (derived).
+	MaintenanceChange *ActivityRecord
 
 	// Findings are the rules' verdicts (see internal/findings), by Code~Target.
 	// They are evaluated at commit time, not by Apply: they depend on policy
@@ -146,6 +157,23 @@ type Upgrade struct {
 	// node snapshots when there are some, else from ARM; "" when not observed.
 	ImageBefore string
 	ImageAfter  string
+
+	// Who asked for the operation (derived from the activity log): Trigger is
+	// TriggerManual, TriggerAutomatic or "" (no request seen).
+	Trigger              string
+	RequestedBy          string
+	RequestedByType      string
+	RequestedAt          time.Time
+	RequestCorrelationID string
+	// ChannelChange is the channel change this operation is the first of its
+	// pool's after (derived); nil when none.
+	ChannelChange *ChannelChange
+	// Failures are the failed activities reported during the operation or
+	// shortly after it (derived).
+	Failures []ActivityRecord
+	// ClosedBy is the activity that ended the operation (an abort, or the
+	// failure of the request that started it) when no rolling event did.
+	ClosedBy string
 }
 
 // Upgrade outcomes.
@@ -256,11 +284,24 @@ func Apply(c *Cluster, s Signal) error {
 			return fmt.Errorf("apply %s: no inventory", s.Kind)
 		}
 		c.applyInventory(*s.Inventory, at)
-	case KindUnsupported:
-		// Recorded by the store; nothing to fold in.
+	case KindActivity:
+		a := s.Activity
+		if a == nil || a.Operation == "" {
+			return fmt.Errorf("apply %s: no tracked activity", s.Kind)
+		}
+		if IsPoolOperation(a.Operation) && !ValidPoolName(a.Pool) {
+			return fmt.Errorf("apply %s: invalid pool name %q", s.Kind, a.Pool)
+		}
+		c.applyActivity(*a, at)
+		for name := range c.Pools {
+			c.derivePool(name, nil)
+		}
+	case KindUnsupported, KindIgnored:
+		// Recorded by the store (ignored ones are not even sent); nothing to fold in.
 	default:
 		return fmt.Errorf("apply: unknown signal kind %q", s.Kind)
 	}
+	c.deriveChanges()
 	return nil
 }
 
@@ -322,8 +363,6 @@ func (c *Cluster) applyProfile(pr ClusterProfile, at Stamp) {
 	}
 	c.observeChannel(channelNodeOS, pr.NodeOSUpgradeChannel, at.At)
 	c.observeChannel(channelUpgrade, pr.UpgradeChannel, at.At)
-	c.NodeOSChannelChangedAt = c.channelChangedAt(channelNodeOS, c.NodeOSUpgradeChannel)
-	c.UpgradeChannelChangedAt = c.channelChangedAt(channelUpgrade, c.UpgradeChannel)
 	if pr.MaintenanceKnown && c.MaintenanceAt.Before(at) {
 		c.MaintenanceKnown, c.MaintenanceAt = true, at
 		c.Maintenance = append([]MaintenanceWindow(nil), pr.Maintenance...)
@@ -443,10 +482,14 @@ func (c *Cluster) derivePool(pool string, extra *SignalRef) {
 	if extra != nil {
 		refs = append(refs, *extra)
 	}
+	closers := c.closers(pool)
+	for _, cl := range closers {
+		refs = append(refs, SignalRef{ID: cl.id, Kind: KindActivity, Time: cl.at})
+	}
 	sort.Slice(refs, func(i, j int) bool { return refBefore(refs[i], refs[j]) })
 
 	var ops []*Upgrade
-	var open *Upgrade
+	var open, closed *Upgrade // closed: the last operation an activity ended
 	for _, r := range refs {
 		switch r.Kind {
 		case KindRollingStarted:
@@ -457,6 +500,16 @@ func (c *Cluster) derivePool(pool string, extra *SignalRef) {
 			open.Signals = append(open.Signals, r)
 		case KindRollingSucceeded, KindRollingFailed:
 			u := open
+			if u == nil && closed != nil && !r.Time.After(closed.EndedAt.Add(failureReach)) {
+				// The rolling end of an operation an abort or a failed
+				// request already ended: it joins it, keeping its outcome
+				// unless the rolling one says it failed.
+				closed.Signals = append(closed.Signals, r)
+				if r.Kind == KindRollingFailed && closed.Outcome != OutcomeCanceled {
+					closed.Outcome = OutcomeFailed
+				}
+				continue
+			}
 			if u == nil {
 				u = &Upgrade{Pool: pool}
 				ops = append(ops, u)
@@ -467,7 +520,14 @@ func (c *Cluster) derivePool(pool string, extra *SignalRef) {
 			if r.Kind == KindRollingFailed {
 				u.Outcome = OutcomeFailed
 			}
-			open = nil
+			open, closed = nil, nil
+		case KindActivity:
+			cl := closers[r.ID]
+			if open == nil || !cl.ends(open) {
+				continue
+			}
+			open.EndedAt, open.Outcome, open.ClosedBy = r.Time, cl.outcome, r.ID
+			open, closed = nil, open
 		}
 	}
 	p := c.Pools[pool]
@@ -502,7 +562,7 @@ func (c *Cluster) derivePool(pool string, extra *SignalRef) {
 
 func (u *Upgrade) hasSignal(id string) bool {
 	for _, r := range u.Signals {
-		if r.ID == id {
+		if r.ID == id && r.Kind != KindActivity {
 			return true
 		}
 	}
@@ -601,6 +661,13 @@ func (c *Cluster) Clone() *Cluster {
 	}
 	n.Maintenance = append([]MaintenanceWindow(nil), c.Maintenance...)
 	n.Channels = append([]ChannelSpan(nil), c.Channels...)
+	n.Activities = append([]ActivityRecord(nil), c.Activities...)
+	n.NodeOSChannelChange = cloneChange(c.NodeOSChannelChange)
+	n.UpgradeChannelChange = cloneChange(c.UpgradeChannelChange)
+	if c.MaintenanceChange != nil {
+		m := *c.MaintenanceChange
+		n.MaintenanceChange = &m
+	}
 	n.Findings = make(map[string]*Finding, len(c.Findings))
 	for k, f := range c.Findings {
 		cf := *f
@@ -610,6 +677,8 @@ func (c *Cluster) Clone() *Cluster {
 	for k, u := range c.Upgrades {
 		cu := *u
 		cu.Signals = append([]SignalRef(nil), u.Signals...)
+		cu.Failures = append([]ActivityRecord(nil), u.Failures...)
+		cu.ChannelChange = cloneChange(u.ChannelChange)
 		n.Upgrades[k] = &cu
 	}
 	n.Scheduled = make(map[string]*ScheduledState, len(c.Scheduled))
@@ -618,4 +687,12 @@ func (c *Cluster) Clone() *Cluster {
 		n.Scheduled[k] = &cs
 	}
 	return &n
+}
+
+func cloneChange(ch *ChannelChange) *ChannelChange {
+	if ch == nil {
+		return nil
+	}
+	cp := *ch
+	return &cp
 }

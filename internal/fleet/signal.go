@@ -61,12 +61,17 @@ type Signal struct {
 	Profile   *ClusterProfile     // KindClusterUpdated
 	PoolSpec  *PoolProfile        // KindPoolUpdated
 	Inventory *InventorySummary   // KindNodesObserved
+	Activity  *Activity           // KindActivity (and KindIgnored, as far as it was read)
 }
 
 // Event schemas a signal can arrive in.
 const (
 	SchemaEventGrid   = "EventGridSchema"
 	SchemaCloudEvents = "CloudEventSchemaV1_0"
+	// SchemaCommonAlert is Azure Monitor's common alert schema (activity-log alerts).
+	SchemaCommonAlert = "azureMonitorCommonAlertSchema"
+	// SchemaActivityExport is a diagnostic-settings export record.
+	SchemaActivityExport = "ActivityLogExport"
 )
 
 // KubernetesVersions is the data of NewKubernetesVersionAvailable.

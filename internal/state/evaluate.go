@@ -15,6 +15,9 @@ type Evaluated struct {
 	Transitions    []fleet.Transition
 	Seq            int64
 	NextEvaluation time.Time // as committed
+	// RefreshWanted: an activity changed the cluster after its newest ARM
+	// view (fleet.Cluster.RefreshWanted); the sweep asks for a read.
+	RefreshWanted bool
 }
 
 // Evaluate re-runs the finding rules on a cluster's committed state at the
@@ -108,8 +111,9 @@ func (s *Store) evaluateOne(ctx context.Context, id fleet.ClusterID) (Evaluated,
 		next := snap.cluster.Clone()
 		trans := s.evaluate(next, s.now())
 		rows := rowsOf(next)
+		_, refresh := next.RefreshWanted()
 		if sameRows(snap.rows, rows) {
-			return Evaluated{Seq: snap.seq, NextEvaluation: next.NextEvaluation}, nil, nil
+			return Evaluated{Seq: snap.seq, NextEvaluation: next.NextEvaluation, RefreshWanted: refresh}, nil, nil
 		}
 		actions, err := s.actions(pk, snap, rows, nil)
 		if err != nil {
@@ -119,7 +123,7 @@ func (s *Store) evaluateOne(ctx context.Context, id fleet.ClusterID) (Evaluated,
 		if err == nil {
 			seq := snap.seq + 1
 			s.cache.put(pk, &snapshot{cluster: next, rows: rows, seq: seq})
-			return Evaluated{Changed: true, Transitions: trans, Seq: seq, NextEvaluation: next.NextEvaluation},
+			return Evaluated{Changed: true, Transitions: trans, Seq: seq, NextEvaluation: next.NextEvaluation, RefreshWanted: refresh},
 				indexOps(snap.cluster, next), nil
 		}
 		s.cache.drop(pk)

@@ -28,12 +28,14 @@ const (
 	KindFinding   = "Finding"
 	KindOpenIndex = "OpenFinding"
 	KindDue       = "Due"
+	KindActivity  = "Activity"
 )
 
 // RowKeys and prefixes in a cluster's partition of the Fleet table. State rows
 // sort before "signal~", so loading a cluster reads `RowKey lt 'signal~'` and
 // never the ever-growing audit rows.
 const (
+	rkActPrefix   = "act~" // act~<time>~<signal id>: the newest activities
 	rkCluster     = "cluster"
 	rkSeqPrefix   = "seq~"
 	rkPoolPrefix  = "pool~"
@@ -184,6 +186,15 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 		head["Channels"] = jsonText(c.Channels)
 	}
 	setTime(head, "NextEvaluation", c.NextEvaluation)
+	setChange(head, "NodeOSChannel", c.NodeOSChannelChange)
+	setChange(head, "UpgradeChannel", c.UpgradeChannelChange)
+	if m := c.MaintenanceChange; m != nil {
+		head["MaintenanceChangedBy"] = m.Actor
+		setTime(head, "MaintenanceChangedAt", m.At)
+	}
+	if since, ok := c.RefreshWanted(); ok {
+		setTime(head, "RefreshWantedSince", since)
+	}
 	if c.MaintenanceKnown {
 		head["Maintenance"] = jsonText(c.Maintenance)
 		setStamp(head, "Maintenance", c.MaintenanceAt)
@@ -249,7 +260,26 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 		if u.ImageAfter != "" {
 			r["ImageAfter"] = u.ImageAfter
 		}
+		if u.Trigger != "" {
+			r["Trigger"], r["RequestedBy"], r["RequestedByType"] = u.Trigger, u.RequestedBy, u.RequestedByType
+			r["RequestCorrelationId"] = u.RequestCorrelationID
+			setTime(r, "RequestedAt", u.RequestedAt)
+		}
+		if ch := u.ChannelChange; ch != nil {
+			r["ChannelChange"] = jsonText(ch)
+			r["ChannelFrom"], r["ChannelTo"], r["ChannelChangedBy"] = ch.From, ch.To, ch.Actor
+		}
+		if len(u.Failures) > 0 {
+			r["Failures"] = jsonText(activityJSON(u.Failures[max(0, len(u.Failures)-10):]))
+			r["FailureMessage"] = truncateUTF16(lastFailureMessage(u.Failures), 1024)
+		}
+		if u.ClosedBy != "" {
+			r["ClosedBy"] = u.ClosedBy
+		}
 		out[rkOpPrefix+u.Key] = r
+	}
+	for _, a := range c.Activities {
+		out[activityKey(a)] = activityRow(a)
 	}
 	for _, f := range c.Findings {
 		out[findingKey(f.Code, f.Target)] = findingRow(f)
@@ -377,6 +407,8 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 
 				ImageBefore: e.str("ImageBefore"),
 				ImageAfter:  e.str("ImageAfter"),
+
+				ClosedBy: e.str("ClosedBy"),
 			}
 			if err := json.Unmarshal([]byte(e.str("Signals")), &u.Signals); err != nil || len(u.Signals) == 0 {
 				return nil, fmt.Errorf("cluster %s: upgrade %s: unreadable Signals column", id, u.Key)
@@ -385,6 +417,8 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 				u.Signals[i].Time = u.Signals[i].Time.UTC()
 			}
 			c.Upgrades[u.Key] = u
+		case strings.HasPrefix(rk, rkActPrefix):
+			c.Activities = append(c.Activities, activityOf(e))
 		case strings.HasPrefix(rk, rkFindPrefix):
 			f := findingOf(e)
 			c.Findings[f.Key()] = f
@@ -401,6 +435,9 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 			c.Scheduled[s.EventID] = s
 		}
 	}
+	// What derives from the activities (attribution, channel changes) is
+	// derived again rather than read back.
+	c.Rederive()
 	return c, nil
 }
 
@@ -500,4 +537,82 @@ func truncateUTF16(s string, n int) string {
 		units += w
 	}
 	return s
+}
+
+// setChange writes a channel change as <prefix>ChangedFrom/To/At/By columns.
+func setChange(r row, prefix string, ch *fleet.ChannelChange) {
+	if ch == nil {
+		return
+	}
+	r[prefix+"ChangedFrom"], r[prefix+"ChangedTo"] = ch.From, ch.To
+	setTime(r, prefix+"ChangedAt", ch.At)
+	if ch.Actor != "" {
+		r[prefix+"ChangedBy"] = ch.Actor
+	}
+}
+
+// activityKey orders activity rows by time: act~<time>~<signal id>.
+func activityKey(a fleet.ActivityRecord) string {
+	return rkActPrefix + a.At.UTC().Format(fleet.TimeKeyLayout) + "~" + safeKey(a.ID)
+}
+
+func activityRow(a fleet.ActivityRecord) row {
+	r := row{
+		"Kind":          KindActivity,
+		"SignalId":      a.ID,
+		"Operation":     a.Operation,
+		"OperationName": truncateUTF16(a.OperationName, 512),
+		"Status":        a.Status,
+		"Actor":         truncateUTF16(a.Actor, 512),
+		"ActorType":     a.ActorType,
+		"CorrelationId": truncateUTF16(a.CorrelationID, 256),
+		"ResourceId":    truncateUTF16(a.ResourceID, 2048),
+		"Pool":          a.Pool,
+		"Maintenance":   truncateUTF16(a.Maintenance, 256),
+		"Message":       truncateUTF16(a.Message, 2048),
+		"Path":          a.Path,
+		"DeliveryId":    truncateUTF16(a.DeliveryID, 256),
+	}
+	setTime(r, "EventTime", a.At)
+	return r
+}
+
+func activityOf(e entity) fleet.ActivityRecord {
+	return fleet.ActivityRecord{
+		ID: e.str("SignalId"), At: e.time("EventTime"),
+		Activity: fleet.Activity{
+			Operation: e.str("Operation"), OperationName: e.str("OperationName"), Status: e.str("Status"),
+			Actor: e.str("Actor"), ActorType: e.str("ActorType"), CorrelationID: e.str("CorrelationId"),
+			ResourceID: e.str("ResourceId"), Pool: e.str("Pool"), Maintenance: e.str("Maintenance"),
+			Message: e.str("Message"), Path: e.str("Path"), DeliveryID: e.str("DeliveryId"),
+		},
+	}
+}
+
+// activityView is an activity in a JSON column (an upgrade's failures).
+type activityView struct {
+	At            time.Time `json:"at"`
+	Operation     string    `json:"operation"`
+	Status        string    `json:"status"`
+	Actor         string    `json:"actor,omitempty"`
+	CorrelationID string    `json:"correlationId,omitempty"`
+	Message       string    `json:"message,omitempty"`
+}
+
+func activityJSON(as []fleet.ActivityRecord) []activityView {
+	out := make([]activityView, len(as))
+	for i, a := range as {
+		out[i] = activityView{At: a.At, Operation: a.Operation, Status: a.Status, Actor: a.Actor,
+			CorrelationID: a.CorrelationID, Message: truncateUTF16(a.Message, 1024)}
+	}
+	return out
+}
+
+func lastFailureMessage(as []fleet.ActivityRecord) string {
+	for i := len(as) - 1; i >= 0; i-- {
+		if as[i].Message != "" {
+			return as[i].Message
+		}
+	}
+	return ""
 }

@@ -31,6 +31,17 @@ func TestRowsRoundTrip(t *testing.T) {
 					NotAllowed: []fleet.DateSpan{{Start: "2026-12-23", End: "2027-01-02"}}},
 				{Name: fleet.MaintenanceDefault, TimeInWeek: []fleet.TimeInWeek{{Day: "Sunday", HourSlots: []int{1, 2, 3}}}},
 			}}},
+		activity(fleet.Activity{Operation: fleet.OpClusterWrite, Status: fleet.ActivitySucceeded, Actor: "alice@contoso.com",
+			ActorType: fleet.ActorUser, CorrelationID: "corr-w", Path: fleet.PathAlert, DeliveryID: "evt-1"}, t0.Add(30*time.Minute)),
+		{ID: "arm-2", Type: fleet.TypeARMRead, Time: t0.Add(31 * time.Minute), Kind: fleet.KindClusterUpdated, Profile: &fleet.ClusterProfile{
+			UpgradeChannel: "patch", NodeOSUpgradeChannel: "SecurityPatch"}},
+		activity(fleet.Activity{Operation: fleet.OpPoolUpgradeImage, Status: fleet.ActivityStarted, Pool: "system", Actor: "bob@contoso.com",
+			ActorType: fleet.ActorUser, CorrelationID: "corr-u", Path: fleet.PathExport}, t0.Add(59*time.Minute)),
+		activity(fleet.Activity{Operation: fleet.OpPoolUpgradeImage, Status: fleet.ActivityFailed, Pool: "system", Actor: "bob@contoso.com",
+			ActorType: fleet.ActorUser, CorrelationID: "corr-x", Message: "OperationNotAllowed: another operation is in progress",
+			Path: fleet.PathExport}, t0.Add(61*time.Minute)),
+		activity(fleet.Activity{Operation: fleet.OpMaintenanceWrite, Status: fleet.ActivitySucceeded, Maintenance: "aksManagedNodeOSUpgradeSchedule",
+			Actor: "carol@contoso.com", CorrelationID: "corr-m", Path: fleet.PathEventGrid}, t0.Add(62*time.Minute)),
 		{ID: "s1", Time: t0.Add(time.Hour), Kind: fleet.KindRollingStarted, Pool: "system"},
 		{ID: "e1", Time: t0.Add(2 * time.Hour), Kind: fleet.KindRollingSucceeded, Pool: "system"},
 		{ID: "nodes-1", Type: fleet.TypeNodeSnapshot, Time: t0.Add(3 * time.Hour), Kind: fleet.KindNodesObserved,
@@ -46,6 +57,10 @@ func TestRowsRoundTrip(t *testing.T) {
 	}
 	if u := c.RecentUpgrades(1)[0]; u.ImageBefore != v1 || u.ImageAfter != v2 {
 		t.Fatalf("setup: upgrade images %q → %q", u.ImageBefore, u.ImageAfter)
+	}
+	if u := c.RecentUpgrades(1)[0]; u.Trigger != fleet.TriggerManual || u.ChannelChange == nil || len(u.Failures) != 1 ||
+		c.MaintenanceChange == nil || len(c.Activities) != 4 {
+		t.Fatalf("setup: attribution missing: %+v", u)
 	}
 
 	entities := map[string]entity{}
@@ -70,4 +85,10 @@ func TestRowsRoundTrip(t *testing.T) {
 	if gpu, _ := rowsOf(c)[rkPoolPrefix+"gpu"]["Gpu"].(bool); !gpu {
 		t.Errorf("gpu pool row: Gpu column not true")
 	}
+}
+
+func activity(a fleet.Activity, at time.Time) fleet.Signal {
+	a.OperationName = "Microsoft.ContainerService/managedClusters/" + a.Operation
+	return fleet.Signal{ID: fleet.ActivityID(a), Type: "Microsoft.Resources.ResourceWriteSuccess", Time: at,
+		Kind: fleet.KindActivity, Activity: &a}
 }
