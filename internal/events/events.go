@@ -1,6 +1,10 @@
 // Package events turns the events upgradewatch receives through Event Grid — AKS
-// system events and Azure Resource Notifications, in the Event Grid schema or the
-// CloudEvents 1.0 schema — into one domain type, fleet.Signal.
+// system events, Azure Resource Notifications and the activity log's
+// Microsoft.Resources.* events, in the Event Grid schema or the CloudEvents 1.0
+// schema — into one domain type, fleet.Signal. The activity log's two other
+// paths decode to the same signals: activity-log alerts (DecodeAlert, the
+// common alert schema) and the diagnostic-settings export (SplitEventHub,
+// DecodeExport).
 //
 // Decoding is strict where a wrong answer would corrupt state (event identity,
 // time, the cluster and pool a signal is about) and tolerant where Azure is known
@@ -50,6 +54,15 @@ var handlers = byLowerType(map[string]handler{
 	TypeMaintenanceScheduledEventEmitted:                                            scheduledEvent,
 	azsystemevents.TypeResourceNotificationsResourceManagementCreatedOrUpdated:      resourceCreatedOrUpdated,
 	azsystemevents.TypeResourceNotificationsResourceManagementDeleted:               resourceDeleted,
+	azsystemevents.TypeResourceWriteSuccess:                                         resourceActivity,
+	azsystemevents.TypeResourceWriteFailure:                                         resourceActivity,
+	azsystemevents.TypeResourceWriteCancel:                                          resourceActivity,
+	azsystemevents.TypeResourceDeleteSuccess:                                        resourceActivity,
+	azsystemevents.TypeResourceDeleteFailure:                                        resourceActivity,
+	azsystemevents.TypeResourceDeleteCancel:                                         resourceActivity,
+	azsystemevents.TypeResourceActionSuccess:                                        resourceActivity,
+	azsystemevents.TypeResourceActionFailure:                                        resourceActivity,
+	azsystemevents.TypeResourceActionCancel:                                         resourceActivity,
 })
 
 func byLowerType(in map[string]handler) map[string]handler {

@@ -337,9 +337,14 @@ func TestDecode(t *testing.T) {
 				Time:    at(t, "2026-05-03T06:10:44.3157812Z"), Schema: fleet.SchemaCloudEvents, Kind: fleet.KindUnsupported}
 		}},
 		{"eg-resource-write-success-storage.json", func(t *testing.T) fleet.Signal {
+			// Another provider's activity: ignored, keeping its envelope id.
 			return fleet.Signal{ID: "4db48cba-50a2-455a-93b4-de41a3b5b7f6", Type: "Microsoft.Resources.ResourceWriteSuccess",
 				Source: "/subscriptions/" + weuSub, Subject: storage, Time: at(t, "2026-05-03T07:38:04.6117357Z"),
-				Schema: fleet.SchemaEventGrid, Kind: fleet.KindUnsupported}
+				Schema: fleet.SchemaEventGrid, Kind: fleet.KindIgnored, Activity: &fleet.Activity{
+					OperationName: "Microsoft.Storage/storageAccounts/write", Status: fleet.ActivitySucceeded,
+					CorrelationID: "e7d6c5b4-a392-4810-9f8e-7d6c5b4a3928", ResourceID: storage,
+					Path: fleet.PathEventGrid, DeliveryID: "4db48cba-50a2-455a-93b4-de41a3b5b7f6",
+				}}
 		}},
 		{"eg-storage-created-or-updated.json", func(t *testing.T) fleet.Signal {
 			return fleet.Signal{ID: "1f2e3d4c-5b6a-4798-8a9b-0c1d2e3f4a5b", Type: cuType,
@@ -347,10 +352,16 @@ func TestDecode(t *testing.T) {
 				Schema: fleet.SchemaEventGrid, Kind: fleet.KindUnsupported}
 		}},
 		{"eg-resource-action-success-aks.json", func(t *testing.T) fleet.Signal {
-			// Unsupported, but the subject names a cluster, so it is attached.
-			return fleet.Signal{ID: "b0f5c6a2-6a1e-4f7e-9b55-0d2b7a9d1c11", Type: "Microsoft.Resources.ResourceActionSuccess",
+			// An activity: its id is the activity's, shared by every path.
+			a := &fleet.Activity{Operation: fleet.OpPoolUpgradeImage,
+				OperationName: "Microsoft.ContainerService/managedClusters/agentPools/upgradeNodeImageVersion/action",
+				Status:        fleet.ActivitySucceeded, Actor: "2b7c6d5e-4f3a-4b2c-9d1e-0f9a8b7c6d5e",
+				ActorType: fleet.ActorServicePrincipal, CorrelationID: "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f",
+				ResourceID: weuID + "/agentPools/system", Pool: "system", Path: fleet.PathEventGrid,
+				DeliveryID: "b0f5c6a2-6a1e-4f7e-9b55-0d2b7a9d1c11"}
+			return fleet.Signal{ID: fleet.ActivityID(*a), Type: "Microsoft.Resources.ResourceActionSuccess",
 				Source: "/subscriptions/" + weuSub, Subject: weuID + "/agentPools/system", Time: at(t, "2026-05-03T09:12:44.1234567Z"),
-				Schema: fleet.SchemaEventGrid, Cluster: weu, Kind: fleet.KindUnsupported}
+				Schema: fleet.SchemaEventGrid, Cluster: weu, Kind: fleet.KindActivity, Activity: a, Pool: "system"}
 		}},
 	}
 	for _, tc := range tests {
