@@ -13,10 +13,13 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/state"
 )
 
-// Function and binding names, as in functions/AksEvents/function.json.
+// Function and binding names, as in functions/<Name>/function.json.
 const (
 	FunctionAksEvents = "AksEvents"
-	bindingEvent      = "event"
+	// FunctionActivityLog takes Microsoft.Resources.* events from a
+	// subscription or resource-group system topic (binding `event` too).
+	FunctionActivityLog = "ActivityLog"
+	bindingEvent        = "event"
 )
 
 // ingestSummary is the invocation's ReturnValue.
@@ -26,14 +29,30 @@ type ingestSummary struct {
 	Duplicates  int `json:"duplicates"`
 	Rejected    int `json:"rejected"`
 	Unsupported int `json:"unsupported"`
+	Ignored     int `json:"ignored"` // activities upgradewatch does not track
 	Failed      int `json:"failed"`
 }
 
-// aksEvents is the eventGridTrigger function: decode each delivered event,
-// commit it, and answer 200 unless something must be redelivered.
-func (s *Server) aksEvents(w http.ResponseWriter, r *http.Request) {
-	inv := &invocation{s: s, ctx: r.Context(), id: r.Header.Get("X-Azure-Functions-InvocationId")}
-	inv.log = s.log.With("function", FunctionAksEvents, "invocation_id", inv.id)
+func (a *ingestSummary) add(b ingestSummary) {
+	a.Events += b.Events
+	a.Committed += b.Committed
+	a.Duplicates += b.Duplicates
+	a.Rejected += b.Rejected
+	a.Unsupported += b.Unsupported
+	a.Ignored += b.Ignored
+	a.Failed += b.Failed
+}
+
+// eventGrid serves an eventGridTrigger function (AksEvents, ActivityLog):
+// decode each delivered event, commit it, and answer 200 unless something
+// must be redelivered. Both accept every event type Decode knows, so a
+// subscription routed to the other one loses nothing.
+func (s *Server) eventGrid(fn string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { s.eventGridInvocation(fn, w, r) }
+}
+
+func (s *Server) eventGridInvocation(fn string, w http.ResponseWriter, r *http.Request) {
+	inv := s.newInvocation(r, fn)
 	respond := func(err error) {
 		host.WriteResponse(w, statusFor(err), host.InvokeResponse{Logs: inv.lines, ReturnValue: inv.sum})
 	}
@@ -73,24 +92,61 @@ func (s *Server) aksEvents(w http.ResponseWriter, r *http.Request) {
 	respond(transient)
 }
 
-// invocation is one AksEvents call: what it has done so far, for its answer.
+// invocation is one call of an ingesting function: what it has done so far,
+// for its answer.
 type invocation struct {
 	s     *Server
+	fn    string
 	ctx   context.Context
 	id    string
 	log   *slog.Logger
 	sum   ingestSummary
 	lines []string
+	// recordIgnored keeps ignored activities in the Rejected table as
+	// Unsupported (alerts: someone configured a rule that sends them).
+	recordIgnored bool
 }
 
-// ingest handles one event. It returns an error only when the event must be
-// redelivered.
+func (s *Server) newInvocation(r *http.Request, fn string) *invocation {
+	inv := &invocation{s: s, fn: fn, ctx: r.Context(), id: r.Header.Get("X-Azure-Functions-InvocationId")}
+	inv.log = s.log.With("function", fn, "invocation_id", inv.id)
+	return inv
+}
+
+// ingest handles one Event Grid event. It returns an error only when the
+// event must be redelivered.
 func (inv *invocation) ingest(item []byte) error {
 	sig, err := events.Decode(item)
+	return inv.handle(sig, err, item)
+}
+
+// handle commits one decoded input, or records why it cannot be. It returns
+// an error only when the input must be redelivered.
+func (inv *invocation) handle(sig fleet.Signal, err error, body []byte) error {
 	l := inv.log.With("event_id", sig.ID, "event_type", sig.Type)
-	rej := state.Rejection{EventID: sig.ID, EventType: sig.Type, Source: sig.Source, Subject: sig.Subject, Body: item}
+	rej := state.Rejection{EventID: sig.ID, EventType: sig.Type, Source: sig.Source, Subject: sig.Subject, Body: body}
 	if err != nil {
 		return inv.reject(rej, err, l)
+	}
+	if sig.Kind == fleet.KindIgnored {
+		op := ""
+		if sig.Activity != nil {
+			op = sig.Activity.OperationName
+		}
+		inv.sum.Ignored++
+		if !inv.recordIgnored {
+			l.Debug("activity not tracked; ignored", "operation", op)
+			return nil
+		}
+		rej.Disposition = state.DispositionUnsupported
+		rej.Reason = "not an activity upgradewatch tracks: " + firstNonEmpty(op, sig.Type)
+		if err := inv.record(rej, l); err != nil {
+			inv.sum.Ignored--
+			return err
+		}
+		l.Info("untracked activity recorded", "operation", op)
+		inv.lines = append(inv.lines, "ignored: "+firstNonEmpty(op, sig.Type))
+		return nil
 	}
 	if sig.Cluster.IsZero() {
 		// Well-formed, not ours to track, and no cluster to file it under.
@@ -148,10 +204,19 @@ func (inv *invocation) reject(rej state.Rejection, reason error, l *slog.Logger)
 
 // record writes a rejection; failing that, the input must be redelivered.
 func (inv *invocation) record(rej state.Rejection, l *slog.Logger) error {
-	rej.Function, rej.InvocationID, rej.ReceivedAt = FunctionAksEvents, inv.id, inv.s.now()
+	rej.Function, rej.InvocationID, rej.ReceivedAt = inv.fn, inv.id, inv.s.now()
 	if err := inv.s.store.RecordRejection(inv.ctx, rej); err != nil {
 		l.Error("could not record the input; asking for redelivery", "error", err, "disposition", rej.Disposition)
 		return err
 	}
 	return nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }

@@ -149,8 +149,9 @@ func (s *Server) WaitIdle(ctx context.Context) error {
 	return s.enrich.idle(ctx)
 }
 
-// enrichAfter asks for a read after a rolling event: the pool's image before
-// and after an operation comes from the reads around it.
+// enrichAfter asks for a read after a rolling event (the pool's image before
+// and after an operation comes from the reads around it) and after an
+// activity that changed the cluster's channels or maintenance windows.
 func (s *Server) enrichAfter(sig fleet.Signal) {
 	if s.enrich == nil {
 		return
@@ -158,6 +159,14 @@ func (s *Server) enrichAfter(sig fleet.Signal) {
 	switch sig.Kind {
 	case fleet.KindRollingStarted, fleet.KindRollingSucceeded, fleet.KindRollingFailed:
 		s.enrich.request(sig.Cluster, string(sig.Kind))
+	case fleet.KindActivity:
+		// A write to the cluster or its maintenance configurations: the
+		// activity says who, only a read says what changed.
+		a := sig.Activity
+		if a != nil && (a.Operation == fleet.OpClusterWrite || fleet.IsMaintenanceOperation(a.Operation)) &&
+			(a.Status == fleet.ActivitySucceeded || a.Status == fleet.ActivityAccepted) {
+			s.enrich.request(sig.Cluster, a.Operation)
+		}
 	}
 }
 

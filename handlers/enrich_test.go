@@ -40,6 +40,7 @@ const (
 type armWorld struct {
 	mu        sync.Mutex
 	image     string
+	nodeOS    string // non-empty: the node OS channel ARM reports
 	now       time.Time
 	status    int // non-zero: every cluster GET fails with it
 	gets      int
@@ -80,6 +81,10 @@ func (w *armWorld) reader() *arm.Reader {
 				b, _ := json.Marshal(mc)
 				var cp armcontainerservice.ManagedCluster
 				_ = json.Unmarshal(b, &cp)
+				if w.nodeOS != "" {
+					ch := armcontainerservice.NodeOSUpgradeChannel(w.nodeOS)
+					cp.Properties.AutoUpgradeProfile.NodeOSUpgradeChannel = &ch
+				}
 				for _, p := range cp.Properties.AgentPoolProfiles {
 					if *p.Name == "system" {
 						img := w.image

@@ -81,3 +81,39 @@ func TestEveryFunctionHasARoute(t *testing.T) {
 		})
 	}
 }
+
+// The export's batches arrive as the handler expects them only with these
+// settings (a JSON string holding an array of message strings), and nothing
+// is lost while storage is down only with an unbounded retry policy: the
+// Event Hubs trigger otherwise moves its checkpoint past a failed batch.
+func TestActivityLogStreamBinding(t *testing.T) {
+	b, err := os.ReadFile("../functions/ActivityLogStream/function.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fn struct {
+		Bindings []struct {
+			Type, Name, Direction, Cardinality, DataType, EventHubName, Connection, ConsumerGroup string
+		} `json:"bindings"`
+		Retry struct {
+			Strategy      string `json:"strategy"`
+			MaxRetryCount int    `json:"maxRetryCount"`
+		} `json:"retry"`
+	}
+	if err := json.Unmarshal(b, &fn); err != nil {
+		t.Fatal(err)
+	}
+	if len(fn.Bindings) != 1 {
+		t.Fatalf("bindings %+v, want one trigger", fn.Bindings)
+	}
+	in := fn.Bindings[0]
+	if in.Type != "eventHubTrigger" || in.Name != "events" || !strings.EqualFold(in.Cardinality, "many") || in.DataType != "string" {
+		t.Errorf("trigger %+v, want eventHubTrigger events, cardinality many, dataType string", in)
+	}
+	if in.EventHubName == "" || in.Connection == "" || in.ConsumerGroup == "" {
+		t.Errorf("trigger %+v names no hub, connection or consumer group", in)
+	}
+	if fn.Retry.Strategy == "" || fn.Retry.MaxRetryCount != -1 {
+		t.Errorf("retry %+v, want a strategy with maxRetryCount -1 (retry until storage answers)", fn.Retry)
+	}
+}

@@ -108,7 +108,10 @@ func New(store Store, o Options) *Server {
 		s.enrich = newEnrichQueue(s, o.Enricher, o.EnrichWorkers, o.EnrichTimeout)
 	}
 	s.mux.HandleFunc("GET /{$}", s.ready)
-	s.mux.HandleFunc("POST /AksEvents", s.aksEvents)
+	s.mux.HandleFunc("POST /AksEvents", s.eventGrid(FunctionAksEvents))
+	s.mux.HandleFunc("POST /ActivityLog", s.eventGrid(FunctionActivityLog))
+	s.mux.HandleFunc("POST /ActivityLogStream", s.activityLogStream)
+	s.mux.HandleFunc("POST /api/activitylog/alert", s.activityLogAlert)
 	s.mux.HandleFunc("POST /Status", s.statusEnvelope)
 	s.mux.HandleFunc("POST /Sweep", s.sweep)
 	s.mux.HandleFunc("GET /api/findings", s.listFindings)

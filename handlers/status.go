@@ -84,7 +84,41 @@ type upgradeJSON struct {
 	ImageBefore string            `json:"imageBefore,omitempty"`
 	ImageAfter  string            `json:"imageAfter,omitempty"`
 	Signals     []fleet.SignalRef `json:"signals"`
+	// From the activity log: who asked for it, the channel change it
+	// followed, what went wrong, and what ended it when no rolling event did.
+	Trigger       string               `json:"trigger,omitempty"` // Manual|Automatic
+	RequestedBy   string               `json:"requestedBy,omitempty"`
+	RequestedAt   *time.Time           `json:"requestedAt,omitempty"`
+	CorrelationID string               `json:"correlationId,omitempty"`
+	ChannelChange *fleet.ChannelChange `json:"channelChange,omitempty"`
+	Failures      []activityJSON       `json:"failures,omitempty"`
+	ClosedBy      string               `json:"closedBy,omitempty"`
 }
+
+// activityJSON is one activity-log entry in the Status API.
+type activityJSON struct {
+	At            time.Time `json:"at"`
+	Operation     string    `json:"operation"`
+	OperationName string    `json:"operationName,omitempty"`
+	Status        string    `json:"status"`
+	Actor         string    `json:"actor,omitempty"`
+	ActorType     string    `json:"actorType,omitempty"`
+	Pool          string    `json:"pool,omitempty"`
+	Maintenance   string    `json:"maintenanceConfiguration,omitempty"`
+	CorrelationID string    `json:"correlationId,omitempty"`
+	Message       string    `json:"message,omitempty"`
+	Path          string    `json:"receivedVia,omitempty"`
+	Signal        string    `json:"signal"`
+}
+
+func activityOut(a fleet.ActivityRecord) activityJSON {
+	return activityJSON{At: a.At, Operation: a.Operation, OperationName: a.OperationName, Status: a.Status, Actor: a.Actor,
+		ActorType: a.ActorType, Pool: a.Pool, Maintenance: a.Maintenance, CorrelationID: a.CorrelationID, Message: a.Message,
+		Path: a.Path, Signal: a.ID}
+}
+
+// recentActivities is how many activity-log entries a cluster's status lists.
+const recentActivities = 20
 
 type scheduledJSON struct {
 	EventID        string     `json:"eventId"`
@@ -170,9 +204,19 @@ func clusterDetail(c *fleet.Cluster) map[string]any {
 	}
 	ups := []upgradeJSON{}
 	for _, u := range c.RecentUpgrades(recentUpgrades) {
-		ups = append(ups, upgradeJSON{Key: u.Key, Pool: u.Pool, Outcome: u.Outcome,
+		uj := upgradeJSON{Key: u.Key, Pool: u.Pool, Outcome: u.Outcome,
 			StartedAt: timePtr(u.StartedAt), EndedAt: timePtr(u.EndedAt), Signals: u.Signals,
-			ImageBefore: u.ImageBefore, ImageAfter: u.ImageAfter})
+			ImageBefore: u.ImageBefore, ImageAfter: u.ImageAfter,
+			Trigger: u.Trigger, RequestedBy: u.RequestedBy, RequestedAt: timePtr(u.RequestedAt),
+			CorrelationID: u.RequestCorrelationID, ChannelChange: u.ChannelChange, ClosedBy: u.ClosedBy}
+		for _, f := range u.Failures {
+			uj.Failures = append(uj.Failures, activityOut(f))
+		}
+		ups = append(ups, uj)
+	}
+	acts := []activityJSON{}
+	for i := len(c.Activities) - 1; i >= 0 && len(acts) < recentActivities; i-- {
+		acts = append(acts, activityOut(c.Activities[i]))
 	}
 	sched := []scheduledJSON{}
 	for _, e := range sortedScheduled(c) {
@@ -192,7 +236,23 @@ func clusterDetail(c *fleet.Cluster) map[string]any {
 			LowestMin: c.Versions.LowestMinor, Preview: c.Versions.LatestPreview}
 	}
 	detail := map[string]any{"cluster": cj, "pools": pools, "upgrades": ups, "scheduledEvents": sched,
-		"findings": clusterFindingList(c, findingFilter{status: "open"})}
+		"findings": clusterFindingList(c, findingFilter{status: "open"}), "activity": acts}
+	changes := map[string]*fleet.ChannelChange{}
+	if ch := c.NodeOSChannelChange; ch != nil {
+		changes["nodeOS"] = ch
+	}
+	if ch := c.UpgradeChannelChange; ch != nil {
+		changes["upgrade"] = ch
+	}
+	if len(changes) > 0 {
+		detail["channelChanges"] = changes
+	}
+	if m := c.MaintenanceChange; m != nil {
+		detail["maintenanceChange"] = activityOut(*m)
+	}
+	if since, ok := c.RefreshWanted(); ok {
+		detail["refreshWantedSince"] = since
+	}
 	if !c.NextEvaluation.IsZero() {
 		detail["nextEvaluation"] = c.NextEvaluation
 	}

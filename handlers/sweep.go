@@ -29,6 +29,7 @@ type sweepSummary struct {
 	Resolved  int `json:"resolved"`
 	Stale     int `json:"staleEntries"`
 	Failed    int `json:"failed"`
+	Refreshes int `json:"refreshesRequested"`
 }
 
 // sweep reads only the Due partition of FleetIndex, so its cost follows the
@@ -89,6 +90,12 @@ func (s *Server) sweep(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		sum.Evaluated++
+		if out.RefreshWanted && s.enrich != nil {
+			// An activity changed the cluster and no ARM read followed (the
+			// instance that took it stopped, or the read failed): read now.
+			s.enrich.request(d.Cluster, "activity")
+			sum.Refreshes++
+		}
 		if out.Changed {
 			sum.Changed++
 		}

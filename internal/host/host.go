@@ -221,6 +221,46 @@ func NewEventGridRequest(binding, function string, event json.RawMessage, now ti
 	return json.Marshal(req)
 }
 
+// NewEventHubRequest builds the envelope the host sends for an eventHubTrigger
+// binding with cardinality many and dataType string: Data.<binding> is a JSON
+// string holding a JSON array of the message bodies as strings, and Metadata
+// carries the per-batch arrays (arrays as JSON strings, objects as objects).
+func NewEventHubRequest(binding, function string, messages [][]byte, now time.Time, invocationID string) ([]byte, error) {
+	bodies := make([]string, len(messages))
+	enqueued := make([]string, len(messages))
+	seqs := make([]int64, len(messages))
+	for i, m := range messages {
+		bodies[i] = string(m)
+		enqueued[i] = now.UTC().Format("2006-01-02T15:04:05.0000000Z")
+		seqs[i] = int64(i + 1)
+	}
+	arr, err := json.Marshal(bodies)
+	if err != nil {
+		return nil, err
+	}
+	value, _ := json.Marshal(string(arr))
+	asString := func(v any) json.RawMessage {
+		b, _ := json.Marshal(v)
+		s, _ := json.Marshal(string(b))
+		return s
+	}
+	sysRaw, _ := json.Marshal(map[string]string{
+		"MethodName": function,
+		"UtcNow":     now.UTC().Format("2006-01-02T15:04:05.0000000Z"),
+		"RandGuid":   invocationID,
+	})
+	req := InvokeRequest{
+		Data: map[string]json.RawMessage{binding: value},
+		Metadata: map[string]json.RawMessage{
+			"PartitionContext":     json.RawMessage(`{"ConsumerGroup":"$Default","EventHubName":"activity-log","PartitionId":"0"}`),
+			"EnqueuedTimeUtcArray": asString(enqueued),
+			"SequenceNumberArray":  asString(seqs),
+			"sys":                  sysRaw,
+		},
+	}
+	return json.Marshal(req)
+}
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

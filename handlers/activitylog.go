@@ -1,0 +1,213 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/upgradewatch/upgradewatch/internal/events"
+	"github.com/upgradewatch/upgradewatch/internal/fleet"
+	"github.com/upgradewatch/upgradewatch/internal/host"
+	"github.com/upgradewatch/upgradewatch/internal/state"
+)
+
+// The activity log reaches upgradewatch three ways; all three decode to one
+// fleet.Activity whose signal id is the same for the same activity, so an
+// activity routed through two of them is committed once.
+const (
+	// FunctionActivityLogAlert is the httpTrigger an action group webhook
+	// posts activity-log alerts to (common alert schema):
+	// POST /api/activitylog/alert.
+	FunctionActivityLogAlert = "ActivityLogAlert"
+	// FunctionActivityLogStream is the eventHubTrigger (cardinality many,
+	// dataType string) that takes the diagnostic-settings export: binding
+	// `events`, each message {"records":[…]}.
+	FunctionActivityLogStream = "ActivityLogStream"
+	bindingEvents             = "events"
+)
+
+// alertResult is the answer to an action group.
+type alertResult struct {
+	Result  string `json:"result"` // committed|duplicate|ignored|rejected
+	Signal  string `json:"signal,omitempty"`
+	Cluster string `json:"cluster,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// activityLogAlert takes one alert. Action groups retry on 408, 429 and 5xx,
+// so only a storage failure answers 503; an alert that can never be read is
+// recorded and answered 400 with the reason, and one about something
+// upgradewatch does not track is recorded as Unsupported and answered 200.
+func (s *Server) activityLogAlert(w http.ResponseWriter, r *http.Request) {
+	inv := s.newInvocation(r, FunctionActivityLogAlert)
+	inv.recordIgnored = true
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.maxBody+1))
+	if err != nil {
+		inv.log.Warn("could not read alert", "error", err)
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "could not read the request body: " + err.Error()})
+		return
+	}
+	if int64(len(body)) > s.maxBody {
+		err := fmt.Errorf("%w: alert is larger than %d bytes", events.ErrMalformed, s.maxBody)
+		if rerr := inv.reject(state.Rejection{Body: body[:s.maxBody]}, err, inv.log); rerr != nil {
+			unavailable(w)
+			return
+		}
+		writeJSON(w, http.StatusRequestEntityTooLarge, alertResult{Result: "rejected", Reason: err.Error()})
+		return
+	}
+	sig, derr := events.DecodeAlert(body)
+	if err := inv.handle(sig, derr, body); err != nil {
+		unavailable(w)
+		return
+	}
+	res := alertResult{Signal: sig.ID}
+	if !sig.Cluster.IsZero() {
+		res.Cluster = sig.Cluster.Key()
+	}
+	status := http.StatusOK
+	switch {
+	case inv.sum.Rejected > 0:
+		res.Result, status = "rejected", http.StatusBadRequest
+		if derr != nil {
+			res.Reason = derr.Error()
+		} else {
+			res.Reason = "the alert could not be committed; see the Rejected table"
+		}
+	case inv.sum.Ignored > 0 || inv.sum.Unsupported > 0:
+		res.Result = "ignored"
+		res.Reason = "not an activity upgradewatch tracks (recorded as Unsupported)"
+	case inv.sum.Duplicates > 0:
+		res.Result = "duplicate"
+	default:
+		res.Result = "committed"
+	}
+	writeJSON(w, status, res)
+}
+
+// streamSummary is ActivityLogStream's ReturnValue.
+type streamSummary struct {
+	Messages int `json:"messages"`
+	Records  int `json:"records"`
+	ingestSummary
+}
+
+// streamWorkers is how many clusters one batch commits to at once.
+const streamWorkers = 4
+
+// activityLogStream takes a batch of Event Hub messages. The export carries
+// the whole subscription's activity log: records about anything else are
+// counted and skipped at once. Records of one cluster commit in order, clusters
+// in parallel. Any transient failure fails the invocation, so the host's retry
+// policy (functions/ActivityLogStream/function.json) delivers the batch again;
+// what was committed is then a duplicate.
+func (s *Server) activityLogStream(w http.ResponseWriter, r *http.Request) {
+	inv := s.newInvocation(r, FunctionActivityLogStream)
+	var sum streamSummary
+	respond := func(err error) {
+		sum.ingestSummary.add(inv.sum)
+		host.WriteResponse(w, statusFor(err), host.InvokeResponse{Logs: inv.lines, ReturnValue: sum})
+	}
+	req, body, err := host.DecodeRequest(r.Body, s.maxBody)
+	if err != nil {
+		if !errors.Is(err, host.ErrTooLarge) && !errors.Is(err, host.ErrMalformed) {
+			inv.log.Error("could not read invocation", "error", err)
+			respond(fmt.Errorf("%w: %v", state.ErrUnavailable, err))
+			return
+		}
+		respond(inv.reject(state.Rejection{Body: body}, err, inv.log))
+		return
+	}
+	if inv.id == "" {
+		inv.id = req.Sys().RandGuid
+		inv.log = inv.log.With("invocation_id", inv.id)
+	}
+	raw, err := req.Binding(bindingEvents)
+	if err != nil {
+		respond(inv.reject(state.Rejection{Body: body}, err, inv.log))
+		return
+	}
+	msgs, err := events.SplitEventHub(raw)
+	if err != nil {
+		respond(inv.reject(state.Rejection{Body: raw}, err, inv.log))
+		return
+	}
+
+	// Decode everything first, grouping the records that need a commit by
+	// cluster, in batch order.
+	groups := map[string][]events.ExportRecord{}
+	var order []string
+	var transient error
+	for _, msg := range msgs {
+		sum.Messages++
+		recs, err := events.DecodeExport(msg)
+		if err != nil {
+			if rerr := inv.reject(state.Rejection{Body: msg}, err, inv.log); rerr != nil {
+				transient = rerr
+			}
+			continue
+		}
+		for _, rec := range recs {
+			sum.Records++
+			sig := rec.Signal
+			switch {
+			case rec.Err == nil && sig.Kind == fleet.KindIgnored:
+				inv.sum.Ignored++
+				continue
+			case rec.Err != nil || sig.Cluster.IsZero():
+				// Rejections are recorded here; they belong to no cluster.
+				inv.sum.Events++
+				if err := inv.handle(sig, rec.Err, rec.Raw); err != nil {
+					inv.sum.Failed++
+					transient = err
+				}
+				continue
+			}
+			key := sig.Cluster.Key()
+			if _, ok := groups[key]; !ok {
+				order = append(order, key)
+			}
+			groups[key] = append(groups[key], rec)
+		}
+	}
+
+	// One child invocation per cluster: its own tally, merged at the end.
+	children := make([]*invocation, len(order))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, min(streamWorkers, len(order))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				child := &invocation{s: s, fn: inv.fn, ctx: inv.ctx, id: inv.id, log: inv.log}
+				for _, rec := range groups[order[i]] {
+					child.sum.Events++
+					if err := child.handle(rec.Signal, nil, rec.Raw); err != nil {
+						child.sum.Failed++
+						child.lines = append(child.lines, "failed: "+err.Error())
+						break // the rest of this cluster waits for the retry, in order
+					}
+				}
+				children[i] = child
+			}
+		}()
+	}
+	for i := range order {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	for _, child := range children {
+		inv.sum.add(child.sum)
+		inv.lines = append(inv.lines, child.lines...)
+		if child.sum.Failed > 0 {
+			transient = fmt.Errorf("%w: %d record(s) could not be committed", state.ErrUnavailable, child.sum.Failed)
+		}
+	}
+	inv.log.Info("activity log batch done", "messages", sum.Messages, "records", sum.Records, "committed", inv.sum.Committed,
+		"duplicates", inv.sum.Duplicates, "ignored", inv.sum.Ignored, "rejected", inv.sum.Rejected, "failed", inv.sum.Failed)
+	respond(transient)
+}
