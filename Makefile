@@ -30,7 +30,7 @@ STATICCHECK_VERSION ?= v0.8.2
 RACE         ?= $(if $(filter 1,$(shell $(GO) env CGO_ENABLED)),-race,)
 TEST_TIMEOUT ?= 15m
 FUZZTIME     ?= 10s
-FUZZ_TARGETS ?= internal/events:FuzzDecode internal/events:FuzzSplit internal/host:FuzzDecodeRequest internal/versions:FuzzParse internal/inventory:FuzzDecode internal/policy:FuzzParse internal/maintenance:FuzzBetween
+FUZZ_TARGETS ?= internal/events:FuzzDecode internal/events:FuzzSplit internal/events:FuzzDecodeAlert internal/events:FuzzDecodeExport internal/events:FuzzDecodeResourceEvent internal/host:FuzzDecodeRequest internal/versions:FuzzParse internal/inventory:FuzzDecode internal/policy:FuzzParse internal/maintenance:FuzzBetween
 
 # node-reporter, the in-cluster CronJob (docs/node-reporter.md).
 NODE_REPORTER_VERSION ?= 0.1.0

@@ -347,6 +347,7 @@ module subscriptionTopics 'subscription-topics.bicep' = if (watchSubscriptionEve
   name: take('upgradewatch-arn-${token}', 64)
   params: {
     functionResourceId: eventFunctionId
+    activityFunctionResourceId: '${app.id}/functions/ActivityLog'
     subscribe: subscribeEvents
     eventDeliverySchema: eventDeliverySchema
     deadLetter: deadLetter

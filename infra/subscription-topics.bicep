@@ -4,6 +4,8 @@
 //     Manager: Scheduled/Started/Completed/Failed/Cancelled maintenance)
 //   - Resources.CreatedOrUpdated, filtered to managed clusters (channel and
 //     node image changes; coverage of managedClusters is unverified)
+// and the subscription's activity log (Microsoft.Resources.* events, filtered
+// to AKS operations), delivering to the ActivityLog function.
 //
 // System topics are resource-group resources even when their source is a
 // subscription, so this file targets a resource group: deploy it once into any
@@ -32,6 +34,9 @@ param deadLetter object
 @description('Also subscribe to Resources.CreatedOrUpdated for managed clusters.')
 param includeResourceWrites bool = true
 
+@description('Resource ID of the ActivityLog function; empty: no activity-log subscription.')
+param activityFunctionResourceId string = ''
+
 param tags object = {}
 
 var scheduledEventsTopic = {
@@ -41,6 +46,7 @@ var scheduledEventsTopic = {
     'Microsoft.ResourceNotifications.ContainerServiceEventResources.ScheduledEventEmitted'
   ]
   advancedFilters: []
+  destinationId: functionResourceId
 }
 
 var resourcesTopic = {
@@ -60,9 +66,39 @@ var resourcesTopic = {
       ]
     }
   ]
+  destinationId: functionResourceId
 }
 
-var topics = concat([scheduledEventsTopic], includeResourceWrites ? [resourcesTopic] : [])
+// The activity log: who wrote, deleted, aborted or upgraded what. Only AKS
+// operations are delivered (StringContains is case-insensitive, and the
+// operation names vary in case).
+var activityTopic = {
+  name: 'aks-activity-log'
+  topicType: 'Microsoft.Resources.Subscriptions'
+  eventTypes: [
+    'Microsoft.Resources.ResourceWriteSuccess'
+    'Microsoft.Resources.ResourceWriteFailure'
+    'Microsoft.Resources.ResourceWriteCancel'
+    'Microsoft.Resources.ResourceDeleteSuccess'
+    'Microsoft.Resources.ResourceDeleteFailure'
+    'Microsoft.Resources.ResourceDeleteCancel'
+    'Microsoft.Resources.ResourceActionSuccess'
+    'Microsoft.Resources.ResourceActionFailure'
+    'Microsoft.Resources.ResourceActionCancel'
+  ]
+  advancedFilters: [
+    {
+      operatorType: 'StringContains'
+      key: 'data.operationName'
+      values: [
+        'Microsoft.ContainerService/managedClusters'
+      ]
+    }
+  ]
+  destinationId: activityFunctionResourceId
+}
+
+var topics = concat([scheduledEventsTopic], includeResourceWrites ? [resourcesTopic] : [], empty(activityFunctionResourceId) ? [] : [activityTopic])
 
 var deadLetterConfig = {
   identity: {
@@ -107,7 +143,7 @@ resource eventSubscriptions 'Microsoft.EventGrid/systemTopics/eventSubscriptions
       destination: {
         endpointType: 'AzureFunction'
         properties: {
-          resourceId: functionResourceId
+          resourceId: t.destinationId
           maxEventsPerBatch: 1
           preferredBatchSizeInKilobytes: 64
         }

@@ -142,6 +142,15 @@ curl -sS -m 30 -H 'content-type: application/json' -X POST "$base/Sweep" \
   --data "{\"Data\":{\"timer\":{\"IsPastDue\":false}},\"Metadata\":{\"sys\":{\"MethodName\":\"Sweep\",\"UtcNow\":\"$now\"}}}" |
   python3 -c 'import json, sys; print("  " + json.dumps(json.load(sys.stdin)["ReturnValue"]))'
 
+step "activity log: one cluster write through Event Grid, an alert and the export is one signal"
+python3 scripts/demo/activity.py "$base" three-paths
+
+step "activity log: AKS reports why the checkout roll failed (export records)"
+python3 scripts/demo/activity.py "$base" aks-failure
+
+step "who did what: channel changes, who asked for each upgrade, failures (Status API)"
+python3 scripts/demo/activity.py "$base" show
+
 step "GET $base/api/findings (open findings of the fleet, most severe first)"
 curl -sS -m 10 "$base/api/findings" | python3 -c '
 import json, sys

@@ -60,7 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.rounds, "rounds", 3, "interleaved baseline/handler rounds per concurrency")
 	fs.StringVar(&conc, "concurrency", "1,8", "comma-separated concurrency levels")
 	fs.IntVar(&c.readyRuns, "ready-runs", 15, "handler starts for the exec-to-ready measurement")
-	fs.StringVar(&c.only, "only", "", "run one part only: ingest, nodes or sweep")
+	fs.StringVar(&c.only, "only", "", "run one part only: ingest, nodes, sweep or stream")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -102,6 +102,8 @@ func bench(c config, out io.Writer) error {
 		return nodeBench(c, svc, out)
 	case "sweep":
 		return sweepBench(c, out)
+	case "stream":
+		return streamBench(c, svc, out)
 	}
 
 	ready, err := execToReady(c)
@@ -140,7 +142,10 @@ func bench(c config, out io.Writer) error {
 	if err := nodeBench(c, svc, out); err != nil {
 		return err
 	}
-	return sweepBench(c, out)
+	if err := sweepBench(c, out); err != nil {
+		return err
+	}
+	return streamBench(c, svc, out)
 }
 
 // drive runs op(worker, i) for every i below total on `workers` goroutines and

@@ -333,41 +333,73 @@ func (s *stream) scheduledEvent(c *cluster, se scheduled, t time.Time) {
 	s.arn(c, TypeScheduledEventEmitted, t, info, scheduledAPIVersion, layoutNoZone)
 }
 
-// writeSuccess emits the activity-log style Microsoft.Resources event for a PUT
-// of the cluster, which upgradewatch accepts but does not act on.
-func (s *stream) writeSuccess(c *cluster, tenant, principal string, t time.Time) {
+// activity emits an activity-log Microsoft.Resources event (subscription
+// topic, Event Grid schema, dataVersion 2) for an ARM request on the cluster
+// or below it (child: "", "agentPools/<pool>", "maintenanceConfigurations/<name>"):
+// op is the operation below managedClusters ("write", "agentPools/delete",
+// "agentPools/upgradeNodeImageVersion/action", …) and outcome Success,
+// Failure or Cancel. A caller with an "@" is a user, anything else a
+// service principal's object id.
+func (s *stream) activity(c *cluster, child, op, outcome, caller, tenant string, t time.Time) {
 	id := s.ids.guid()
 	scope := c.id.ResourceID()
+	if child != "" {
+		scope += "/" + child
+	}
+	action := "Microsoft.ContainerService/managedClusters/" + op
+	kind := "Write"
+	switch {
+	case strings.HasSuffix(op, "/action"):
+		kind = "Action"
+	case strings.HasSuffix(op, "delete"):
+		kind = "Delete"
+	}
+	method := map[string]string{"Write": "PUT", "Action": "POST", "Delete": "DELETE"}[kind]
+	principal, principalType := caller, "ServicePrincipal"
+	claims := map[string]string{
+		"aud": "https://management.core.windows.net/", "iss": "https://sts.windows.net/" + tenant + "/",
+		"appidacr": "2", "ver": "1.0",
+		"http://schemas.microsoft.com/identity/claims/tenantid": tenant,
+	}
+	if strings.Contains(caller, "@") {
+		principal, principalType = guidOf(caller), "User"
+		claims["http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"] = caller
+		claims["http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"] = caller
+		claims["appid"], claims["appidacr"] = "04b07795-8ddb-461a-bbee-02f9e1bf7b46", "0" // Azure CLI
+	} else {
+		claims["appid"] = guidOf(principal + "/app")
+	}
+	claims["http://schemas.microsoft.com/identity/claims/objectidentifier"] = principal
+	status := map[string]string{"Success": "Succeeded", "Failure": "Failed", "Cancel": "Canceled"}[outcome]
 	data := map[string]any{
 		"authorization": map[string]any{
 			"scope":  scope,
-			"action": "Microsoft.ContainerService/managedClusters/write",
+			"action": action,
 			"evidence": map[string]string{
 				"role": "Azure Kubernetes Service Contributor Role", "roleAssignmentScope": "/subscriptions/" + c.id.SubscriptionID,
 				"roleAssignmentId": guidOf(id + "/ra"), "roleDefinitionId": strings.ReplaceAll(guidOf("role/aks-contributor"), "-", ""),
-				"principalId": principal, "principalType": "ServicePrincipal",
+				"principalId": principal, "principalType": principalType,
 			},
 		},
-		"claims": map[string]string{
-			"aud": "https://management.core.windows.net/", "iss": "https://sts.windows.net/" + tenant + "/",
-			"appid": guidOf(principal + "/app"), "appidacr": "2", "ver": "1.0",
-			"http://schemas.microsoft.com/identity/claims/tenantid":         tenant,
-			"http://schemas.microsoft.com/identity/claims/objectidentifier": principal,
-		},
+		"claims":        claims,
 		"correlationId": guidOf(id + "/correlation"),
 		"httpRequest": map[string]string{
-			"clientRequestId": guidOf(id + "/request"), "clientIpAddress": "203.0.113.24", "method": "PUT",
+			"clientRequestId": guidOf(id + "/request"), "clientIpAddress": "203.0.113.24", "method": method,
 			"url": "https://management.azure.com" + scope + "?api-version=" + armAPIVersion,
 		},
 		"resourceProvider": "Microsoft.ContainerService",
 		"resourceUri":      scope,
-		"operationName":    "Microsoft.ContainerService/managedClusters/write",
-		"status":           "Succeeded",
+		"operationName":    action,
+		"status":           status,
 		"subscriptionId":   c.id.SubscriptionID,
 		"tenantId":         tenant,
 	}
-	// Subscription-topic activity events: Event Grid schema, dataVersion 2.
-	s.emit(c, SchemaEventGrid, id, TypeResourceWriteSuccess, c.subscription(), scope, "2", t, data)
+	s.emit(c, SchemaEventGrid, id, "Microsoft.Resources.Resource"+kind+outcome, c.subscription(), scope, "2", t, data)
+}
+
+// writeSuccess emits the activity-log event of a successful PUT of the cluster.
+func (s *stream) writeSuccess(c *cluster, tenant, caller string, t time.Time) {
+	s.activity(c, "", "write", "Success", caller, tenant, t)
 }
 
 // imageVersion formats a Linux node image version (YYYYMM.DD.BUILD) for the

@@ -12,6 +12,8 @@ const (
 	demoSubAnalytics = "b71d04a9-52e3-4c8f-a6d2-9e13f07c4b58"
 	demoTenant       = "8e4c2a71-3b5d-4f6a-9c0e-1d2f3a4b5c6d"
 	demoPrincipal    = "5a9e0c3d-2b7f-4e18-8d6a-7c1b0f9e4a23"
+	demoOperator     = "alice@contoso.com"
+	demoRequester    = "dana@contoso.com"
 )
 
 // Demo returns a hand-designed three-week scenario over four clusters in two
@@ -27,10 +29,12 @@ const (
 //     the roll fails (scheduled event Failed with JSON-string details) and an
 //     operator retry succeeds a day later.
 //   - aks-analytics-eus (None, Event Grid schema): support ending for 1.31, a
-//     manual node-image upgrade of spark, and the batch pool deleted.
-//   - aks-platform-wus2 (Unmanaged, CloudEvents): a cluster PUT seen as an
-//     (unsupported) ResourceWriteSuccess plus the CreatedOrUpdated it caused,
-//     and new Kubernetes versions available.
+//     manual node-image upgrade of spark (dana's request in the activity log),
+//     and the batch pool deleted (its delete in the activity log).
+//   - aks-platform-wus2 (Unmanaged, CloudEvents): alice's cluster PUT in the
+//     activity log moves the node OS channel to NodeImage (the CreatedOrUpdated
+//     it caused says so) and no pool rolls after; new Kubernetes versions
+//     available.
 //
 // Resource Notifications arrive per subscription: payments in Event Grid
 // schema, analytics in CloudEvents.
@@ -101,8 +105,11 @@ func Demo() []Event {
 	s.supportEnding(analytics, "1.31.13", at("2026-11-05T09:00:12.0000000Z"))
 
 	platform.tags["owner"] = "platform-oncall"
-	s.writeSuccess(platform, demoTenant, demoPrincipal, at("2026-11-06T14:22:07.4418632Z"))
+	platform.nodeOSChannel = "NodeImage"
+	s.writeSuccess(platform, demoTenant, demoOperator, at("2026-11-06T14:22:07.4418632Z"))
 	s.clusterSnapshot(platform, at("2026-11-06T14:22:31.0076214Z"))
+	// A pipeline's service principal writes the cluster again (nothing changes).
+	s.writeSuccess(platform, demoTenant, demoPrincipal, at("2026-11-09T08:15:44.9031876Z"))
 
 	// Week 2. payments: Communication Manager notice 24 h ahead, then the window.
 	weekly := "e3a1f6b2-8c47-4d09-a5e1-6b2c9d4f7a10"
@@ -136,9 +143,13 @@ func Demo() []Event {
 	s.rolling(checkout, TypeNodePoolRollingSucceeded, "system", at("2026-11-12T10:02:18.7753210Z"))
 
 	// analytics: manual node-image upgrade of spark, then batch is deleted.
+	s.activity(analytics, "agentPools/spark", "agentPools/upgradeNodeImageVersion/action", "Success", demoRequester, demoTenant,
+		at("2026-11-12T15:20:02.8817253Z"))
 	s.rolling(analytics, TypeNodePoolRollingStarted, "spark", at("2026-11-12T15:20:09.3317426Z"))
 	s.rolling(analytics, TypeNodePoolRollingSucceeded, "spark", at("2026-11-12T15:58:51.0664983Z"))
 	analytics.pool("batch").removed = true
+	s.activity(analytics, "agentPools/batch", "agentPools/delete", "Success", demoRequester, demoTenant,
+		at("2026-11-13T11:05:12.0446712Z"))
 	s.poolDeleted(analytics, "batch", at("2026-11-13T11:05:37.5120846Z"))
 
 	s.versionsAvailable(platform, versionsData{

@@ -156,9 +156,11 @@ func checkEvent(t *testing.T, ev Event) {
 		if want := "/subscriptions/" + sub.SubscriptionID; e.topic() != want {
 			t.Errorf("%s: topic %q, want %q", ev.ID, e.topic(), want)
 		}
-	case ev.Type == TypeResourceWriteSuccess:
+	case strings.HasPrefix(ev.Type, "Microsoft.Resources.Resource"):
+		// Activity-log events: the subject is the resource the request was
+		// on, the cluster or something below it.
 		if !guidRE.MatchString(ev.ID) || e.DataVersion != "2" {
-			t.Errorf("%s: ResourceWriteSuccess id/dataVersion %q", ev.ID, e.DataVersion)
+			t.Errorf("%s: %s id/dataVersion %q", ev.ID, ev.Type, e.DataVersion)
 		}
 		clusterFrom = e.Subject
 	default:
@@ -570,7 +572,7 @@ func TestGenerate(t *testing.T) {
 		} {
 			var ce, eg bool
 			for _, ev := range Generate(Options{Seed: 7, Clusters: 8, Weeks: 1, Schema: tc.schema}) {
-				if ev.Type == TypeResourceWriteSuccess {
+				if strings.HasPrefix(ev.Type, "Microsoft.Resources.Resource") {
 					continue
 				}
 				if bytes.Contains(ev.Raw, []byte(`"specversion":"1.0"`)) {
