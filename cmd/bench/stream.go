@@ -49,7 +49,7 @@ func streamBench(c config, svc *aztables.ServiceClient, out io.Writer) error {
 	}
 	defer drop()
 
-	var ignoreT, decodeT, mixedT, storageT []float64
+	var ignoreT, decodeT, protoT, mixedT, storageT []float64
 	for r := 0; r < c.rounds; r++ {
 		ignored := streamBatch(r, false)
 		mixed := streamBatch(r, true)
@@ -59,6 +59,11 @@ func streamBench(c config, svc *aztables.ServiceClient, out io.Writer) error {
 			return err
 		}
 		decodeT = append(decodeT, d)
+		d, err = timeProtocolDecode(ignored)
+		if err != nil {
+			return err
+		}
+		protoT = append(protoT, d)
 		ms, sum, err := timeStream(srv, ignored)
 		if err != nil {
 			return err
@@ -88,7 +93,9 @@ func streamBench(c config, svc *aztables.ServiceClient, out io.Writer) error {
 	fmt.Fprintln(out, "|---|---|---|---|---|---|")
 	fmt.Fprintf(out, "| %d records, none about AKS | %.1f | %.0f | JSON decode of the batch into maps | %.1f | %.2f |\n",
 		n, median(ignoreT), float64(n)/median(ignoreT)*1000, median(decodeT), median(ignoreT)/median(decodeT))
-	fmt.Fprintf(out, "| %d AKS records on %d clusters among %d | %.1f | %.0f | the same decode + %d guard transactions, 4 at a time | %.1f | %.2f |\n",
+	fmt.Fprintf(out, "| %d records, none about AKS | %.1f | %.0f | the host envelope unwrapped (value → string → message strings) and the records decoded into maps | %.1f | %.2f |\n",
+		n, median(ignoreT), float64(n)/median(ignoreT)*1000, median(protoT), median(ignoreT)/median(protoT))
+	fmt.Fprintf(out, "| %d AKS records on %d clusters among %d | %.1f | %.0f | the JSON decode + %d guard transactions, 4 at a time | %.1f | %.2f |\n",
 		streamAKSRecords, streamClusters, n, median(mixedT), float64(n)/median(mixedT)*1000, streamAKSRecords,
 		median(decodeT)+median(storageT), median(mixedT)/(median(decodeT)+median(storageT)))
 	fmt.Fprintf(out, "\nrounds: %d; medians reported.\n", c.rounds)
@@ -209,6 +216,39 @@ func timeActivityCommits(client *aztables.Client, round int) (float64, error) {
 	close(errs)
 	if err := <-errs; err != nil {
 		return 0, err
+	}
+	return float64(time.Since(start).Microseconds()) / 1000, nil
+}
+
+// timeProtocolDecode is the least any custom handler does with the batch: the
+// host sends the messages as a JSON string holding an array of strings, so the
+// envelope, that string and each message string are unescaped before the
+// records can be decoded.
+func timeProtocolDecode(msgs [][]byte) (float64, error) {
+	body, err := host.NewEventHubRequest("events", handlers.FunctionActivityLogStream, msgs, time.Now(), "1b3d5f7a-9c0e-4a2b-8d4f-6a8c0e2b4d6f")
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	var env struct {
+		Data struct {
+			Events string `json:"events"`
+		}
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		return 0, err
+	}
+	var bodies []string
+	if err := json.Unmarshal([]byte(env.Data.Events), &bodies); err != nil {
+		return 0, err
+	}
+	for _, b := range bodies {
+		var v struct {
+			Records []map[string]any `json:"records"`
+		}
+		if err := json.Unmarshal([]byte(b), &v); err != nil {
+			return 0, err
+		}
 	}
 	return float64(time.Since(start).Microseconds()) / 1000, nil
 }

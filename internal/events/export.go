@@ -25,16 +25,17 @@ func SplitEventHub(raw []byte) ([]json.RawMessage, error) {
 	if len(raw) == 0 {
 		return nil, malformed("Event Hub binding value is empty")
 	}
-	if err := json.Unmarshal(raw, new(json.RawMessage)); err != nil {
-		return nil, fmt.Errorf("%w: Event Hub binding value is not valid JSON: %w", ErrMalformed, clipped{err})
-	}
 	switch raw[0] {
 	case '{':
+		if !json.Valid(raw) {
+			return nil, malformed("Event Hub binding value is not valid JSON")
+		}
 		return []json.RawMessage{bytes.Clone(raw)}, nil
 	case '[':
+		// One pass: decoding into the slice validates the whole value.
 		var items []json.RawMessage
 		if err := json.Unmarshal(raw, &items); err != nil {
-			return nil, fmt.Errorf("%w: Event Hub binding value: %w", ErrMalformed, clipped{err})
+			return nil, fmt.Errorf("%w: Event Hub binding value is not valid JSON: %w", ErrMalformed, clipped{err})
 		}
 		out := make([]json.RawMessage, 0, len(items))
 		for _, item := range items {
@@ -46,6 +47,9 @@ func SplitEventHub(raw []byte) ([]json.RawMessage, error) {
 			out = append(out, item)
 		}
 		return out, nil
+	}
+	if !json.Valid(raw) {
+		return nil, malformed("Event Hub binding value is not valid JSON")
 	}
 	return nil, malformed("Event Hub binding value is a JSON %s, want an array of messages or one message", jsonKind(raw))
 }
@@ -75,6 +79,19 @@ func DecodeExport(msg []byte) ([]ExportRecord, error) {
 	msg = host.Unwrap(msg)
 	if len(msg) == 0 {
 		return nil, malformed("message is empty")
+	}
+	// The common case in one pass: {"records":[…]}.
+	if msg[0] == '{' {
+		var w struct {
+			Records []json.RawMessage `json:"records"`
+		}
+		if json.Unmarshal(msg, &w) == nil && w.Records != nil {
+			out := make([]ExportRecord, len(w.Records))
+			for i, item := range w.Records {
+				out[i] = decodeRecord(i, item)
+			}
+			return out, nil
+		}
 	}
 	if err := json.Unmarshal(msg, new(json.RawMessage)); err != nil {
 		if lines := jsonLines(msg); lines != nil {
