@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -139,13 +140,13 @@ func (inv *invocation) handle(sig fleet.Signal, err error, body []byte) error {
 			return nil
 		}
 		rej.Disposition = state.DispositionUnsupported
-		rej.Reason = "not an activity upgradewatch tracks: " + firstNonEmpty(op, sig.Type)
+		rej.Reason = "not an activity upgradewatch tracks: " + cmp.Or(op, sig.Type)
 		if err := inv.record(rej, l); err != nil {
 			inv.sum.Ignored--
 			return err
 		}
 		l.Info("untracked activity recorded", "operation", op)
-		inv.lines = append(inv.lines, "ignored: "+firstNonEmpty(op, sig.Type))
+		inv.lines = append(inv.lines, "ignored: "+cmp.Or(op, sig.Type))
 		return nil
 	}
 	if sig.Cluster.IsZero() {
@@ -210,13 +211,4 @@ func (inv *invocation) record(rej state.Rejection, l *slog.Logger) error {
 		return err
 	}
 	return nil
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

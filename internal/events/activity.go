@@ -2,6 +2,7 @@ package events
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -226,9 +227,9 @@ func actorOf(caller string, cl claims, principalType string) (actor, actorType s
 	}
 	app := cl.get(claimApp)
 	if app != "" || strings.EqualFold(strings.TrimSpace(principalType), "ServicePrincipal") {
-		return firstNonEmpty(app, caller, cl.get(claimOID)), fleet.ActorServicePrincipal
+		return cmp.Or(app, caller, cl.get(claimOID)), fleet.ActorServicePrincipal
 	}
-	return firstNonEmpty(caller, cl.get(claimName), cl.get(claimOID)), ""
+	return cmp.Or(caller, cl.get(claimName), cl.get(claimOID)), ""
 }
 
 // readableMessage turns a status message into text a person can act on. It
@@ -287,13 +288,4 @@ func armError(m map[string]json.RawMessage, depth int) string {
 		return msg
 	}
 	return code
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if strings.TrimSpace(v) != "" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }

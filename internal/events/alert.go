@@ -1,6 +1,7 @@
 package events
 
 import (
+	"cmp"
 	"strings"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
@@ -125,7 +126,7 @@ func DecodeAlert(body []byte) (fleet.Signal, error) {
 
 	act.Operation = fleet.ClassifyOperation(act.OperationName)
 	if act.Operation == "" {
-		sig.ID = firstNonEmpty(act.DeliveryID, origin)
+		sig.ID = cmp.Or(act.DeliveryID, origin)
 		ignore(&sig, act)
 		return sig, nil
 	}

@@ -2,6 +2,7 @@ package events
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -189,7 +190,7 @@ func decodeRecord(i int, raw json.RawMessage) ExportRecord {
 	act := fleet.Activity{
 		OperationName: operationText(&r, "operationName", f.OperationName),
 		ResourceID:    r.text("resourceId", f.ResourceID),
-		Status:        fleet.NormaliseActivityStatus(firstNonEmpty(looseText(f.ResultType), looseText(f.ResultSignature))),
+		Status:        fleet.NormaliseActivityStatus(cmp.Or(looseText(f.ResultType), looseText(f.ResultSignature))),
 		CorrelationID: r.text("correlationId", f.CorrelationID),
 		Path:          fleet.PathExport,
 	}
@@ -233,7 +234,7 @@ func decodeRecord(i int, raw json.RawMessage) ExportRecord {
 	if act.Message == "" {
 		act.Message = readableMessage(f.ResultDescription)
 	}
-	act.DeliveryID = firstNonEmpty(looseText(f.EventDataID), looseText(get(props, "eventDataId")),
+	act.DeliveryID = cmp.Or(looseText(f.EventDataID), looseText(get(props, "eventDataId")),
 		looseText(get(props, "operationId")))
 
 	stamp := r.text("time", f.Time)

@@ -11,6 +11,7 @@
 package findings
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"sort"
@@ -289,7 +290,7 @@ func (e *eval) upgrades() {
 			continue
 		}
 		e.observe(fleet.CodeUpgradeFailed, "scheduled/"+id, fleet.SeverityError,
-			fmt.Sprintf("AKS reported a failed %s: %s", s.UpgradeType, firstNonEmpty(s.Description, s.Details, "no details")),
+			fmt.Sprintf("AKS reported a failed %s: %s", s.UpgradeType, cmp.Or(s.Description, s.Details, "no details")),
 			map[string]any{"eventId": id, "upgradeType": s.UpgradeType, "details": s.Details, "failedAt": failedAt})
 	}
 }
@@ -550,15 +551,6 @@ func human(d time.Duration) string {
 		return fmt.Sprintf("%dd", days)
 	}
 	return fmt.Sprintf("%dd%dh", days, hours)
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
 }
 
 // failedRequests: a request to upgrade a pool's node image that failed and

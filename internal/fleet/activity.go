@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"sort"
@@ -361,7 +362,7 @@ func (c *Cluster) channelChange(channel, current string) *ChannelChange {
 				first = a
 			}
 		}
-		ch.At, ch.Actor, ch.ActorType = first.At, firstNonEmpty(best.Actor, first.Actor), firstNonEmpty(best.ActorType, first.ActorType)
+		ch.At, ch.Actor, ch.ActorType = first.At, cmp.Or(best.Actor, first.Actor), cmp.Or(best.ActorType, first.ActorType)
 		ch.CorrelationID, ch.ActivityID = best.CorrelationID, best.ID
 	}
 	return ch
@@ -553,15 +554,6 @@ func (c *Cluster) RefreshWanted() (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // closer is an activity that ends a pool's open operation when no rolling
