@@ -539,13 +539,13 @@ func truncateUTF16(s string, n int) string {
 	return s
 }
 
-// setChange writes a channel change as <prefix>ChangedFrom/To/At/By columns.
+// setChange writes a channel change as <prefix>ChangedFrom/To/By columns
+// (<prefix>ChangedAt is the cluster's <Channel>ChangedAt, written with it).
 func setChange(r row, prefix string, ch *fleet.ChannelChange) {
 	if ch == nil {
 		return
 	}
 	r[prefix+"ChangedFrom"], r[prefix+"ChangedTo"] = ch.From, ch.To
-	setTime(r, prefix+"ChangedAt", ch.At)
 	if ch.Actor != "" {
 		r[prefix+"ChangedBy"] = ch.Actor
 	}
