@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -110,23 +109,9 @@ func (s *Server) activityLogStream(w http.ResponseWriter, r *http.Request) {
 		sum.ingestSummary.add(inv.sum)
 		host.WriteResponse(w, statusFor(err), host.InvokeResponse{Logs: inv.lines, ReturnValue: sum})
 	}
-	req, body, err := host.DecodeRequest(r.Body, s.maxBody)
-	if err != nil {
-		if !errors.Is(err, host.ErrTooLarge) && !errors.Is(err, host.ErrMalformed) {
-			inv.log.Error("could not read invocation", "error", err)
-			respond(fmt.Errorf("%w: %v", state.ErrUnavailable, err))
-			return
-		}
-		respond(inv.reject(state.Rejection{Body: body}, err, inv.log))
-		return
-	}
-	if inv.id == "" {
-		inv.id = req.Sys().RandGuid
-		inv.log = inv.log.With("invocation_id", inv.id)
-	}
-	raw, err := req.Binding(bindingEvents)
-	if err != nil {
-		respond(inv.reject(state.Rejection{Body: body}, err, inv.log))
+	raw, done, err := inv.binding(r, bindingEvents)
+	if done {
+		respond(err)
 		return
 	}
 	msgs, err := events.SplitEventHub(raw)

@@ -58,23 +58,9 @@ func (s *Server) eventGridInvocation(fn string, w http.ResponseWriter, r *http.R
 		host.WriteResponse(w, statusFor(err), host.InvokeResponse{Logs: inv.lines, ReturnValue: inv.sum})
 	}
 
-	req, body, err := host.DecodeRequest(r.Body, s.maxBody)
-	if err != nil {
-		if !errors.Is(err, host.ErrTooLarge) && !errors.Is(err, host.ErrMalformed) {
-			inv.log.Error("could not read invocation", "error", err)
-			respond(fmt.Errorf("%w: %v", state.ErrUnavailable, err))
-			return
-		}
-		respond(inv.reject(state.Rejection{Body: body}, err, inv.log))
-		return
-	}
-	if inv.id == "" {
-		inv.id = req.Sys().RandGuid
-		inv.log = inv.log.With("invocation_id", inv.id)
-	}
-	raw, err := req.Binding(bindingEvent)
-	if err != nil {
-		respond(inv.reject(state.Rejection{Body: body}, err, inv.log))
+	raw, done, err := inv.binding(r, bindingEvent)
+	if done {
+		respond(err)
 		return
 	}
 	items, err := events.Split(raw)
@@ -91,6 +77,30 @@ func (s *Server) eventGridInvocation(fn string, w http.ResponseWriter, r *http.R
 		}
 	}
 	respond(transient)
+}
+
+// binding reads the host's envelope and returns the named binding's value.
+// When done, the invocation is over: err is what to answer with (nil when the
+// unreadable envelope was recorded as rejected, ErrUnavailable when it could
+// not be read or recorded).
+func (inv *invocation) binding(r *http.Request, name string) (raw []byte, done bool, err error) {
+	req, body, err := host.DecodeRequest(r.Body, inv.s.maxBody)
+	if err != nil {
+		if !errors.Is(err, host.ErrTooLarge) && !errors.Is(err, host.ErrMalformed) {
+			inv.log.Error("could not read invocation", "error", err)
+			return nil, true, fmt.Errorf("%w: %v", state.ErrUnavailable, err)
+		}
+		return nil, true, inv.reject(state.Rejection{Body: body}, err, inv.log)
+	}
+	if inv.id == "" {
+		inv.id = req.Sys().RandGuid
+		inv.log = inv.log.With("invocation_id", inv.id)
+	}
+	raw, err = req.Binding(name)
+	if err != nil {
+		return nil, true, inv.reject(state.Rejection{Body: body}, err, inv.log)
+	}
+	return raw, false, nil
 }
 
 // invocation is one call of an ingesting function: what it has done so far,
