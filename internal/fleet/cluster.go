@@ -78,6 +78,16 @@ type Cluster struct {
 	// re-evaluates the cluster then. Zero: nothing pending.
 	NextEvaluation time.Time
 
+	// Outbox holds the notification steps not yet delivered to every sink
+	// (see Intent), by Intent.ID.
+	Outbox map[string]*Intent
+	// Delivered are intents that left the Outbox in this change, as they
+	// ended: the store archives them. Transient: never loaded, not cloned.
+	Delivered []*Intent
+	// Remediations are the fixes planned for this cluster, by ID; the newest
+	// are kept (see internal/remediate).
+	Remediations map[string]*Remediation
+
 	Pools     map[string]*Pool           // by lower-case pool name
 	Upgrades  map[string]*Upgrade        // by Upgrade.Key
 	Scheduled map[string]*ScheduledState // by ScheduledEvent.EventID
@@ -667,6 +677,20 @@ func (c *Cluster) Clone() *Cluster {
 	if c.MaintenanceChange != nil {
 		m := *c.MaintenanceChange
 		n.MaintenanceChange = &m
+	}
+	n.Delivered = nil
+	if c.Outbox != nil {
+		n.Outbox = make(map[string]*Intent, len(c.Outbox))
+		for k, i := range c.Outbox {
+			n.Outbox[k] = i.Clone()
+		}
+	}
+	if c.Remediations != nil {
+		n.Remediations = make(map[string]*Remediation, len(c.Remediations))
+		for k, r := range c.Remediations {
+			cr := *r
+			n.Remediations[k] = &cr
+		}
 	}
 	n.Findings = make(map[string]*Finding, len(c.Findings))
 	for k, f := range c.Findings {

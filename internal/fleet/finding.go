@@ -57,6 +57,9 @@ type Finding struct {
 	LastSeenAt time.Time
 	ResolvedAt time.Time // zero while open
 	Opened     int       // how many times it opened (reopenings count)
+	// Reminded is how many reminders this opening has had (internal/outbox);
+	// it restarts at 0 when the finding opens again.
+	Reminded int
 }
 
 // Key identifies a finding within its cluster.
@@ -74,16 +77,21 @@ type Observation struct {
 	Evidence map[string]any
 }
 
-// Transition is a finding opening or resolving, for notifications.
+// Transition is a finding opening, escalating or resolving, for notifications.
 type Transition struct {
 	Finding Finding
-	Kind    string // TransitionOpened, TransitionResolved
+	Kind    string // TransitionOpened, TransitionEscalated, TransitionResolved
+	// From is the severity before an escalation.
+	From string
 }
 
 // Transition kinds.
 const (
-	TransitionOpened   = "opened"
-	TransitionResolved = "resolved"
+	TransitionOpened = "opened"
+	// TransitionEscalated: an open finding's severity rose (a stall that
+	// became a failure, support that ended). It stays the same finding.
+	TransitionEscalated = "escalated"
+	TransitionResolved  = "resolved"
 )
 
 // lastSeenEvery bounds how often an unchanged open finding's LastSeenAt is
@@ -110,9 +118,13 @@ func Reconcile(c *Cluster, obs []Observation, now time.Time) []Transition {
 		f, ok := c.Findings[key]
 		if ok && f.Status == FindingOpen {
 			changed := f.Severity != o.Severity || f.Summary != o.Summary || f.Evidence != ev
+			from := f.Severity
 			f.Severity, f.Summary, f.Evidence = o.Severity, o.Summary, ev
 			if changed || now.Sub(f.LastSeenAt) >= lastSeenEvery {
 				f.LastSeenAt = now
+			}
+			if SeverityRank(o.Severity) > SeverityRank(from) {
+				out = append(out, Transition{Finding: *f, Kind: TransitionEscalated, From: from})
 			}
 			continue
 		}
@@ -123,6 +135,7 @@ func Reconcile(c *Cluster, obs []Observation, now time.Time) []Transition {
 		f.Severity, f.Summary, f.Evidence = o.Severity, o.Summary, ev
 		f.Status, f.OpenedAt, f.LastSeenAt, f.ResolvedAt = FindingOpen, now, now, time.Time{}
 		f.Opened++
+		f.Reminded = 0
 		out = append(out, Transition{Finding: *f, Kind: TransitionOpened})
 	}
 	keys := make([]string, 0, len(c.Findings))

@@ -35,6 +35,10 @@ type Policy struct {
 
 	// Remediate is the remediation mode: "" or "off", "dry-run", "apply".
 	Remediate string
+	// RemediateOutsideWindow lets remediation start node image upgrades
+	// outside the pool's node OS maintenance window (and on clusters without
+	// one); by default they wait for an occurrence of the window.
+	RemediateOutsideWindow bool
 
 	// Source says where the policy came from (rule names and tags), for evidence.
 	Source string

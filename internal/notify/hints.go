@@ -144,7 +144,11 @@ func headline(n Notification) string {
 	case TypeFindingOpened:
 		b.WriteString(" opened")
 	case TypeFindingReminded:
-		b.WriteString(" still open")
+		if n.EscalatedFrom != "" {
+			b.WriteString(" escalated from " + n.EscalatedFrom)
+		} else {
+			b.WriteString(" still open")
+		}
 	case TypeFindingResolved:
 		b.WriteString(" resolved")
 	case TypeRemediationPlanned:
@@ -194,6 +198,9 @@ func facts(n Notification) []fact {
 	}
 	if n.Type == TypeFindingReminded && n.Reminder > 0 {
 		out = append(out, fact{"Reminder", fmt.Sprint(n.Reminder)})
+	}
+	if n.EscalatedFrom != "" {
+		out = append(out, fact{"Escalated", n.EscalatedFrom + " → " + n.Severity})
 	}
 	if r := n.Remediation; r != nil {
 		mode := "apply"

@@ -75,6 +75,9 @@ type Notification struct {
 	OpenedAt   time.Time
 	ResolvedAt time.Time
 	Reminder   int // the n-th reminder (TypeFindingReminded)
+	// EscalatedFrom is the severity before an escalation: a
+	// TypeFindingReminded sent because an open finding got more severe.
+	EscalatedFrom string
 
 	// StatusURL links to the Status API for the cluster.
 	StatusURL string
@@ -95,17 +98,19 @@ type RemediationStep struct {
 // Data is the CloudEvent data (datacontenttype application/json). Empty
 // members are omitted; dryRun is always present in remediation.
 type Data struct {
-	Cluster     string           `json:"cluster"` // the cluster's ARM ID
-	Code        string           `json:"code,omitempty"`
-	Severity    string           `json:"severity,omitempty"`
-	Target      string           `json:"target,omitempty"`
-	Summary     string           `json:"summary,omitempty"`
-	Evidence    json.RawMessage  `json:"evidence,omitempty"` // a JSON object
-	OpenedAt    time.Time        `json:"openedAt,omitzero"`
-	ResolvedAt  time.Time        `json:"resolvedAt,omitzero"`
-	Reminder    int              `json:"reminder,omitempty"`
-	StatusURL   string           `json:"statusUrl,omitempty"`
-	Remediation *RemediationStep `json:"remediation,omitempty"`
+	Cluster    string          `json:"cluster"` // the cluster's ARM ID
+	Code       string          `json:"code,omitempty"`
+	Severity   string          `json:"severity,omitempty"`
+	Target     string          `json:"target,omitempty"`
+	Summary    string          `json:"summary,omitempty"`
+	Evidence   json.RawMessage `json:"evidence,omitempty"` // a JSON object
+	OpenedAt   time.Time       `json:"openedAt,omitzero"`
+	ResolvedAt time.Time       `json:"resolvedAt,omitzero"`
+	Reminder   int             `json:"reminder,omitempty"`
+	// EscalatedFrom: see Notification.EscalatedFrom.
+	EscalatedFrom string           `json:"escalatedFrom,omitempty"`
+	StatusURL     string           `json:"statusUrl,omitempty"`
+	Remediation   *RemediationStep `json:"remediation,omitempty"`
 }
 
 // SubjectFor is the ARM ID a target is about: the pool for "pool/<name>"
@@ -200,16 +205,17 @@ func (n Notification) Data() (Data, error) {
 	}
 	ev, _ := evidence(n.Evidence) // validated
 	d := Data{
-		Cluster:    n.Cluster.ResourceID(),
-		Code:       n.Code,
-		Severity:   n.Severity,
-		Target:     n.Target,
-		Summary:    n.Summary,
-		Evidence:   ev,
-		OpenedAt:   n.OpenedAt.UTC(),
-		ResolvedAt: n.ResolvedAt.UTC(),
-		Reminder:   n.Reminder,
-		StatusURL:  n.StatusURL,
+		Cluster:       n.Cluster.ResourceID(),
+		Code:          n.Code,
+		Severity:      n.Severity,
+		Target:        n.Target,
+		Summary:       n.Summary,
+		Evidence:      ev,
+		OpenedAt:      n.OpenedAt.UTC(),
+		ResolvedAt:    n.ResolvedAt.UTC(),
+		Reminder:      n.Reminder,
+		EscalatedFrom: n.EscalatedFrom,
+		StatusURL:     n.StatusURL,
 	}
 	if n.Remediation != nil {
 		r := *n.Remediation

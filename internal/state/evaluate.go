@@ -18,6 +18,9 @@ type Evaluated struct {
 	// RefreshWanted: an activity changed the cluster after its newest ARM
 	// view (fleet.Cluster.RefreshWanted); the sweep asks for a read.
 	RefreshWanted bool
+	// Outbox is how many notification intents the cluster still owes some
+	// sink after the commit: the caller dispatches them (internal/outbox).
+	Outbox int
 }
 
 // Evaluate re-runs the finding rules on a cluster's committed state at the
@@ -93,7 +96,34 @@ func (s *Store) RepairIndex(ctx context.Context, id fleet.ClusterID) error {
 // evaluateOne commits a cluster's re-evaluation and returns the index changes
 // it calls for, without writing them.
 func (s *Store) evaluateOne(ctx context.Context, id fleet.ClusterID) (Evaluated, []indexOp, error) {
-	if s.evaluate == nil {
+	return s.update(ctx, id, nil)
+}
+
+// Update changes a cluster's committed state with fn and commits the result,
+// with the finding rules run again, in one guarded transaction; it is how the
+// outbox dispatcher and the remediation sweep record what they do. fn gets a
+// copy of the state and the store's now, and returns false when it changed
+// nothing. After a conflict fn runs again on the state another writer left,
+// so it must decide from what it is given, not from what it saw before.
+// Errors: ErrNotFound, ErrUnavailable, ErrRejected.
+func (s *Store) Update(ctx context.Context, id fleet.ClusterID, fn func(c *fleet.Cluster, now time.Time) bool) (Evaluated, error) {
+	if fn == nil {
+		return Evaluated{}, fmt.Errorf("update %s: no change given", id.Key())
+	}
+	out, ops, err := s.update(ctx, id, fn)
+	if err != nil {
+		return out, err
+	}
+	if err := s.applyIndex(ctx, id, out.Seq, ops); err != nil {
+		return out, fmt.Errorf("%w: index update after update: %v", ErrUnavailable, err)
+	}
+	return out, nil
+}
+
+// update is Evaluate's and Update's transaction: fn (when set) and the rules
+// on the committed state, committed when the rows changed.
+func (s *Store) update(ctx context.Context, id fleet.ClusterID, fn func(c *fleet.Cluster, now time.Time) bool) (Evaluated, []indexOp, error) {
+	if s.evaluate == nil && fn == nil {
 		return Evaluated{}, nil, fmt.Errorf("evaluate %s: no rules configured", id.Key())
 	}
 	pk := id.Key()
@@ -109,13 +139,19 @@ func (s *Store) evaluateOne(ctx context.Context, id fleet.ClusterID) (Evaluated,
 			return Evaluated{}, nil, fmt.Errorf("%w: %s", ErrNotFound, pk)
 		}
 		next := snap.cluster.Clone()
-		trans := s.evaluate(next, s.now())
-		rows := rowsOf(next)
-		_, refresh := next.RefreshWanted()
-		if sameRows(snap.rows, rows) {
-			return Evaluated{Seq: snap.seq, NextEvaluation: next.NextEvaluation, RefreshWanted: refresh}, nil, nil
+		now := s.now()
+		if fn != nil && !fn(next, now) {
+			return s.evaluated(snap.cluster, snap.seq, false, nil), nil, nil
 		}
-		actions, err := s.actions(pk, snap, rows, nil)
+		var trans []fleet.Transition
+		if s.evaluate != nil {
+			trans = s.evaluate(next, now)
+		}
+		rows := rowsOf(next)
+		if sameRows(snap.rows, rows) {
+			return s.evaluated(next, snap.seq, false, nil), nil, nil
+		}
+		actions, err := s.actions(pk, snap, rows, leaving(next), nil)
 		if err != nil {
 			return Evaluated{}, nil, err
 		}
@@ -123,8 +159,7 @@ func (s *Store) evaluateOne(ctx context.Context, id fleet.ClusterID) (Evaluated,
 		if err == nil {
 			seq := snap.seq + 1
 			s.cache.put(pk, &snapshot{cluster: next, rows: rows, seq: seq})
-			return Evaluated{Changed: true, Transitions: trans, Seq: seq, NextEvaluation: next.NextEvaluation, RefreshWanted: refresh},
-				indexOps(snap.cluster, next), nil
+			return s.evaluated(next, seq, true, trans), indexOps(snap.cluster, next), nil
 		}
 		s.cache.drop(pk)
 		switch classify(err) {
@@ -140,6 +175,12 @@ func (s *Store) evaluateOne(ctx context.Context, id fleet.ClusterID) (Evaluated,
 			return Evaluated{}, nil, err
 		}
 	}
+}
+
+func (s *Store) evaluated(c *fleet.Cluster, seq int64, changed bool, trans []fleet.Transition) Evaluated {
+	_, refresh := c.RefreshWanted()
+	return Evaluated{Changed: changed, Transitions: trans, Seq: seq, NextEvaluation: c.NextEvaluation,
+		RefreshWanted: refresh, Outbox: len(c.Outbox)}
 }
 
 func sameRows(a, b map[string]row) bool {

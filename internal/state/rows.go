@@ -29,6 +29,7 @@ const (
 	KindOpenIndex = "OpenFinding"
 	KindDue       = "Due"
 	KindActivity  = "Activity"
+	// KindOutbox and KindRemediation: see outbox.go.
 )
 
 // RowKeys and prefixes in a cluster's partition of the Fleet table. State rows
@@ -284,6 +285,12 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 	for _, f := range c.Findings {
 		out[findingKey(f.Code, f.Target)] = findingRow(f)
 	}
+	for id, i := range c.Outbox {
+		out[rkOutPrefix+safeKey(id)] = intentRow(i)
+	}
+	for id, m := range c.Remediations {
+		out[rkRemPrefix+safeKey(id)] = remediationRow(m)
+	}
 	for id, s := range c.Scheduled {
 		r := row{
 			"Kind":        KindScheduled,
@@ -422,6 +429,18 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 		case strings.HasPrefix(rk, rkFindPrefix):
 			f := findingOf(e)
 			c.Findings[f.Key()] = f
+		case strings.HasPrefix(rk, rkOutPrefix):
+			if c.Outbox == nil {
+				c.Outbox = map[string]*fleet.Intent{}
+			}
+			id := strings.TrimPrefix(rk, rkOutPrefix)
+			c.Outbox[id] = intentOf(id, e)
+		case strings.HasPrefix(rk, rkRemPrefix):
+			if c.Remediations == nil {
+				c.Remediations = map[string]*fleet.Remediation{}
+			}
+			id := strings.TrimPrefix(rk, rkRemPrefix)
+			c.Remediations[id] = remediationOf(id, e)
 		case strings.HasPrefix(rk, rkSchedPrefix):
 			s := &fleet.ScheduledState{
 				ScheduledEvent: fleet.ScheduledEvent{
@@ -458,6 +477,9 @@ func findingRow(f *fleet.Finding) row {
 		"Evidence": truncateUTF16(f.Evidence, 16000),
 		"Opened":   int32(f.Opened),
 	}
+	if f.Reminded > 0 {
+		r["Reminded"] = int32(f.Reminded)
+	}
 	setTime(r, "OpenedAt", f.OpenedAt)
 	setTime(r, "LastSeenAt", f.LastSeenAt)
 	setTime(r, "ResolvedAt", f.ResolvedAt)
@@ -468,6 +490,7 @@ func findingOf(e entity) *fleet.Finding {
 	return &fleet.Finding{
 		Code: e.str("Code"), Target: e.str("Target"), Severity: e.str("Severity"), Status: e.str("Status"),
 		Summary: e.str("Summary"), Evidence: e.str("Evidence"), Opened: int(e.int("Opened")),
+		Reminded: int(e.int("Reminded")),
 		OpenedAt: e.time("OpenedAt"), LastSeenAt: e.time("LastSeenAt"), ResolvedAt: e.time("ResolvedAt"),
 	}
 }

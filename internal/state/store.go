@@ -138,6 +138,9 @@ const (
 type Outcome struct {
 	Result Result
 	Seq    int64 // the partition's sequence number after the commit
+	// Outbox is how many notification intents the cluster owes some sink
+	// after a Committed signal (see Evaluated.Outbox); 0 for a Duplicate.
+	Outbox int
 }
 
 // Commit applies one signal to its cluster's state exactly once.
@@ -170,7 +173,7 @@ func (s *Store) Commit(ctx context.Context, sig fleet.Signal) (Outcome, error) {
 			s.evaluate(next, s.now())
 		}
 		rows := rowsOf(next)
-		actions, err := s.actions(pk, snap, rows, &sig)
+		actions, err := s.actions(pk, snap, rows, leaving(next), &sig)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -178,10 +181,11 @@ func (s *Store) Commit(ctx context.Context, sig fleet.Signal) (Outcome, error) {
 		if err == nil {
 			seq := snap.seq + 1
 			s.cache.put(pk, &snapshot{cluster: next, rows: rows, seq: seq})
+			out := Outcome{Result: Committed, Seq: seq, Outbox: len(next.Outbox)}
 			if err := s.applyIndex(ctx, sig.Cluster, seq, indexOps(snap.cluster, next)); err != nil {
-				return Outcome{Result: Committed, Seq: seq}, fmt.Errorf("%w: index update after commit %d: %v", ErrUnavailable, seq, err)
+				return out, fmt.Errorf("%w: index update after commit %d: %v", ErrUnavailable, seq, err)
 			}
-			return Outcome{Result: Committed, Seq: seq}, nil
+			return out, nil
 		}
 		s.cache.drop(pk)
 		switch classify(err) {
@@ -242,7 +246,10 @@ func (s *Store) duplicate(ctx context.Context, id fleet.ClusterID) (Outcome, err
 // actions builds the transaction that moves a partition from snap to rows:
 // the guard, the signal's audit row (when there is a signal: the sweep's
 // re-evaluations have none), and every changed row.
-func (s *Store) actions(pk string, snap *snapshot, rows map[string]row, sig *fleet.Signal) ([]aztables.TransactionAction, error) {
+//
+// last holds the final form of rows that leave the state in this change
+// (intents delivered: see fleet.Cluster.Delivered), for the archive.
+func (s *Store) actions(pk string, snap *snapshot, rows, last map[string]row, sig *fleet.Signal) ([]aztables.TransactionAction, error) {
 	var acts []aztables.TransactionAction
 	add := func(typ aztables.TransactionType, rk string, r row) error {
 		b, err := r.marshal(pk, rk)
@@ -301,6 +308,17 @@ func (s *Store) actions(pk string, snap *snapshot, rows map[string]row, sig *fle
 	}
 	sort.Strings(gone)
 	for _, rk := range gone {
+		// Delivered notifications and pruned remediations are kept, in the
+		// archive.
+		if ark := archived(rk); ark != "" {
+			r := snap.rows[rk]
+			if final, ok := last[rk]; ok {
+				r = final
+			}
+			if err := add(aztables.TransactionTypeInsertReplace, ark, r); err != nil {
+				return nil, err
+			}
+		}
 		del(rk)
 	}
 	if len(acts) > maxBatch {

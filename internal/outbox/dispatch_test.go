@@ -1,0 +1,469 @@
+package outbox_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/upgradewatch/upgradewatch/internal/azuritetest"
+	"github.com/upgradewatch/upgradewatch/internal/findings"
+	"github.com/upgradewatch/upgradewatch/internal/fleet"
+	"github.com/upgradewatch/upgradewatch/internal/notify"
+	"github.com/upgradewatch/upgradewatch/internal/outbox"
+	"github.com/upgradewatch/upgradewatch/internal/state"
+)
+
+// clock is the one time the store and the dispatchers see.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// sink records what it accepted. It refuses its first failFirst sends
+// transiently (a 503, as a throttled webhook answers), or every send
+// permanently.
+type sink struct {
+	name      string
+	failFirst int
+	permanent bool
+	delay     time.Duration
+
+	mu    sync.Mutex
+	calls int
+	got   []notify.Notification
+}
+
+func (s *sink) Name() string { return s.name }
+
+func (s *sink) Send(ctx context.Context, n notify.Notification) error {
+	if err := n.Validate(); err != nil {
+		return fmt.Errorf("%s: %w: %v", s.name, notify.ErrPermanent, err)
+	}
+	time.Sleep(s.delay)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	switch {
+	case s.permanent:
+		return fmt.Errorf("%s: status 400 Bad Request: %w", s.name, notify.ErrPermanent)
+	case s.calls <= s.failFirst:
+		return fmt.Errorf("%s: status 503 Service Unavailable", s.name)
+	}
+	s.got = append(s.got, n)
+	return nil
+}
+
+// received returns what the sink accepted, and fails the test on any id
+// received twice.
+func (s *sink) received(t *testing.T) []notify.Notification {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]int{}
+	for _, n := range s.got {
+		seen[n.ID]++
+		if seen[n.ID] == 2 {
+			t.Errorf("sink %s received %s (%s %s) twice", s.name, n.ID, n.Type, n.Code)
+		}
+	}
+	return append([]notify.Notification(nil), s.got...)
+}
+
+func types(ns []notify.Notification) []string {
+	var out []string
+	for _, n := range ns {
+		out = append(out, strings.TrimPrefix(n.Type, "io.upgradewatch.")+" "+n.Code)
+	}
+	return out
+}
+
+var policyNodeImage = fleet.Policy{NodeOSChannel: fleet.ChannelNodeImage, RequireNodeOSWindow: true, Source: "defaults"}.WithDefaults()
+
+type fixture struct {
+	clk    *clock
+	svc    *aztables.ServiceClient
+	prefix string
+	cfg    outbox.Config
+}
+
+func newFixture(t *testing.T, sinks ...string) *fixture {
+	t.Helper()
+	svc := azuritetest.Service(t, azuritetest.Endpoint(t))
+	f := &fixture{clk: &clock{t: t0}, svc: svc, prefix: azuritetest.Prefix(t),
+		cfg: outbox.Config{Sinks: sinks, RemindEvery: 24 * time.Hour}}
+	s := f.store(t)
+	azuritetest.DropTables(t, svc, s.Tables()...)
+	if err := s.EnsureTables(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// store opens a store on the fixture's tables: each is one instance of the app.
+func (f *fixture) store(t *testing.T) *state.Store {
+	rules := findings.Evaluator(func(*fleet.Cluster) (fleet.Policy, []string) { return policyNodeImage, nil })
+	s := state.New(f.svc, state.Options{TablePrefix: f.prefix, CacheSize: 100, Now: f.clk.Now,
+		Evaluate: outbox.Evaluator(rules, f.cfg)})
+	t.Cleanup(s.Close)
+	return s
+}
+
+// read is an ARM read of the cluster showing its node OS channel, with no
+// maintenance window: ChannelDrift (unless NodeImage) and
+// MaintenanceWindowMissing open.
+func read(id string, at time.Time, nodeOS string) fleet.Signal {
+	return fleet.Signal{ID: id, Type: fleet.TypeARMRead, Time: at, Cluster: aks, Kind: fleet.KindClusterUpdated,
+		Profile: &fleet.ClusterProfile{Location: "westeurope", KubernetesVersion: "1.31.9", NodeOSUpgradeChannel: nodeOS,
+			UpgradeChannel: "patch", MaintenanceKnown: true,
+			Pools: []fleet.PoolProfile{{Name: "system", Mode: "System", OSType: "Linux", OSSKU: "Ubuntu", VMSize: "Standard_D4ds_v5",
+				Count: 3, NodeImageVersion: "AKSUbuntu-2204gen2containerd-202611.17.0", LatestNodeImageVersion: "AKSUbuntu-2204gen2containerd-202611.17.0"}}}}
+}
+
+func commit(t *testing.T, s *state.Store, sig fleet.Signal) state.Outcome {
+	t.Helper()
+	out, err := s.Commit(context.Background(), sig)
+	if err != nil {
+		t.Fatalf("commit %s: %v", sig.ID, err)
+	}
+	return out
+}
+
+func dispatch(t *testing.T, d *outbox.Dispatcher) outbox.Report {
+	t.Helper()
+	rep, err := d.Dispatch(context.Background(), aks)
+	if err != nil {
+		t.Fatalf("dispatch: %v", err)
+	}
+	return rep
+}
+
+// rows counts the cluster partition's pending (out~) and archived (zout~) intents.
+func (f *fixture) rows(t *testing.T) (pending, archived []map[string]any) {
+	t.Helper()
+	c := f.svc.NewClient(f.prefix + state.TableFleet)
+	filter := fmt.Sprintf("PartitionKey eq '%s' and Kind eq 'Outbox'", aks.Key())
+	p := c.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
+	for p.More() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range page.Entities {
+			e := decode(t, b)
+			if strings.HasPrefix(e["RowKey"].(string), "zout~") {
+				archived = append(archived, e)
+			} else {
+				pending = append(pending, e)
+			}
+		}
+	}
+	return pending, archived
+}
+
+func TestOneNotificationPerStepUnderRedelivery(t *testing.T) {
+	f := newFixture(t, "webhook", "teams")
+	store := f.store(t)
+	hook, teams := &sink{name: "webhook"}, &sink{name: "teams"}
+	d := outbox.NewDispatcher(store, []notify.Sink{hook, teams}, outbox.Options{Now: f.clk.Now,
+		PublicURL: "https://upgradewatch-prod.azurewebsites.net/"})
+
+	sig := read("arm-1", t0, fleet.ChannelSecurityPatch)
+	if out := commit(t, store, sig); out.Outbox != 2 {
+		t.Fatalf("outbox after the first commit = %d, want 2 (ChannelDrift and MaintenanceWindowMissing opened)", out.Outbox)
+	}
+	if rep := dispatch(t, d); rep.Sent != 4 || rep.Pending != 0 {
+		t.Fatalf("first dispatch = %+v, want 4 sent, nothing pending", rep)
+	}
+	// Event Grid delivers the same event again, twice, and the sweep runs.
+	for range 2 {
+		if out := commit(t, store, sig); out.Result != state.Duplicate {
+			t.Fatalf("redelivery = %v", out.Result)
+		}
+		if rep := dispatch(t, d); rep.Sent != 0 {
+			t.Fatalf("dispatch after redelivery sent %d", rep.Sent)
+		}
+	}
+	f.clk.Add(2 * time.Hour)
+	commit(t, store, read("arm-2", f.clk.Now(), fleet.ChannelNodeImage))
+	dispatch(t, d)
+	dispatch(t, d)
+
+	want := []string{"finding.opened ChannelDrift", "finding.opened MaintenanceWindowMissing", "finding.resolved ChannelDrift"}
+	for _, s := range []*sink{hook, teams} {
+		got := types(s.received(t))
+		sort.Strings(got)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s received %v, want %v", s.name, got, want)
+		}
+	}
+	n := hook.received(t)[0]
+	if n.StatusURL != "https://upgradewatch-prod.azurewebsites.net/api/clusters/"+aks.SubscriptionID+"/rg-payments-prod/aks-payments-weu" {
+		t.Errorf("StatusURL = %q", n.StatusURL)
+	}
+	if n.Cluster != aks || n.Severity == "" || len(n.Evidence) == 0 || n.OpenedAt.IsZero() {
+		t.Errorf("notification lacks what a reader needs: %+v", n)
+	}
+	pending, archived := f.rows(t)
+	if len(pending) != 0 || len(archived) != 3 {
+		t.Fatalf("rows: %d pending, %d archived; want 0 and 3", len(pending), len(archived))
+	}
+	for _, e := range archived {
+		if !strings.Contains(e["Deliveries"].(string), `"sent"`) || strings.Contains(e["Deliveries"].(string), "gaveUp") {
+			t.Errorf("archived %s deliveries = %s, want both sent", e["RowKey"], e["Deliveries"])
+		}
+	}
+}
+
+// Two instances sweep the same cluster at the same time, again and again:
+// every sink still receives each step once.
+func TestTwoConcurrentSweepsSendEachStepOnce(t *testing.T) {
+	f := newFixture(t, "webhook", "slack")
+	a, b := f.store(t), f.store(t)
+	hook, slack := &sink{name: "webhook", delay: 3 * time.Millisecond}, &sink{name: "slack", delay: 3 * time.Millisecond}
+	da := outbox.NewDispatcher(a, []notify.Sink{hook, slack}, outbox.Options{Owner: "instance-a", Now: f.clk.Now})
+	db := outbox.NewDispatcher(b, []notify.Sink{hook, slack}, outbox.Options{Owner: "instance-b", Now: f.clk.Now})
+
+	// Steps arrive while both sweep: open, resolve, open again, reminders.
+	sigs := []fleet.Signal{read("arm-1", t0, fleet.ChannelSecurityPatch), read("arm-2", t0.Add(time.Hour), fleet.ChannelNodeImage),
+		read("arm-3", t0.Add(2*time.Hour), fleet.ChannelSecurityPatch)}
+	for round, sig := range sigs {
+		f.clk.Add(30 * time.Minute)
+		commit(t, []*state.Store{a, b}[round%2], sig)
+		var wg sync.WaitGroup
+		for i := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				st, d := a, da
+				if i%2 == 1 {
+					st, d = b, db
+				}
+				if _, err := st.Evaluate(context.Background(), aks); err != nil {
+					t.Errorf("evaluate: %v", err)
+				}
+				if _, err := d.Dispatch(context.Background(), aks); err != nil {
+					t.Errorf("dispatch: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	f.clk.Add(25 * time.Hour) // a reminder of each open finding is due
+	var wg sync.WaitGroup
+	for _, p := range []struct {
+		s *state.Store
+		d *outbox.Dispatcher
+	}{{a, da}, {b, db}, {a, da}, {b, db}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := p.s.Evaluate(context.Background(), aks); err != nil {
+				t.Errorf("evaluate: %v", err)
+			}
+			if _, err := p.d.Dispatch(context.Background(), aks); err != nil {
+				t.Errorf("dispatch: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+
+	// Each sink received every step the outbox recorded (all archived now),
+	// once; received() fails on a duplicate.
+	_, archived := f.rows(t)
+	var recorded []string
+	for _, e := range archived {
+		recorded = append(recorded, e["Step"].(string)+" "+e["Code"].(string))
+	}
+	sort.Strings(recorded)
+	for _, want := range []string{"finding.opened ChannelDrift", "finding.opened MaintenanceWindowMissing",
+		"finding.resolved ChannelDrift", "finding.reminded ChannelDrift", "finding.reminded MaintenanceWindowMissing"} {
+		if !slices.Contains(recorded, want) {
+			t.Errorf("no %s among the recorded steps %v", want, recorded)
+		}
+	}
+	for _, s := range []*sink{hook, slack} {
+		got := types(s.received(t))
+		sort.Strings(got)
+		if strings.Join(got, ",") != strings.Join(recorded, ",") {
+			t.Errorf("%s received\n %v\nthe outbox recorded\n %v", s.name, got, recorded)
+		}
+	}
+	if pending, _ := f.rows(t); len(pending) != 0 {
+		t.Errorf("%d intents still pending", len(pending))
+	}
+}
+
+// A sink fails N times then recovers: it receives every pending step once,
+// in order, while the healthy sink was never held up. The sweep finds the
+// cluster through the Due index when each retry comes due.
+func TestSinkFailingNTimesThenRecoveringGetsEverythingOnce(t *testing.T) {
+	const n = 5
+	f := newFixture(t, "teams", "eventgrid")
+	store := f.store(t)
+	teams, grid := &sink{name: "teams", failFirst: n}, &sink{name: "eventgrid"}
+	d := outbox.NewDispatcher(store, []notify.Sink{teams, grid}, outbox.Options{Now: f.clk.Now})
+
+	commit(t, store, read("arm-1", t0, fleet.ChannelSecurityPatch))
+	dispatch(t, d)
+	if got := len(grid.received(t)); got != 2 {
+		t.Fatalf("the healthy sink received %d, want 2 at once", got)
+	}
+	f.clk.Add(time.Hour)
+	commit(t, store, read("arm-2", f.clk.Now(), fleet.ChannelNodeImage)) // resolves ChannelDrift while teams is down
+	dispatch(t, d)
+	if got := len(grid.received(t)); got != 3 {
+		t.Fatalf("the healthy sink received %d, want 3: a failing sink must not hold it up", got)
+	}
+
+	sweeps := 0
+	for len(teams.received(t)) < 3 && sweeps < 50 {
+		due, err := store.Due(context.Background(), f.clk.Now(), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(due) > 0 {
+			if len(due) != 1 || due[0].Cluster != aks {
+				t.Fatalf("due = %+v", due)
+			}
+			if _, err := store.Evaluate(context.Background(), aks); err != nil {
+				t.Fatal(err)
+			}
+			dispatch(t, d)
+			sweeps++
+		}
+		f.clk.Add(5 * time.Minute) // the Sweep's schedule
+	}
+	// In order: the two openings (same time, by id), then the resolution.
+	got := types(teams.received(t))
+	if len(got) != 3 || got[2] != "finding.resolved ChannelDrift" || !slices.Contains(got[:2], "finding.opened ChannelDrift") ||
+		!slices.Contains(got[:2], "finding.opened MaintenanceWindowMissing") {
+		t.Fatalf("teams received %v, want both openings then the resolution", got)
+	}
+	if teams.calls != n+3 {
+		t.Errorf("teams was called %d times, want %d failures + 3 (one in flight per sweep, the rest waiting their turn)", teams.calls, n)
+	}
+	if len(grid.received(t)) != 3 {
+		t.Errorf("eventgrid received %d, want 3", len(grid.received(t)))
+	}
+	if sweeps > n+1 {
+		t.Errorf("%d sweeps found the cluster due; want one per retry (%d)", sweeps, n+1)
+	}
+	_, archived := f.rows(t)
+	attempts := 0
+	for _, e := range archived {
+		if strings.Contains(e["Deliveries"].(string), fmt.Sprintf(`"attempts":%d`, n+1)) {
+			attempts++
+		}
+	}
+	if len(archived) != 3 || attempts != 1 {
+		t.Errorf("archive: %d rows, %d with %d attempts; want 3 and 1", len(archived), attempts, n+1)
+	}
+}
+
+func TestPermanentRefusalGivesUpThatSinkOnly(t *testing.T) {
+	f := newFixture(t, "slack", "webhook")
+	store := f.store(t)
+	slack, hook := &sink{name: "slack", permanent: true}, &sink{name: "webhook"}
+	d := outbox.NewDispatcher(store, []notify.Sink{slack, hook}, outbox.Options{Now: f.clk.Now})
+	commit(t, store, read("arm-1", t0, fleet.ChannelSecurityPatch))
+	if rep := dispatch(t, d); rep.GaveUp != 2 || rep.Sent != 2 || rep.Pending != 0 {
+		t.Fatalf("dispatch = %+v, want 2 given up, 2 sent, nothing pending", rep)
+	}
+	if slack.calls != 2 {
+		t.Errorf("slack called %d times, want once per step", slack.calls)
+	}
+	_, archived := f.rows(t)
+	for _, e := range archived {
+		if !strings.Contains(e["Deliveries"].(string), `"gaveUp":true`) || !strings.Contains(e["Deliveries"].(string), "status 400") {
+			t.Errorf("archived deliveries = %s", e["Deliveries"])
+		}
+	}
+}
+
+// The webhook sink end to end: the CloudEvent that reaches an HTTP receiver
+// carries the intent's id, so a resend after a lost answer is recognisable.
+func TestWebhookReceivesCloudEventsWithStableIDs(t *testing.T) {
+	var mu sync.Mutex
+	ids := map[string]string{}
+	fail := 1
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if fail > 0 {
+			fail--
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		ids[r.Header.Get("ce-id")] = r.Header.Get("ce-type") + " " + r.Header.Get("ce-subject")
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	hook, err := notify.NewWebhookSink(srv.URL+"/hooks/upgradewatch", notify.Options{HTTPClient: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, hook.Name())
+	store := f.store(t)
+	d := outbox.NewDispatcher(store, []notify.Sink{hook}, outbox.Options{Now: f.clk.Now})
+	commit(t, store, read("arm-1", t0, fleet.ChannelSecurityPatch))
+	if rep := dispatch(t, d); rep.Failed != 1 || rep.Sent != 0 || rep.Pending != 2 {
+		t.Fatalf("first dispatch = %+v, want 1 failed (the second waits its turn), 2 pending", rep)
+	}
+	f.clk.Add(outbox.RetryCap)
+	if rep := dispatch(t, d); rep.Sent != 2 {
+		t.Fatalf("retry = %+v, want 2 sent", rep)
+	}
+	c, err := store.Cluster(context.Background(), aks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 2 || len(c.Outbox) != 0 {
+		t.Fatalf("receiver has %v; outbox %d", ids, len(c.Outbox))
+	}
+	for id, what := range ids {
+		if len(id) != 32 || !strings.HasPrefix(what, "io.upgradewatch.finding.opened "+aks.ResourceID()) {
+			t.Errorf("received %s: %s", id, what)
+		}
+	}
+}
+
+func TestDispatchReportsStorageDown(t *testing.T) {
+	svc := azuritetest.Service(t, "http://127.0.0.1:1/devstoreaccount1")
+	s := state.New(svc, state.Options{Evaluate: outbox.Evaluator(findings.Evaluator(nil), outbox.Config{Sinks: []string{"webhook"}})})
+	defer s.Close()
+	d := outbox.NewDispatcher(s, []notify.Sink{&sink{name: "webhook"}}, outbox.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := d.Dispatch(ctx, aks); !errors.Is(err, state.ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+}
+
+func decode(t *testing.T, b []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
