@@ -16,20 +16,21 @@ import (
 
 // Document field names, which are also the tag names after TagPrefix.
 const (
-	fieldNodeOSChannel       = "nodeOSChannel"
-	fieldUpgradeChannel      = "upgradeChannel"
-	fieldMaxImageAgeDays     = "maxImageAgeDays"
-	fieldImageGraceDays      = "imageGraceDays"
-	fieldStallHours          = "stallHours"
-	fieldMinWindowHours      = "minWindowHours"
-	fieldRequireNodeOSWindow = "requireNodeOSWindow"
-	fieldRemediate           = "remediate"
+	fieldNodeOSChannel          = "nodeOSChannel"
+	fieldUpgradeChannel         = "upgradeChannel"
+	fieldMaxImageAgeDays        = "maxImageAgeDays"
+	fieldImageGraceDays         = "imageGraceDays"
+	fieldStallHours             = "stallHours"
+	fieldMinWindowHours         = "minWindowHours"
+	fieldRequireNodeOSWindow    = "requireNodeOSWindow"
+	fieldRemediate              = "remediate"
+	fieldRemediateOutsideWindow = "remediateOutsideWindow"
 )
 
 // fieldNames is the document order, which is also the order tags apply in.
 var fieldNames = []string{
 	fieldNodeOSChannel, fieldUpgradeChannel, fieldMaxImageAgeDays, fieldImageGraceDays,
-	fieldStallHours, fieldMinWindowHours, fieldRequireNodeOSWindow, fieldRemediate,
+	fieldStallHours, fieldMinWindowHours, fieldRequireNodeOSWindow, fieldRemediate, fieldRemediateOutsideWindow,
 }
 
 var fieldByLower = func() map[string]string {
@@ -64,14 +65,15 @@ var bounds = map[string][2]int{
 
 // fields is one source's settings; nil leaves a field to the earlier sources.
 type fields struct {
-	NodeOSChannel       *string `json:"nodeOSChannel"`
-	UpgradeChannel      *string `json:"upgradeChannel"`
-	MaxImageAgeDays     *int    `json:"maxImageAgeDays"`
-	ImageGraceDays      *int    `json:"imageGraceDays"`
-	StallHours          *int    `json:"stallHours"`
-	MinWindowHours      *int    `json:"minWindowHours"`
-	RequireNodeOSWindow *bool   `json:"requireNodeOSWindow"`
-	Remediate           *string `json:"remediate"`
+	NodeOSChannel          *string `json:"nodeOSChannel"`
+	UpgradeChannel         *string `json:"upgradeChannel"`
+	MaxImageAgeDays        *int    `json:"maxImageAgeDays"`
+	ImageGraceDays         *int    `json:"imageGraceDays"`
+	StallHours             *int    `json:"stallHours"`
+	MinWindowHours         *int    `json:"minWindowHours"`
+	RequireNodeOSWindow    *bool   `json:"requireNodeOSWindow"`
+	Remediate              *string `json:"remediate"`
+	RemediateOutsideWindow *bool   `json:"remediateOutsideWindow"`
 }
 
 // fieldError is one field's unusable value.
@@ -161,6 +163,8 @@ func (f *fields) only(name string) fields {
 		o.RequireNodeOSWindow = f.RequireNodeOSWindow
 	case fieldRemediate:
 		o.Remediate = f.Remediate
+	case fieldRemediateOutsideWindow:
+		o.RemediateOutsideWindow = f.RemediateOutsideWindow
 	}
 	return o
 }
@@ -191,6 +195,9 @@ func (f *fields) merge(o fields) {
 	if o.Remediate != nil {
 		f.Remediate = o.Remediate
 	}
+	if o.RemediateOutsideWindow != nil {
+		f.RemediateOutsideWindow = o.RemediateOutsideWindow
+	}
 }
 
 // parseTag reads one tag value (already trimmed) into the named field.
@@ -203,12 +210,16 @@ func parseTag(name, value string) (fields, *fieldError) {
 		f.UpgradeChannel = &value
 	case fieldRemediate:
 		f.Remediate = &value
-	case fieldRequireNodeOSWindow:
+	case fieldRequireNodeOSWindow, fieldRemediateOutsideWindow:
 		b, err := strconv.ParseBool(strings.ToLower(value))
 		if err != nil {
 			return f, &fieldError{name, strconv.Quote(value), "not true or false"}
 		}
-		f.RequireNodeOSWindow = &b
+		if name == fieldRemediateOutsideWindow {
+			f.RemediateOutsideWindow = &b
+		} else {
+			f.RequireNodeOSWindow = &b
+		}
 	default:
 		n, err := strconv.Atoi(value)
 		if err != nil {

@@ -11,7 +11,8 @@
 //	{
 //	  "defaults": {"nodeOSChannel": "NodeImage", "upgradeChannel": "patch",
 //	               "maxImageAgeDays": 30, "imageGraceDays": 7, "stallHours": 24,
-//	               "minWindowHours": 4, "requireNodeOSWindow": false, "remediate": "off"},
+//	               "minWindowHours": 4, "requireNodeOSWindow": false, "remediate": "off",
+//	               "remediateOutsideWindow": false},
 //	  "rules": [
 //	    {"name": "prod",
 //	     "match": {"subscription": "*", "resourceGroup": "rg-*-prod*", "cluster": "aks-*", "osTypes": ["Linux"]},
@@ -280,6 +281,9 @@ func (f fields) apply(p *fleet.Policy, src string, o *origins) {
 	}
 	if f.Remediate != nil {
 		p.Remediate = *f.Remediate
+	}
+	if f.RemediateOutsideWindow != nil {
+		p.RemediateOutsideWindow = *f.RemediateOutsideWindow
 	}
 }
 

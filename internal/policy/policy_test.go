@@ -75,16 +75,17 @@ var builtin = fleet.Policy{
 // docDefaults is the policy testdata/policy.json gives a cluster no rule matches.
 func docDefaults(edit func(p *fleet.Policy)) fleet.Policy {
 	p := fleet.Policy{
-		NodeOSChannel:       fleet.ChannelNodeImage,
-		UpgradeChannel:      fleet.UpgradePatch,
-		MaxImageAge:         30 * day,
-		ImageGrace:          7 * day,
-		StallLimit:          24 * time.Hour,
-		StallMinimum:        time.Hour,
-		MinWindowHours:      4,
-		RequireNodeOSWindow: false,
-		Remediate:           fleet.RemediateOff,
-		Source:              "defaults",
+		NodeOSChannel:          fleet.ChannelNodeImage,
+		UpgradeChannel:         fleet.UpgradePatch,
+		MaxImageAge:            30 * day,
+		ImageGrace:             7 * day,
+		StallLimit:             24 * time.Hour,
+		StallMinimum:           time.Hour,
+		MinWindowHours:         4,
+		RequireNodeOSWindow:    false,
+		Remediate:              fleet.RemediateOff,
+		RemediateOutsideWindow: false,
+		Source:                 "defaults",
 	}
 	if edit != nil {
 		edit(&p)
@@ -135,6 +136,7 @@ func TestForPrecedence(t *testing.T) {
 				p.UpgradeChannel = fleet.UpgradeRapid
 				p.ImageGrace = 0
 				p.Remediate = fleet.RemediateApply
+				p.RemediateOutsideWindow = true
 				p.Source = "defaults, rule sandbox"
 			}),
 		},
@@ -149,9 +151,10 @@ func TestForPrecedence(t *testing.T) {
 		{
 			name: "all sources: three rules, then tags",
 			cluster: cluster(sandboxSub, "rg-payments-prod-neu", "aks-pay-01", map[string]string{
-				"UpgradeWatch.NodeOSChannel": "nodeimage",
-				"upgradewatch.stallhours":    " 36 ",
-				"environment":                "prod",
+				"UpgradeWatch.NodeOSChannel":          "nodeimage",
+				"upgradewatch.stallhours":             " 36 ",
+				"upgradewatch.REMEDIATEOUTSIDEWINDOW": "False",
+				"environment":                         "prod",
 			}, ubuntu),
 			want: docDefaults(func(p *fleet.Policy) {
 				p.NodeOSChannel = fleet.ChannelNodeImage // tag over rule prod
@@ -161,8 +164,9 @@ func TestForPrecedence(t *testing.T) {
 				p.RequireNodeOSWindow = true             // rule prod
 				p.MinWindowHours = 6                     // rule payments-prod
 				p.Remediate = fleet.RemediateDryRun      // rule payments-prod over sandbox
+				p.RemediateOutsideWindow = false         // tag over rule sandbox
 				p.Source = "defaults, rule prod, rule sandbox, rule payments-prod, " +
-					"tag upgradewatch.nodeOSChannel, tag upgradewatch.stallHours"
+					"tag upgradewatch.nodeOSChannel, tag upgradewatch.stallHours, tag upgradewatch.remediateOutsideWindow"
 			}),
 		},
 		{
@@ -234,39 +238,44 @@ func TestForTags(t *testing.T) {
 		{
 			name: "every tag, canonical keys",
 			tags: map[string]string{
-				"upgradewatch.nodeOSChannel":       "SecurityPatch",
-				"upgradewatch.upgradeChannel":      "stable",
-				"upgradewatch.maxImageAgeDays":     "21",
-				"upgradewatch.imageGraceDays":      "0",
-				"upgradewatch.stallHours":          "48",
-				"upgradewatch.minWindowHours":      "8",
-				"upgradewatch.requireNodeOSWindow": "true",
-				"upgradewatch.remediate":           "dry-run",
+				"upgradewatch.nodeOSChannel":          "SecurityPatch",
+				"upgradewatch.upgradeChannel":         "stable",
+				"upgradewatch.maxImageAgeDays":        "21",
+				"upgradewatch.imageGraceDays":         "0",
+				"upgradewatch.stallHours":             "48",
+				"upgradewatch.minWindowHours":         "8",
+				"upgradewatch.requireNodeOSWindow":    "true",
+				"upgradewatch.remediate":              "dry-run",
+				"upgradewatch.remediateOutsideWindow": "true",
 			},
 			want: fleet.Policy{
 				NodeOSChannel: fleet.ChannelSecurityPatch, UpgradeChannel: fleet.UpgradeStable,
 				MaxImageAge: 21 * day, ImageGrace: 0, StallLimit: 48 * time.Hour, StallMinimum: time.Hour,
 				MinWindowHours: 8, RequireNodeOSWindow: true, Remediate: fleet.RemediateDryRun,
+				RemediateOutsideWindow: true,
 				Source: "defaults, tag upgradewatch.nodeOSChannel, tag upgradewatch.upgradeChannel, " +
 					"tag upgradewatch.maxImageAgeDays, tag upgradewatch.imageGraceDays, tag upgradewatch.stallHours, " +
-					"tag upgradewatch.minWindowHours, tag upgradewatch.requireNodeOSWindow, tag upgradewatch.remediate",
+					"tag upgradewatch.minWindowHours, tag upgradewatch.requireNodeOSWindow, tag upgradewatch.remediate, " +
+					"tag upgradewatch.remediateOutsideWindow",
 			},
 		},
 		{
 			name: "keys and values in other cases, values padded",
 			tags: map[string]string{
-				"UPGRADEWATCH.NODEOSCHANNEL":       " securitypatch ",
-				"UpgradeWatch.UpgradeChannel":      "Patch",
-				"upgradewatch.REQUIRENODEOSWINDOW": "TRUE",
-				"upgradewatch.Remediate":           "APPLY",
-				" upgradewatch.minWindowHours ":    "\t6\n",
+				"UPGRADEWATCH.NODEOSCHANNEL":          " securitypatch ",
+				"UpgradeWatch.UpgradeChannel":         "Patch",
+				"upgradewatch.REQUIRENODEOSWINDOW":    "TRUE",
+				"upgradewatch.Remediate":              "APPLY",
+				"UpgradeWatch.RemediateOutsideWindow": " TRUE ",
+				" upgradewatch.minWindowHours ":       "\t6\n",
 			},
 			want: fleet.Policy{
 				NodeOSChannel: fleet.ChannelSecurityPatch, UpgradeChannel: fleet.UpgradePatch,
 				ImageGrace: 7 * day, StallLimit: 24 * time.Hour, StallMinimum: time.Hour,
-				MinWindowHours: 6, RequireNodeOSWindow: true, Remediate: fleet.RemediateApply,
+				MinWindowHours: 6, RequireNodeOSWindow: true, Remediate: fleet.RemediateApply, RemediateOutsideWindow: true,
 				Source: "defaults, tag upgradewatch.nodeOSChannel, tag upgradewatch.upgradeChannel, " +
-					"tag upgradewatch.minWindowHours, tag upgradewatch.requireNodeOSWindow, tag upgradewatch.remediate",
+					"tag upgradewatch.minWindowHours, tag upgradewatch.requireNodeOSWindow, tag upgradewatch.remediate, " +
+					"tag upgradewatch.remediateOutsideWindow",
 			},
 		},
 		{
@@ -277,14 +286,15 @@ func TestForTags(t *testing.T) {
 		{
 			name: "invalid values are ignored",
 			tags: map[string]string{
-				"upgradewatch.nodeOSChannel":       "SecurityPatches",
-				"upgradewatch.upgradeChannel":      "latest",
-				"upgradewatch.maxImageAgeDays":     "400",
-				"upgradewatch.imageGraceDays":      "-1",
-				"upgradewatch.stallHours":          "1.5",
-				"upgradewatch.minWindowHours":      "four",
-				"upgradewatch.requireNodeOSWindow": "yes",
-				"upgradewatch.remediate":           "on",
+				"upgradewatch.nodeOSChannel":          "SecurityPatches",
+				"upgradewatch.upgradeChannel":         "latest",
+				"upgradewatch.maxImageAgeDays":        "400",
+				"upgradewatch.imageGraceDays":         "-1",
+				"upgradewatch.stallHours":             "1.5",
+				"upgradewatch.minWindowHours":         "four",
+				"upgradewatch.requireNodeOSWindow":    "yes",
+				"upgradewatch.remediate":              "on",
+				"upgradewatch.remediateOutsideWindow": "1.0",
 			},
 			want: builtin,
 			problems: []Problem{
@@ -304,6 +314,8 @@ func TestForTags(t *testing.T) {
 					Reason: "not true or false; tag ignored"},
 				{Field: "remediate", Value: "on", Source: "tag upgradewatch.remediate",
 					Reason: "not a remediation mode (want one of off, dry-run, apply); tag ignored"},
+				{Field: "remediateOutsideWindow", Value: "1.0", Source: "tag upgradewatch.remediateOutsideWindow",
+					Reason: "not true or false; tag ignored"},
 			},
 		},
 		{
@@ -538,6 +550,7 @@ func TestParseRefusals(t *testing.T) {
 		{"invalid-nodeos-channel.json", []string{`rule "prod"`, `policy.nodeOSChannel "SecurityPatches": not a node OS channel`}},
 		{"invalid-upgrade-channel.json", []string{`defaults.upgradeChannel "latest": not an upgrade channel`}},
 		{"invalid-remediate.json", []string{`rule "auto-fix"`, `policy.remediate "yes": not a remediation mode`}},
+		{"remediate-outside-window-not-bool.json", []string{`rule "night-shift"`, `policy.remediateOutsideWindow: got JSON string, want true or false`}},
 		{"max-image-age-out-of-range.json", []string{`rule "archive"`, `policy.maxImageAgeDays 400: out of range (want 1 to 365)`}},
 		{"image-grace-negative.json", []string{`defaults.imageGraceDays -1: out of range (want 0 to 90)`}},
 		{"stall-hours-absurd.json", []string{`rule "big-pools"`, `policy.stallHours 1000: out of range (want 1 to 168)`}},
