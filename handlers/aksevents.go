@@ -172,7 +172,7 @@ func (inv *invocation) handle(sig fleet.Signal, err error, body []byte) error {
 		return nil
 	}
 	l = l.With("cluster", sig.Cluster.Key())
-	out, err := inv.s.store.Commit(inv.ctx, sig)
+	out, err := inv.s.commit(inv.ctx, sig)
 	switch {
 	case err == nil && out.Result == state.Duplicate:
 		l.Info("duplicate event ignored", "seq", out.Seq)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/upgradewatch/upgradewatch/internal/arm"
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
@@ -26,127 +24,29 @@ type Enricher interface {
 
 var _ Enricher = (*arm.Reader)(nil)
 
-// enrichQueue runs enrichments in the background, after the event that asked
-// for one has been answered: enrichment never delays or fails an event.
-// Requests for a cluster already waiting merge into one read; a request while
-// a read is running queues another, so the last read follows the last event.
-type enrichQueue struct {
-	s       *Server
-	e       Enricher
-	timeout time.Duration
-	work    chan fleet.ClusterID
-
-	mu      sync.Mutex
-	pending map[string]bool
-	closed  bool
-	busy    sync.WaitGroup // requests accepted and not yet done
-	workers sync.WaitGroup
-
-	ok, failed int64 // guarded by mu
-}
-
-// enrichBacklog bounds the queue; beyond it requests are dropped and logged
-// (the next event of that cluster asks again).
-const enrichBacklog = 4096
-
-func newEnrichQueue(s *Server, e Enricher, workers int, timeout time.Duration) *enrichQueue {
-	if workers <= 0 {
-		workers = 2
-	}
-	if timeout <= 0 {
-		timeout = 2 * time.Minute
-	}
-	q := &enrichQueue{s: s, e: e, timeout: timeout, work: make(chan fleet.ClusterID, enrichBacklog), pending: map[string]bool{}}
-	for i := 0; i < workers; i++ {
-		q.workers.Add(1)
-		go q.run()
-	}
-	return q
-}
-
-// request asks for the cluster to be read; it never blocks.
-func (q *enrichQueue) request(id fleet.ClusterID, reason string) {
-	key := id.Key()
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed || q.pending[key] {
-		return
-	}
-	select {
-	case q.work <- id:
-		q.pending[key] = true
-		q.busy.Add(1)
-		q.s.log.Debug("enrichment queued", "cluster", key, "reason", reason)
-	default:
-		q.s.log.Warn("enrichment queue full; request dropped", "cluster", key, "reason", reason)
-	}
-}
-
-func (q *enrichQueue) run() {
-	defer q.workers.Done()
-	for id := range q.work {
-		q.mu.Lock()
-		delete(q.pending, id.Key())
-		q.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), q.timeout)
-		_, err := q.s.enrichNow(ctx, id)
-		cancel()
-		q.mu.Lock()
-		if err != nil {
-			q.failed++
-		} else {
-			q.ok++
-		}
-		q.mu.Unlock()
-		q.busy.Done()
-	}
-}
-
-// shutdown stops taking requests and waits for the queued ones, or for ctx.
-func (q *enrichQueue) shutdown(ctx context.Context) error {
-	q.mu.Lock()
-	if !q.closed {
-		q.closed = true
-		close(q.work)
-	}
-	q.mu.Unlock()
-	done := make(chan struct{})
-	go func() { q.workers.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// idle waits until every accepted request is done, or for ctx.
-func (q *enrichQueue) idle(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { q.busy.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Shutdown stops background work (enrichments), letting queued work finish
-// until ctx ends.
+// Shutdown stops background work (enrichments, then the notifications they
+// caused), letting queued work finish until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if s.enrich == nil {
-		return nil
+	var errs []error
+	for _, q := range []*clusterQueue{s.enrich, s.notify} {
+		if q != nil {
+			errs = append(errs, q.shutdown(ctx))
+		}
 	}
-	return s.enrich.shutdown(ctx)
+	return errors.Join(errs...)
 }
 
-// WaitIdle waits until no enrichment is queued or running (tests, benchmarks).
+// WaitIdle waits until no enrichment or dispatch is queued or running
+// (tests, benchmarks).
 func (s *Server) WaitIdle(ctx context.Context) error {
-	if s.enrich == nil {
-		return nil
+	for _, q := range []*clusterQueue{s.enrich, s.notify, s.enrich} {
+		if q != nil {
+			if err := q.idle(ctx); err != nil {
+				return err
+			}
+		}
 	}
-	return s.enrich.idle(ctx)
+	return nil
 }
 
 // enrichAfter asks for a read after a rolling event (the pool's image before
@@ -173,7 +73,7 @@ func (s *Server) enrichAfter(sig fleet.Signal) {
 // enrichNow reads a cluster from ARM and commits what it saw.
 func (s *Server) enrichNow(ctx context.Context, id fleet.ClusterID) (state.Outcome, error) {
 	l := s.log.With("cluster", id.Key())
-	sig, err := s.enrich.e.Read(ctx, id)
+	sig, err := s.enricher.Read(ctx, id)
 	if err != nil {
 		if errors.Is(err, arm.ErrForbidden) {
 			l.Error("ARM read refused: grant the app's identity Reader (or Azure Kubernetes Service Cluster User) on the cluster", "error", err)
@@ -182,7 +82,7 @@ func (s *Server) enrichNow(ctx context.Context, id fleet.ClusterID) (state.Outco
 		}
 		return state.Outcome{}, err
 	}
-	out, err := s.store.Commit(ctx, sig)
+	out, err := s.commit(ctx, sig)
 	if err != nil {
 		l.Warn("ARM view read but not stored", "signal", sig.ID, "error", err)
 		return out, err

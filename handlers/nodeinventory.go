@@ -96,7 +96,7 @@ func (s *Server) nodeInventory(w http.ResponseWriter, r *http.Request) {
 	}
 	sig := fleet.Signal{ID: "nodes:" + snap.ID, Type: fleet.TypeNodeSnapshot, Source: id.ResourceID(),
 		Subject: id.ResourceID() + "/nodes", Time: snap.ObservedAt, Cluster: id, Kind: fleet.KindNodesObserved, Inventory: &summary}
-	if _, err := s.store.Commit(r.Context(), sig); err != nil {
+	if _, err := s.commit(r.Context(), sig); err != nil {
 		if errors.Is(err, state.ErrRejected) {
 			rej.Body, rej.Reason = body, err.Error()
 			s.refuse(r.Context(), w, l, rej, http.StatusBadRequest)

@@ -47,6 +47,9 @@ type Sweeper interface {
 	DropDue(ctx context.Context, e state.DueEntry) error
 	RepairIndex(ctx context.Context, id fleet.ClusterID) error
 	OpenFindings(ctx context.Context) ([]state.FindingEntry, error)
+	// Update is a guarded read-modify-write of one cluster (the outbox
+	// and remediation records).
+	Update(ctx context.Context, id fleet.ClusterID, fn func(c *fleet.Cluster, now time.Time) bool) (state.Evaluated, error)
 }
 
 var _ Sweeper = (*state.Store)(nil)
@@ -67,6 +70,12 @@ type Options struct {
 	EnrichWorkers int
 	// Sweeper, if set, serves the Sweep and /api/findings.
 	Sweeper Sweeper
+	// Dispatcher, if set, sends the notifications commits record in the
+	// outbox: in the background after each commit, and in the Sweep for
+	// what is due again.
+	Dispatcher Dispatcher
+	// Remediator, if set, lets the Sweep plan and carry out remediations.
+	Remediator *Remediator
 	// StorageRequests, if set, is reported by the stats endpoint (for benchmarks).
 	StorageRequests *atomic.Int64
 }
@@ -84,7 +93,11 @@ type Server struct {
 	mux     *http.ServeMux
 
 	maxInventory int64
-	enrich       *enrichQueue // nil when enrichment is off
+	enrich       *clusterQueue // nil when enrichment is off
+	enricher     Enricher
+	notify       *clusterQueue // nil when no notification sink is configured
+	dispatcher   Dispatcher
+	remediator   *Remediator
 	sweeper      Sweeper
 }
 
@@ -105,8 +118,17 @@ func New(store Store, o Options) *Server {
 	s := &Server{store: store, log: o.Logger, maxBody: o.MaxBodyBytes, now: o.Now, reqs: o.StorageRequests, mux: http.NewServeMux(),
 		maxInventory: o.MaxInventoryBytes, sweeper: o.Sweeper}
 	if o.Enricher != nil {
-		s.enrich = newEnrichQueue(s, o.Enricher, o.EnrichWorkers, o.EnrichTimeout)
+		s.enricher = o.Enricher
+		s.enrich = newClusterQueue(s, "enrichment", func(ctx context.Context, id fleet.ClusterID) error {
+			_, err := s.enrichNow(ctx, id)
+			return err
+		}, o.EnrichWorkers, o.EnrichTimeout)
 	}
+	if o.Dispatcher != nil {
+		s.dispatcher = o.Dispatcher
+		s.notify = newClusterQueue(s, "dispatch", s.dispatchNow, 2, 5*time.Minute)
+	}
+	s.remediator = o.Remediator
 	s.mux.HandleFunc("GET /{$}", s.ready)
 	s.mux.HandleFunc("POST /AksEvents", s.eventGrid(FunctionAksEvents))
 	s.mux.HandleFunc("POST /ActivityLog", s.eventGrid(FunctionActivityLog))

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -256,6 +257,12 @@ func clusterDetail(c *fleet.Cluster) map[string]any {
 	if !c.NextEvaluation.IsZero() {
 		detail["nextEvaluation"] = c.NextEvaluation
 	}
+	if len(c.Outbox) > 0 {
+		detail["notificationsPending"] = pendingOut(c)
+	}
+	if len(c.Remediations) > 0 {
+		detail["remediations"] = remediationsOut(c)
+	}
 	if c.MaintenanceKnown {
 		mw := c.Maintenance
 		if mw == nil {
@@ -326,4 +333,57 @@ func (s *Server) statusEnvelope(w http.ResponseWriter, r *http.Request) {
 	host.WriteResponse(w, http.StatusOK, host.InvokeResponse{Outputs: map[string]any{"res": map[string]any{
 		"statusCode": strconv.Itoa(rec.Code), "body": body,
 		"headers": map[string]string{"Content-Type": "application/json; charset=utf-8"}}}})
+}
+
+// pendingJSON is a notification the cluster still owes a sink.
+type pendingJSON struct {
+	ID         string                     `json:"id"`
+	Type       string                     `json:"type"`
+	Code       string                     `json:"code,omitempty"`
+	Target     string                     `json:"target,omitempty"`
+	At         time.Time                  `json:"at"`
+	Deliveries map[string]*fleet.Delivery `json:"deliveries"`
+}
+
+func pendingOut(c *fleet.Cluster) []pendingJSON {
+	var out []pendingJSON
+	for _, i := range c.OutboxOrder() {
+		out = append(out, pendingJSON{ID: i.ID, Type: "io.upgradewatch." + i.Step, Code: i.Code, Target: i.Target, At: i.At,
+			Deliveries: i.Deliveries})
+	}
+	return out
+}
+
+type remediationJSON struct {
+	ID        string     `json:"id"`
+	Action    string     `json:"action"`
+	Code      string     `json:"code"`
+	Target    string     `json:"target"`
+	Mode      string     `json:"mode"`
+	Status    string     `json:"status"`
+	From      string     `json:"from,omitempty"`
+	To        string     `json:"to,omitempty"`
+	Detail    string     `json:"detail,omitempty"`
+	Error     string     `json:"error,omitempty"`
+	Attempt   int        `json:"attempt"`
+	PlannedAt time.Time  `json:"plannedAt"`
+	UpdatedAt time.Time  `json:"updatedAt"`
+	RetryAt   *time.Time `json:"retryAt,omitempty"`
+}
+
+// remediationsOut lists the cluster's remediations, newest first.
+func remediationsOut(c *fleet.Cluster) []remediationJSON {
+	out := make([]remediationJSON, 0, len(c.Remediations))
+	for _, r := range c.Remediations {
+		out = append(out, remediationJSON{ID: r.ID, Action: r.Action, Code: r.Code, Target: r.Target, Mode: r.Mode,
+			Status: r.Status, From: r.From, To: r.To, Detail: r.Detail, Error: r.Error, Attempt: r.Attempt,
+			PlannedAt: r.PlannedAt, UpdatedAt: r.UpdatedAt, RetryAt: timePtr(r.RetryAt)})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].PlannedAt.Equal(out[j].PlannedAt) {
+			return out[i].PlannedAt.After(out[j].PlannedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
 }

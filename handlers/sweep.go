@@ -1,12 +1,16 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
+	"sync"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/host"
+	"github.com/upgradewatch/upgradewatch/internal/outbox"
 	"github.com/upgradewatch/upgradewatch/internal/state"
 )
 
@@ -30,6 +34,10 @@ type sweepSummary struct {
 	Stale     int `json:"staleEntries"`
 	Failed    int `json:"failed"`
 	Refreshes int `json:"refreshesRequested"`
+	// Notifications: what the outbox dispatches of this sweep did.
+	Notifications outbox.Report `json:"notifications"`
+	// Remediations: what the remediation pass did.
+	Remediations remediationSummary `json:"remediations"`
 }
 
 // sweep reads only the Due partition of FleetIndex, so its cost follows the
@@ -115,6 +123,8 @@ func (s *Server) sweep(w http.ResponseWriter, r *http.Request) {
 			case fleet.TransitionOpened:
 				sum.Opened++
 				cl.Info("finding opened", "code", t.Finding.Code, "target", t.Finding.Target, "severity", t.Finding.Severity)
+			case fleet.TransitionEscalated:
+				cl.Info("finding escalated", "code", t.Finding.Code, "target", t.Finding.Target, "from", t.From, "severity", t.Finding.Severity)
 			case fleet.TransitionResolved:
 				sum.Resolved++
 				cl.Info("finding resolved", "code", t.Finding.Code, "target", t.Finding.Target)
@@ -126,7 +136,70 @@ func (s *Server) sweep(w http.ResponseWriter, r *http.Request) {
 		l.Error("findings committed but the index not updated; the next sweep repairs it", "error", idxErr)
 		failed = idxErr
 	}
+
+	// Remediations, then every notification owed by a cluster this sweep
+	// evaluated or remediated: a step recorded now, a retry that came due, or
+	// what an instance that stopped left behind.
+	owed := map[string]fleet.ClusterID{}
+	for _, res := range results {
+		if res.err == nil && res.out.Outbox > 0 {
+			owed[res.d.Cluster.Key()] = res.d.Cluster
+		}
+	}
+	touched, err := s.remediationPass(r.Context(), l, &sum.Remediations)
+	if err != nil {
+		l.Error("remediation pass failed", "error", err)
+		failed = err
+	}
+	for _, id := range touched {
+		owed[id.Key()] = id
+	}
+	if err := s.dispatchAll(r.Context(), owed, &sum.Notifications); err != nil {
+		failed = err
+	}
 	l.Info("sweep done", "due", sum.Due, "evaluated", sum.Evaluated, "changed", sum.Changed, "opened", sum.Opened,
-		"resolved", sum.Resolved, "failed", sum.Failed)
+		"resolved", sum.Resolved, "failed", sum.Failed, "notifications_sent", sum.Notifications.Sent,
+		"notifications_failed", sum.Notifications.Failed, "remediations_planned", sum.Remediations.Planned,
+		"remediations_applied", sum.Remediations.Applied)
 	respond(statusFor(failed))
+}
+
+// dispatchAll sends what the clusters owe, a few clusters at a time, within
+// the sweep's invocation. Sink failures are the outbox's to retry; only the
+// store's errors fail the sweep.
+func (s *Server) dispatchAll(ctx context.Context, owed map[string]fleet.ClusterID, rep *outbox.Report) error {
+	if s.dispatcher == nil || len(owed) == 0 {
+		return nil
+	}
+	work := make(chan fleet.ClusterID)
+	var mu sync.Mutex
+	var failed error
+	var wg sync.WaitGroup
+	for range min(sweepWorkers, len(owed)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				r, err := s.dispatcher.Dispatch(ctx, id)
+				mu.Lock()
+				rep.Sent, rep.Failed, rep.GaveUp, rep.Pending = rep.Sent+r.Sent, rep.Failed+r.Failed, rep.GaveUp+r.GaveUp, rep.Pending+r.Pending
+				if err != nil && !errors.Is(err, state.ErrNotFound) {
+					failed = err
+					s.log.Error("dispatch failed", "cluster", id.Key(), "error", err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	keys := make([]string, 0, len(owed))
+	for k := range owed {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		work <- owed[k]
+	}
+	close(work)
+	wg.Wait()
+	return failed
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -25,7 +27,10 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/arm"
 	"github.com/upgradewatch/upgradewatch/internal/findings"
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
+	"github.com/upgradewatch/upgradewatch/internal/notify"
+	"github.com/upgradewatch/upgradewatch/internal/outbox"
 	"github.com/upgradewatch/upgradewatch/internal/policy"
+	"github.com/upgradewatch/upgradewatch/internal/remediate"
 	"github.com/upgradewatch/upgradewatch/internal/state"
 )
 
@@ -54,12 +59,22 @@ type Config struct {
 	Enrich        bool
 	ARMClientID   string // user-assigned managed identity for ARM; "" = DefaultAzureCredential
 	EnrichTimeout time.Duration
+
+	// Notifications (the sinks themselves are read by notify.SinksFromEnv).
+	RemindEvery time.Duration // UPGRADEWATCH_NOTIFY_REMIND_EVERY; 0 = no reminders
+	MinSeverity string        // UPGRADEWATCH_NOTIFY_MIN_SEVERITY
+	PublicURL   string        // UPGRADEWATCH_PUBLIC_URL, else https://$WEBSITE_HOSTNAME
+
+	// Remediation: the most any cluster may opt into, and how many one sweep does.
+	Remediation     string // UPGRADEWATCH_REMEDIATION: off, dry-run, apply (default apply: honour opt-ins)
+	RemediatePerRun int    // UPGRADEWATCH_REMEDIATIONS_PER_SWEEP
 }
 
 // parseConfig reads the environment. getenv is os.Getenv in production.
 func parseConfig(getenv func(string) string) (Config, error) {
 	c := Config{MaxBodyBytes: handlers.DefaultMaxBodyBytes, CacheSize: 2000, Timeout: 10 * time.Second,
-		MaxInventoryBytes: handlers.DefaultMaxInventoryBytes, Enrich: true, EnrichTimeout: 2 * time.Minute}
+		MaxInventoryBytes: handlers.DefaultMaxInventoryBytes, Enrich: true, EnrichTimeout: 2 * time.Minute,
+		RemindEvery: outbox.DefaultRemindEvery, Remediation: fleet.RemediateApply, RemediatePerRun: handlers.DefaultRemediationsPerSweep}
 	port := getenv("FUNCTIONS_CUSTOMHANDLER_PORT")
 	if port == "" {
 		port = "8080"
@@ -147,6 +162,48 @@ func parseConfig(getenv func(string) string) (Config, error) {
 		}
 		c.EnrichTimeout = d
 	}
+	if v := getenv("UPGRADEWATCH_NOTIFY_REMIND_EVERY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || (d != 0 && (d < time.Hour || d > 30*24*time.Hour)) {
+			return c, fmt.Errorf("UPGRADEWATCH_NOTIFY_REMIND_EVERY=%q: want 0 (no reminders) or a duration from 1h to 720h", v)
+		}
+		c.RemindEvery = d
+	}
+	if v := getenv("UPGRADEWATCH_NOTIFY_MIN_SEVERITY"); v != "" {
+		for _, sev := range []string{fleet.SeverityInfo, fleet.SeverityWarning, fleet.SeverityError, fleet.SeverityCritical} {
+			if strings.EqualFold(v, sev) {
+				c.MinSeverity = sev
+			}
+		}
+		if c.MinSeverity == "" {
+			return c, fmt.Errorf("UPGRADEWATCH_NOTIFY_MIN_SEVERITY=%q: want Info, Warning, Error or Critical", v)
+		}
+	}
+	c.PublicURL = getenv("UPGRADEWATCH_PUBLIC_URL")
+	if c.PublicURL == "" && getenv("WEBSITE_HOSTNAME") != "" {
+		c.PublicURL = "https://" + getenv("WEBSITE_HOSTNAME")
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.User != nil {
+			return c, fmt.Errorf("UPGRADEWATCH_PUBLIC_URL=%q: want the app's base URL, https://<host>[/path]", c.PublicURL)
+		}
+	}
+	if v := getenv("UPGRADEWATCH_REMEDIATION"); v != "" {
+		switch m := strings.ToLower(v); m {
+		case fleet.RemediateOff, fleet.RemediateDryRun, fleet.RemediateApply:
+			c.Remediation = m
+		default:
+			return c, fmt.Errorf("UPGRADEWATCH_REMEDIATION=%q: want off, dry-run or apply", v)
+		}
+	}
+	if v := getenv("UPGRADEWATCH_REMEDIATIONS_PER_SWEEP"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return c, fmt.Errorf("UPGRADEWATCH_REMEDIATIONS_PER_SWEEP=%q: want a number from 1 to 100", v)
+		}
+		c.RemediatePerRun = n
+	}
 	return c, nil
 }
 
@@ -198,19 +255,61 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 		}
 		return p, out
 	}
+	// One credential for ARM and for Event Grid without a key, made when
+	// first needed: without one, events still flow.
+	var cred azcore.TokenCredential
+	credential := func() azcore.TokenCredential {
+		if cred == nil {
+			c, err := armCredential(cfg.ARMClientID)
+			if err != nil {
+				log.Error("no Azure credential", "error", err)
+				return nil
+			}
+			cred = c
+		}
+		return cred
+	}
+	var needCred azcore.TokenCredential
+	if getenv(notify.EnvEventGridEndpoint) != "" && getenv(notify.EnvEventGridKey) == "" {
+		needCred = credential()
+	}
+	sinks, err := notify.SinksFromEnv(getenv, needCred, notify.Options{Source: cmp.Or(cfg.PublicURL, notify.DefaultSource)})
+	if err != nil {
+		log.Error("invalid notification settings", "error", err)
+		return 2
+	}
+	notifyCfg := outbox.Config{RemindEvery: cfg.RemindEvery, MinSeverity: cfg.MinSeverity}
+	for _, sk := range sinks {
+		notifyCfg.Sinks = append(notifyCfg.Sinks, sk.Name())
+	}
 	store := state.New(svc, state.Options{TablePrefix: cfg.TablePrefix, CacheSize: cfg.CacheSize, Logger: log,
-		Evaluate: findings.Evaluator(resolve)})
+		Evaluate: outbox.Evaluator(findings.Evaluator(resolve), notifyCfg)})
 	defer store.Close()
 	opts := handlers.Options{Logger: log, MaxBodyBytes: cfg.MaxBodyBytes, MaxInventoryBytes: cfg.MaxInventoryBytes,
 		StorageRequests: &requests, EnrichTimeout: cfg.EnrichTimeout, Sweeper: store}
+	if len(sinks) > 0 {
+		opts.Dispatcher = outbox.NewDispatcher(store, sinks, outbox.Options{PublicURL: cfg.PublicURL, Logger: log})
+	}
 	if cfg.Enrich {
-		cred, err := armCredential(cfg.ARMClientID)
-		if err != nil {
-			// Enrichment is an extra: without a credential the events still flow.
-			log.Error("no ARM credential; enrichment is off", "error", err)
+		if c := credential(); c != nil {
+			opts.Enricher = arm.NewReader(c, arm.Options{})
 		} else {
-			opts.Enricher = arm.NewReader(cred, arm.Options{})
+			log.Error("enrichment is off: no ARM credential")
 		}
+	}
+	if cfg.Remediation != fleet.RemediateOff {
+		rm := &handlers.Remediator{Ceiling: cfg.Remediation, PerSweep: cfg.RemediatePerRun, Outbox: notifyCfg,
+			Policy: func(c *fleet.Cluster) fleet.Policy { p, _ := policies.For(c); return p }}
+		if cfg.Remediation == fleet.RemediateApply {
+			// Only clusters that opt in are ever touched; the credential is
+			// made now so that a missing one shows at start.
+			if c := credential(); c != nil {
+				rm.Executor = remediate.NewExecutor(c, remediate.Options{})
+			} else {
+				log.Error("remediation limited to dry runs: no ARM credential")
+			}
+		}
+		opts.Remediator = rm
 	}
 	h := handlers.New(store, opts)
 	srv := &http.Server{
@@ -224,7 +323,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 	}
 	log.Info("upgradewatch handler starting", "addr", ln.Addr().String(), "storage", cfg.Storage.Describe(),
 		"tables", strings.Join(store.Tables(), ","), "max_body_bytes", cfg.MaxBodyBytes, "state_cache", cfg.CacheSize,
-		"enrich", opts.Enricher != nil, "arm_identity", armIdentity(cfg), "policy_rules", policies.Len())
+		"enrich", opts.Enricher != nil, "azure_identity", armIdentity(cfg, cred != nil), "policy_rules", policies.Len(),
+		"notify_sinks", strings.Join(notifyCfg.Sinks, ","), "remind_every", cfg.RemindEvery.String(),
+		"remediation", cfg.Remediation)
 
 	go ensureTables(ctx, store, log)
 	serveErr := make(chan error, 1)
@@ -247,9 +348,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 	return 0
 }
 
-func armIdentity(cfg Config) string {
+func armIdentity(cfg Config, made bool) string {
 	switch {
-	case !cfg.Enrich:
+	case !made:
 		return "none"
 	case cfg.ARMClientID != "":
 		return "managed identity " + cfg.ARMClientID
