@@ -35,10 +35,10 @@
 //     aksManagedNodeOSUpgradeSchedule, unless the policy's
 //     RemediateOutsideWindow allows otherwise; a cluster without that window
 //     (or with one that cannot be computed) is outside it. Channel writes need
-//     no window: the upgrades a node OS channel brings run in the window. Some
-//     transitions reimage the nodes (to Unmanaged, and Unmanaged to None, per
-//     MicrosoftDocs/azure-aks-docs#109); they are not held for the window
-//     either.
+//     no window: the upgrades a node OS channel brings run in the window. The
+//     transitions that reimage the nodes themselves (to Unmanaged, and
+//     Unmanaged to None, per MicrosoftDocs/azure-aks-docs#109; see Reimages)
+//     are disruptive, and wait for the window like an image upgrade.
 //   - A finding is remediated once per opening and mode (see ID). A
 //     remediation of the same action on the same pool planned for another
 //     finding while this one was open covers it too: it is Done when that
@@ -114,9 +114,13 @@ func Decide(c *fleet.Cluster, p fleet.Policy, ceiling string, now time.Time) Dec
 	window, inWindow := nodeOSWindow(c, now)
 	for _, f := range cands {
 		r, reason := plan(c, p, d.Mode, f, now)
+		disruptive := r != nil && (r.Action == fleet.ActionUpgradeNodeImage ||
+			(r.Action == fleet.ActionSetNodeOSChannel && Reimages(r.From, r.To)))
 		if reason == "" && r.Action == fleet.ActionUpgradeNodeImage {
 			reason = poolGate(c, f, r.Pool)
-			if reason == "" && !inWindow && !p.RemediateOutsideWindow {
+		}
+		if reason == "" && disruptive {
+			if !inWindow && !p.RemediateOutsideWindow {
 				reason = ReasonOutsideWindow
 			}
 			if reason == "" && !inWindow {
@@ -341,6 +345,14 @@ func clusterBusy(c *fleet.Cluster, now time.Time) bool {
 		}
 	}
 	return false
+}
+
+// Reimages reports whether changing the node OS channel from one value to
+// another reimages the nodes at once: a change to Unmanaged, and from
+// Unmanaged to None.
+func Reimages(from, to string) bool {
+	return strings.EqualFold(to, fleet.ChannelUnmanaged) ||
+		(strings.EqualFold(from, fleet.ChannelUnmanaged) && strings.EqualFold(to, fleet.ChannelNone))
 }
 
 // nodeOSWindow returns the occurrence of the cluster's node OS maintenance

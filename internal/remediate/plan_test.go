@@ -597,6 +597,31 @@ func TestDecide(t *testing.T) {
 				}},
 		},
 		{
+			name: "a channel change that reimages the nodes waits for the window",
+			arrange: func(c *fleet.Cluster) {
+				c.NodeOSUpgradeChannel = fleet.ChannelNodeImage
+				open(c, fleet.CodeChannelDrift, "cluster", fleet.SeverityWarning, readAt, 1)
+			},
+			policy: func(p *fleet.Policy) { p.NodeOSChannel = fleet.ChannelUnmanaged },
+			now:    outside,
+			want:   Decision{Mode: fleet.RemediateApply, Skips: []Skip{skipDrift(ReasonOutsideWindow)}},
+		},
+		{
+			name: "a channel change that reimages the nodes goes ahead in the window",
+			arrange: func(c *fleet.Cluster) {
+				c.NodeOSUpgradeChannel = fleet.ChannelNodeImage
+				open(c, fleet.CodeChannelDrift, "cluster", fleet.SeverityWarning, readAt, 1)
+			},
+			policy: func(p *fleet.Policy) { p.NodeOSChannel = fleet.ChannelUnmanaged },
+			now:    inWindow,
+			want: Decision{Mode: fleet.RemediateApply, Next: &fleet.Remediation{
+				ID:     driftID,
+				Action: fleet.ActionSetNodeOSChannel, Code: fleet.CodeChannelDrift, Target: "cluster", Opened: 1,
+				From: fleet.ChannelNodeImage, To: fleet.ChannelUnmanaged, Mode: fleet.RemediateApply, Attempt: 1, PlannedAt: inWindow,
+				Detail: "set nodeOSUpgradeChannel from NodeImage to Unmanaged (policy: defaults, rule prod)" + inWindowDetail,
+			}},
+		},
+		{
 			name: "findings that are not remediable are not listed",
 			arrange: func(c *fleet.Cluster) {
 				staleSpark(c)
