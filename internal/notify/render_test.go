@@ -592,3 +592,39 @@ func TestRenderEscaping(t *testing.T) {
 		t.Errorf("teams message is escaped: %s", tdoc)
 	}
 }
+
+// An escalation is a reminder that says from which severity it rose, in the
+// CloudEvent data and in both chat payloads.
+func TestRenderEscalation(t *testing.T) {
+	n := imageStaleReminded()
+	n.Code, n.Target, n.Severity, n.EscalatedFrom = fleet.CodeUpgradeStalled, "pool/batch", fleet.SeverityError, fleet.SeverityWarning
+	n.Summary = "pool batch has been upgrading for 26h (expected at most 24h)"
+	ev, err := n.CloudEvent("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(ev.Data(), &data); err != nil || data["escalatedFrom"] != "Warning" || data["severity"] != "Error" {
+		t.Fatalf("data = %s (%v), want escalatedFrom Warning and severity Error", ev.Data(), err)
+	}
+	tdoc, err := TeamsCard(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdoc, err := SlackMessage(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	validateTeams(t, loadSchema(t, "testdata/teams-message.schema.json"), tdoc)
+	validateSlack(t, loadSchema(t, "testdata/slack-message.schema.json"), sdoc)
+	tv, sv := viewTeams(t, tdoc), viewSlack(t, sdoc)
+	if h := tv.text(0); !strings.Contains(h, "UpgradeStalled escalated from Warning") {
+		t.Errorf("teams headline %q", h)
+	}
+	if h := sv.header(); !strings.Contains(h, "escalated from Warning") {
+		t.Errorf("slack header %q", h)
+	}
+	if got := tv.facts["Escalated"]; got != "Warning → Error" {
+		t.Errorf("teams Escalated fact = %q", got)
+	}
+}
