@@ -3,7 +3,6 @@ package state
 import (
 	"encoding/json"
 	"strings"
-	"time"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 )
@@ -124,9 +123,6 @@ func remediationOf(id string, e entity) *fleet.Remediation {
 		LeaseOwner: e.str("LeaseOwner"), LeaseUntil: e.time("LeaseUntil"),
 	}
 }
-
-// truncTime is a time as a DateTime column keeps it.
-func truncTime(t time.Time) time.Time { return t.UTC().Truncate(100 * time.Nanosecond) }
 
 // leaving returns the final rows of the intents that leave c's outbox in this
 // change, by the RowKey they leave.
