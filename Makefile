@@ -58,7 +58,7 @@ define with_azurite
 started=0; \
 cleanup() { if [ "$$started" = 1 ]; then scripts/azurite-table.sh stop || true; fi; }; \
 trap cleanup EXIT; trap 'exit 130' INT TERM; \
-if ! scripts/azurite-table.sh status >/dev/null 2>&1; then started=1; scripts/azurite-table.sh start; \
+if ! scripts/azurite-table.sh status >/dev/null 2>&1; then scripts/azurite-table.sh start; started=1; \
 else echo "azurite-table: reusing the instance already running on $(AZURITE_TABLE_ENDPOINT)"; fi
 endef
 

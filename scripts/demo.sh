@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end demo without a Functions host: Azurite (in memory) + bin/handler,
-# a replayed AKS upgrade timeline, then the state the handler keeps.
-# Run through `make demo`, which builds bin/ first.
+# a replayed AKS upgrade timeline, then the state the handler keeps, the
+# notifications it sent to a local receiver (bin/sink) and a dry-run
+# remediation plan. Run through `make demo`, which builds bin/ first.
 #
 # Environment:
-#   BIN        bin     where `make build` put handler and replay
-#   DEMO_PORT  8089    FUNCTIONS_CUSTOMHANDLER_PORT for the handler
+#   BIN             bin     where `make build` put handler, replay and sink
+#   DEMO_PORT       8089    FUNCTIONS_CUSTOMHANDLER_PORT for the handler
+#   DEMO_SINK_PORT  8091    where bin/sink receives the notifications
 #   AZURITE_DIR, AZURITE_TABLE_HOST, AZURITE_TABLE_PORT as in scripts/azurite-table.sh
 set -euo pipefail
 
@@ -15,13 +17,17 @@ bin=${BIN:-bin}
 port=${DEMO_PORT:-8089}
 base="http://127.0.0.1:$port"
 handler_log="$bin/demo-handler.log"
+sink_port=${DEMO_SINK_PORT:-8091}
+sink="http://127.0.0.1:$sink_port"
+sink_log="$bin/demo-sink.log"
+sink_out="$bin/demo-sink.jsonl"
 # UseDevelopmentStorage=true means the well-known local endpoint.
 export AZURITE_PERSIST=0
 
 step() { printf '\n==> %s\n' "$*"; }
 die() { echo "demo: $*" >&2; exit 1; }
 
-for exe in handler replay; do
+for exe in handler replay sink; do
   [ -x "$bin/$exe" ] || die "$bin/$exe is missing (run: make build)"
 done
 if [ "${AZURITE_TABLE_HOST:-127.0.0.1}:${AZURITE_TABLE_PORT:-10002}" != "127.0.0.1:10002" ]; then
@@ -31,47 +37,104 @@ fi
 if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
   die "127.0.0.1:$port is already in use; pick another port with DEMO_PORT=..."
 fi
+if (exec 3<>"/dev/tcp/127.0.0.1/$sink_port") 2>/dev/null; then
+  die "127.0.0.1:$sink_port is already in use; pick another port with DEMO_SINK_PORT=..."
+fi
 
-azurite_started=0
+azurite_host=${AZURITE_TABLE_HOST:-127.0.0.1}
+azurite_port=${AZURITE_TABLE_PORT:-10002}
+azurite_pidfile="${AZURITE_DIR:-.azurite}/azurite-table.pid"
+azurite_pid= # set when this run started Azurite
+table_prefix= # set when it reuses one: an empty fleet all the same
 handler_pid=
+sink_pid=
+
+# stop PID: SIGTERM, up to 5 s to finish, then SIGKILL.
+stop() {
+  local pid=$1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
 
 cleanup() {
   local rc=$?
-  if [ -n "$handler_pid" ] && kill -0 "$handler_pid" 2>/dev/null; then
-    kill -TERM "$handler_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-      kill -0 "$handler_pid" 2>/dev/null || break
-      sleep 0.1
+  # The handler first: it may still be sending to the sink.
+  stop "$handler_pid"
+  stop "$sink_pid"
+  # Only the Azurite this run started. The pid file is per $AZURITE_DIR, not
+  # per port: if it names another instance now, leave that one alone.
+  if [ -n "$azurite_pid" ]; then
+    if [ "$(cat "$azurite_pidfile" 2>/dev/null)" = "$azurite_pid" ]; then
+      scripts/azurite-table.sh stop || true
+    else
+      kill -INT "$azurite_pid" 2>/dev/null || true
+    fi
+  fi
+  if [ "$rc" != 0 ]; then
+    for log in "$handler_log" "$sink_log"; do
+      [ -s "$log" ] || continue
+      echo "demo: failed (exit $rc); last lines of $log:" >&2
+      tail -n 20 "$log" >&2 || true
     done
-    kill -KILL "$handler_pid" 2>/dev/null || true
-    wait "$handler_pid" 2>/dev/null || true
-  fi
-  if [ "$azurite_started" = 1 ]; then
-    scripts/azurite-table.sh stop || true
-  fi
-  if [ "$rc" != 0 ] && [ -s "$handler_log" ]; then
-    echo "demo: failed (exit $rc); last lines of $handler_log:" >&2
-    tail -n 20 "$handler_log" >&2 || true
   fi
   exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+mkdir -p "$bin"
+rm -f "$handler_log" "$sink_log" "$sink_out" # nothing of an earlier run; -out appends
+
 step "Azurite"
-if scripts/azurite-table.sh status >/dev/null 2>&1; then
-  echo "reusing the Azurite instance already running (its data is kept)"
+status_rc=0
+scripts/azurite-table.sh status >/dev/null 2>&1 || status_rc=$?
+if (exec 3<>"/dev/tcp/$azurite_host/$azurite_port") 2>/dev/null; then
+  table_prefix="demo$(date +%s)"
+  echo "reusing the Azurite instance already running on $azurite_host:$azurite_port;" \
+    "this run starts from an empty fleet in tables named $table_prefix* (left there afterwards)"
+elif [ "$status_rc" = 1 ]; then
+  # The pid file names a live Azurite that does not listen here: one started
+  # with another AZURITE_TABLE_PORT, not the demo's to stop or replace.
+  die "$azurite_pidfile names Azurite pid $(cat "$azurite_pidfile" 2>/dev/null), which does not listen on" \
+    "$azurite_host:$azurite_port; left alone. Run the demo with another AZURITE_DIR that holds" \
+    "the same node_modules, or start Azurite on $azurite_port first."
 else
-  azurite_started=1
   scripts/azurite-table.sh start
+  azurite_pid=$(cat "$azurite_pidfile")
 fi
 
+step "notification receiver bin/sink on $sink (log: $sink_log, every item: $sink_out)"
+"$bin/sink" -addr "127.0.0.1:$sink_port" -out "$sink_out" >"$sink_log" 2>&1 &
+sink_pid=$!
+ready=0
+for _ in $(seq 1 50); do # 5 s
+  kill -0 "$sink_pid" 2>/dev/null || die "sink exited during startup"
+  if curl -fs -o /dev/null -m 1 "$sink/healthz"; then
+    ready=1
+    break
+  fi
+  sleep 0.1
+done
+[ "$ready" = 1 ] || die "sink did not answer GET $sink/healthz within 5s"
+echo "sink is up (pid $sink_pid)"
+
 step "handler on $base (log: $handler_log)"
-mkdir -p "$bin"
-# No ARM here: enrichment off (with it on, the handler would try your az login).
-# The policy every finding is judged against: docs/examples/policy.json.
-AzureWebJobsStorage=UseDevelopmentStorage=true FUNCTIONS_CUSTOMHANDLER_PORT="$port" UPGRADEWATCH_ENRICH=false \
-  UPGRADEWATCH_POLICY=docs/examples/policy.json \
+# No ARM here: enrichment off (with it on, the handler would try your az login),
+# and remediation capped at dry-run: clusters that opt in get a plan, announced
+# but never carried out. The policy every finding is judged against:
+# docs/examples/policy.json. Notifications go to the sink as CloudEvents and as
+# Teams and Slack messages.
+AzureWebJobsStorage=UseDevelopmentStorage=true UPGRADEWATCH_TABLE_PREFIX="$table_prefix" \
+  FUNCTIONS_CUSTOMHANDLER_PORT="$port" UPGRADEWATCH_ENRICH=false \
+  UPGRADEWATCH_POLICY=docs/examples/policy.json UPGRADEWATCH_PUBLIC_URL="$base" UPGRADEWATCH_REMEDIATION=dry-run \
+  UPGRADEWATCH_NOTIFY_WEBHOOK_URL="$sink/events" UPGRADEWATCH_NOTIFY_TEAMS_URL="$sink/teams" \
+  UPGRADEWATCH_NOTIFY_SLACK_URL="$sink/slack" \
   "$bin/handler" >"$handler_log" 2>&1 &
 handler_pid=$!
 
@@ -100,7 +163,7 @@ else
 fi
 
 step "per-cluster state"
-"$bin/replay" -handler "$base" -show
+"$bin/replay" -handler "$base" -timeline none -show
 
 shop="$base/api/clusters/7d3c1a52-9f0e-4b8a-a1c2-3e5f6a7b8c9d/rg-shop-prod-weu/aks-shop-prod-weu"
 step "node inventory: 'kubectl get nodes -o json' of a mixed cluster, then the same cluster a day later"
@@ -142,6 +205,14 @@ curl -sS -m 30 -H 'content-type: application/json' -X POST "$base/Sweep" \
   --data "{\"Data\":{\"timer\":{\"IsPastDue\":false}},\"Metadata\":{\"sys\":{\"MethodName\":\"Sweep\",\"UtcNow\":\"$now\"}}}" |
   python3 -c 'import json, sys; print("  " + json.dumps(json.load(sys.stdin)["ReturnValue"]))'
 
+step "notifications received by the local CloudEvents receiver (bin/sink)"
+python3 scripts/demo/notifications.py "$sink" received
+
+# The timeline's analytics cluster opts into dry-run remediation (cluster tag).
+analytics="$base/api/clusters/b71d04a9-52e3-4c8f-a6d2-9e13f07c4b58/rg-analytics-dev/aks-analytics-eus"
+step "dry-run remediation plan (what the Sweep would do; ARM is never called)"
+python3 scripts/demo/notifications.py "$sink" plan "$analytics"
+
 step "activity log: one cluster write through Event Grid, an alert and the export is one signal"
 python3 scripts/demo/activity.py "$base" three-paths
 
@@ -160,3 +231,9 @@ for f in r["findings"]:
     cluster = f["cluster"].rsplit("/", 1)[-1]
     print("  %-8s %-26s %-19s %-22s %s" % (f["severity"], f["code"], cluster, f["target"], f["summary"][:90]))
 '
+
+step "bin/sink's tally of the whole run (handler and sink stopped)"
+stop "$handler_pid"
+stop "$sink_pid"
+tail -n 1 "$sink_log" | sed 's/^/  /'
+tail -n 1 "$sink_log" | grep -q '; 0 duplicates;' || die "the sink received duplicates; see $sink_out"

@@ -30,7 +30,9 @@ const (
 //     operator retry succeeds a day later.
 //   - aks-analytics-eus (None, Event Grid schema): support ending for 1.31, a
 //     manual node-image upgrade of spark (dana's request in the activity log),
-//     and the batch pool deleted (its delete in the activity log).
+//     and the batch pool deleted (its delete in the activity log). It opts into
+//     dry-run remediation (tag upgradewatch.remediate), so a Sweep plans, and
+//     only announces, putting its node OS channel back to the policy's.
 //   - aks-platform-wus2 (Unmanaged, CloudEvents): alice's cluster PUT in the
 //     activity log moves the node OS channel to NodeImage (the CreatedOrUpdated
 //     it caused says so) and no pool rolls after; new Kubernetes versions
@@ -65,7 +67,7 @@ func Demo() []Event {
 	analytics := &cluster{
 		id:       mustClusterID(demoSubAnalytics, "rg-analytics-dev", "aks-analytics-eus"),
 		location: "eastus", k8s: "1.31.13", upgradeChannel: "none", nodeOSChannel: "None",
-		tags:      map[string]string{"env": "dev", "team": "analytics"},
+		tags:      map[string]string{"env": "dev", "team": "analytics", "upgradewatch.remediate": "dry-run"},
 		aksSchema: SchemaEventGrid, arnSchema: SchemaCloudEvents,
 		pools: []pool{
 			{name: "system", mode: "System", osType: "Linux", osSKU: "Ubuntu", vmSize: "Standard_D4ds_v5", count: 3, image: "AKSUbuntu-2204gen2containerd-202608.25.0"},
