@@ -101,15 +101,52 @@ func withDefaults(o *azarm.ClientOptions) azarm.ClientOptions {
 	return c
 }
 
-// Reader reads a managed cluster's upgrade-relevant view from ARM. It is safe
-// for concurrent use; it keeps one client factory per subscription.
-type Reader struct {
+// Clients keeps one armcontainerservice client factory per subscription, on
+// one credential and one set of pipeline options. It is safe for concurrent
+// use; the Reader and the remediation executor each hold one.
+type Clients struct {
 	cred azcore.TokenCredential
 	opts azarm.ClientOptions
-	now  func() time.Time
 
 	mu        sync.Mutex
 	factories map[string]*armcontainerservice.ClientFactory // by lower-case subscription
+}
+
+// NewClients returns the client cache for cred; o's zero retry fields take
+// DefaultClientOptions' values (nil: the defaults).
+func NewClients(cred azcore.TokenCredential, o *azarm.ClientOptions) *Clients {
+	return &Clients{cred: cred, opts: withDefaults(o), factories: map[string]*armcontainerservice.ClientFactory{}}
+}
+
+// For returns the subscription's client factory, made on first use.
+func (c *Clients) For(subscription string) (*armcontainerservice.ClientFactory, error) {
+	key := strings.ToLower(subscription)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f, ok := c.factories[key]; ok {
+		return f, nil
+	}
+	opts := c.opts
+	f, err := armcontainerservice.NewClientFactory(subscription, c.cred, &opts)
+	if err != nil {
+		return nil, err
+	}
+	c.factories[key] = f
+	return f, nil
+}
+
+// Len is how many subscriptions have a factory.
+func (c *Clients) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.factories)
+}
+
+// Reader reads a managed cluster's upgrade-relevant view from ARM. It is safe
+// for concurrent use.
+type Reader struct {
+	clients *Clients
+	now     func() time.Time
 }
 
 // NewReader returns a Reader that authenticates with cred.
@@ -118,28 +155,7 @@ func NewReader(cred azcore.TokenCredential, o Options) *Reader {
 	if now == nil {
 		now = time.Now
 	}
-	return &Reader{
-		cred:      cred,
-		opts:      withDefaults(o.ClientOptions),
-		now:       now,
-		factories: map[string]*armcontainerservice.ClientFactory{},
-	}
-}
-
-func (r *Reader) factory(subscription string) (*armcontainerservice.ClientFactory, error) {
-	key := strings.ToLower(subscription)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if f, ok := r.factories[key]; ok {
-		return f, nil
-	}
-	opts := r.opts
-	f, err := armcontainerservice.NewClientFactory(subscription, r.cred, &opts)
-	if err != nil {
-		return nil, err
-	}
-	r.factories[key] = f
-	return f, nil
+	return &Reader{clients: NewClients(cred, o.ClientOptions), now: now}
 }
 
 // Read returns one signal describing the cluster as ARM shows it now: Kind
@@ -152,7 +168,7 @@ func (r *Reader) Read(ctx context.Context, id fleet.ClusterID) (fleet.Signal, er
 		return fleet.Signal{}, fmt.Errorf("read: %w: empty cluster ID", fleet.ErrInvalidResourceID)
 	}
 	at := r.now().UTC()
-	f, err := r.factory(id.SubscriptionID)
+	f, err := r.clients.For(id.SubscriptionID)
 	if err != nil {
 		return fleet.Signal{}, fmt.Errorf("read %s: %w", id, err)
 	}

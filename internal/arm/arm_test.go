@@ -588,7 +588,7 @@ func TestReadConcurrent(t *testing.T) {
 			t.Errorf("got location %q for %s, want %q", got[i].Profile.Location, id, want)
 		}
 	}
-	if n := len(r.factories); n != subscriptions {
+	if n := r.clients.Len(); n != subscriptions {
 		t.Errorf("got %d client factories, want one per subscription (%d)", n, subscriptions)
 	}
 }

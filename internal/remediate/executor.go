@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -53,17 +52,14 @@ type Result struct {
 }
 
 // Executor carries out remediations on Azure Resource Manager. It is safe for
-// concurrent use; it keeps one client factory per subscription.
+// concurrent use.
 type Executor struct {
-	cred azcore.TokenCredential
-	opts azarm.ClientOptions
-	now  func() time.Time
-
-	mu        sync.Mutex
-	factories map[string]*armcontainerservice.ClientFactory // by lower-case subscription
+	clients *arm.Clients
+	now     func() time.Time
 }
 
-// NewExecutor returns an Executor that authenticates with cred. The identity
+// NewExecutor returns an Executor that authenticates with cred, with the
+// pipeline settings the reader uses (arm.DefaultClientOptions). The identity
 // needs Microsoft.ContainerService/managedClusters/read and write, and
 // agentPools/read and agentPools/upgradeNodeImageVersion/action.
 func NewExecutor(cred azcore.TokenCredential, o Options) *Executor {
@@ -71,53 +67,7 @@ func NewExecutor(cred azcore.TokenCredential, o Options) *Executor {
 	if now == nil {
 		now = time.Now
 	}
-	return &Executor{cred: cred, opts: clientOptions(o.ClientOptions), now: now,
-		factories: map[string]*armcontainerservice.ClientFactory{}}
-}
-
-// clientOptions fills the zero retry and telemetry fields of o from
-// arm.DefaultClientOptions, as the reader does, and never registers resource
-// providers.
-func clientOptions(o *azarm.ClientOptions) azarm.ClientOptions {
-	d := arm.DefaultClientOptions()
-	if o == nil {
-		return d
-	}
-	c := *o
-	r, dr := &c.Retry, d.Retry
-	if r.MaxRetries == 0 {
-		r.MaxRetries = dr.MaxRetries
-	}
-	if r.RetryDelay == 0 {
-		r.RetryDelay = dr.RetryDelay
-	}
-	if r.MaxRetryDelay == 0 {
-		r.MaxRetryDelay = dr.MaxRetryDelay
-	}
-	if r.TryTimeout == 0 {
-		r.TryTimeout = dr.TryTimeout
-	}
-	if c.Telemetry.ApplicationID == "" {
-		c.Telemetry.ApplicationID = d.Telemetry.ApplicationID
-	}
-	c.DisableRPRegistration = true
-	return c
-}
-
-func (x *Executor) factory(subscription string) (*armcontainerservice.ClientFactory, error) {
-	key := strings.ToLower(subscription)
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if f, ok := x.factories[key]; ok {
-		return f, nil
-	}
-	opts := x.opts
-	f, err := armcontainerservice.NewClientFactory(subscription, x.cred, &opts)
-	if err != nil {
-		return nil, err
-	}
-	x.factories[key] = f
-	return f, nil
+	return &Executor{clients: arm.NewClients(cred, o.ClientOptions), now: now}
 }
 
 // Apply carries out one remediation in apply mode and returns once ARM
@@ -132,7 +82,7 @@ func (x *Executor) Apply(ctx context.Context, id fleet.ClusterID, r fleet.Remedi
 	if err != nil {
 		return Result{}, err
 	}
-	f, err := x.factory(id.SubscriptionID)
+	f, err := x.clients.For(id.SubscriptionID)
 	if err != nil {
 		return Result{}, failure(ErrRefused, id, r, "client", err)
 	}

@@ -619,22 +619,8 @@ func TestApplyConcurrent(t *testing.T) {
 	if n := f.calls["pool.upgrade"]; n != len(ids) {
 		t.Errorf("got %d upgrades, want %d", n, len(ids))
 	}
-	if n := len(x.factories); n != 2 {
+	if n := x.clients.Len(); n != 2 {
 		t.Errorf("got %d client factories, want one per subscription (2)", n)
-	}
-}
-
-func TestClientOptions(t *testing.T) {
-	got := clientOptions(&azarm.ClientOptions{ClientOptions: azcore.ClientOptions{Retry: policy.RetryOptions{MaxRetries: -1}}})
-	want := policy.RetryOptions{MaxRetries: -1, RetryDelay: 2 * time.Second, MaxRetryDelay: time.Minute, TryTimeout: 30 * time.Second}
-	if diff := cmp.Diff(want, got.Retry); diff != "" {
-		t.Errorf("retry (-want +got):\n%s", diff)
-	}
-	if !got.DisableRPRegistration || got.Telemetry.ApplicationID != "upgradewatch" {
-		t.Errorf("got DisableRPRegistration %t, application %q; want true, upgradewatch", got.DisableRPRegistration, got.Telemetry.ApplicationID)
-	}
-	if d := clientOptions(nil); d.Retry.MaxRetries != 4 || !d.DisableRPRegistration {
-		t.Errorf("nil options: got %+v, want the defaults", d.Retry)
 	}
 }
 
