@@ -60,12 +60,6 @@ const (
 	remediationCandidates = 200
 )
 
-// remediable are the finding codes a remediation can answer.
-var remediable = map[string]bool{
-	fleet.CodeChannelDrift: true, fleet.CodeUpgradeChannelDrift: true, fleet.CodeImageStale: true,
-	fleet.CodeMissedMaintenanceWindow: true, fleet.CodeUpgradeFailed: true,
-}
-
 type remediationSummary struct {
 	Planned int `json:"planned"`
 	Applied int `json:"applied"`
@@ -90,7 +84,7 @@ func (s *Server) remediationPass(ctx context.Context, l *slog.Logger, sum *remed
 	first := map[string]time.Time{}
 	ids := map[string]fleet.ClusterID{}
 	for _, e := range open {
-		if !remediable[e.Finding.Code] {
+		if !remediate.Remediable(&e.Finding) {
 			continue
 		}
 		k := e.Cluster.Key()

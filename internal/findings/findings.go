@@ -358,7 +358,7 @@ func (e *eval) images() {
 	autoImages := strings.EqualFold(nodeOS, fleet.ChannelNodeImage) || strings.EqualFold(nodeOS, fleet.ChannelSecurityPatch)
 	families := map[string]map[string][]string{} // OS SKU family → version → pools
 	for _, pool := range e.livePools() {
-		current := poolImage(pool)
+		current := pool.Image()
 		if current == "" {
 			continue
 		}
@@ -512,17 +512,6 @@ func (e *eval) support() {
 	e.observe(code, "cluster", sev,
 		fmt.Sprintf("Kubernetes %s support %s: node OS auto-upgrade needs a supported minor", c.SupportVersion, strings.ToLower(c.Support)),
 		map[string]any{"kubernetesVersion": c.SupportVersion, "noticeAt": c.SupportAt.At})
-}
-
-// poolImage is what a pool runs: the version most of its nodes run when a
-// node snapshot is newer than ARM's view, else ARM's.
-func poolImage(p *fleet.Pool) string {
-	if p.Nodes != nil && p.NodesAt.At.After(p.SpecAt.At) {
-		if d := p.Nodes.Dominant(); d != "" {
-			return d
-		}
-	}
-	return p.Spec.NodeImageVersion
 }
 
 // contentDate is when an image's newest content was built: its patch date

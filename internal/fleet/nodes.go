@@ -401,3 +401,14 @@ func DiffNodes(current map[string]Node, snap NodeSnapshot) NodeDiff {
 	sort.Slice(d.Changed, func(i, j int) bool { return d.Changed[i].Name < d.Changed[j].Name })
 	return d
 }
+
+// Image is what a pool runs: the version most of its nodes run when a node
+// snapshot is newer than ARM's view of the pool, else ARM's.
+func (p *Pool) Image() string {
+	if p.Nodes != nil && p.NodesAt.At.After(p.SpecAt.At) {
+		if d := p.Nodes.Dominant(); d != "" {
+			return d
+		}
+	}
+	return p.Spec.NodeImageVersion
+}

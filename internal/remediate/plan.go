@@ -189,6 +189,10 @@ func candidates(c *fleet.Cluster) []*fleet.Finding {
 	return out
 }
 
+// Remediable reports whether a remediation can answer the finding (whatever
+// its status): the sweep looks for these among the open findings.
+func Remediable(f *fleet.Finding) bool { return actionFor(f) != "" }
+
 // actionFor is the action that answers a finding; "" when it is not remediable.
 func actionFor(f *fleet.Finding) string {
 	switch f.Code {
@@ -270,7 +274,7 @@ func plan(c *fleet.Cluster, p fleet.Policy, mode string, f *fleet.Finding, now t
 		if pool == nil || pool.Removed {
 			return nil, ReasonUnknownPool
 		}
-		current, latest := poolImage(pool), pool.LatestImage
+		current, latest := pool.Image(), pool.LatestImage
 		if !newer(current, latest) {
 			return nil, ReasonNoNewerImage
 		}
@@ -370,17 +374,6 @@ func nodeOSWindow(c *fleet.Cluster, now time.Time) (maintenance.Interval, bool) 
 		}
 	}
 	return maintenance.Interval{}, false
-}
-
-// poolImage is what a pool runs, as the findings see it: the version most of
-// its nodes run when a node snapshot is newer than ARM's view, else ARM's.
-func poolImage(p *fleet.Pool) string {
-	if p.Nodes != nil && p.NodesAt.At.After(p.SpecAt.At) {
-		if d := p.Nodes.Dominant(); d != "" {
-			return d
-		}
-	}
-	return p.Spec.NodeImageVersion
 }
 
 // newer reports whether latest is a known image the pool does not run yet.
