@@ -37,9 +37,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // WaitIdle waits until no enrichment or dispatch is queued or running
-// (tests, benchmarks).
+// (tests, benchmarks). Enrichments first: their commits queue dispatches.
 func (s *Server) WaitIdle(ctx context.Context) error {
-	for _, q := range []*clusterQueue{s.enrich, s.notify, s.enrich} {
+	for _, q := range []*clusterQueue{s.enrich, s.notify} {
 		if q != nil {
 			if err := q.idle(ctx); err != nil {
 				return err

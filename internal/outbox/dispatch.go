@@ -11,6 +11,7 @@ import (
 	mrand "math/rand/v2"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -281,9 +282,10 @@ func retryAfter(n int) time.Duration {
 	return wait + time.Duration(mrand.Int64N(int64(wait/10)+1))
 }
 
+// oneLine clips a sink's error for the Deliveries column.
 func oneLine(s string) string {
 	if len(s) > 300 {
-		s = s[:300] + "…"
+		s = strings.ToValidUTF8(s[:300], "") + "…"
 	}
 	return s
 }

@@ -16,7 +16,7 @@ var (
 
 var twoSinks = outbox.Config{Sinks: []string{"webhook", "teams"}, RemindEvery: 24 * time.Hour}
 
-func drift(now time.Time) fleet.Observation {
+func drift() fleet.Observation {
 	return fleet.Observation{Code: fleet.CodeChannelDrift, Target: "cluster", Severity: fleet.SeverityWarning,
 		Summary:  "node OS channel is Unmanaged; policy (defaults) expects NodeImage",
 		Evidence: map[string]any{"actual": "Unmanaged", "expected": "NodeImage", "policy": "defaults"}}
@@ -46,7 +46,7 @@ func steps(c *fleet.Cluster) map[string]*fleet.Intent {
 
 func TestOpenAndResolveRecordOneIntentEachForEverySink(t *testing.T) {
 	c := fleet.NewCluster(aks)
-	step(c, twoSinks, t0, drift(t0))
+	step(c, twoSinks, t0, drift())
 	if len(c.Outbox) != 1 {
 		t.Fatalf("outbox after opening: %d intents, want 1", len(c.Outbox))
 	}
@@ -61,7 +61,7 @@ func TestOpenAndResolveRecordOneIntentEachForEverySink(t *testing.T) {
 		t.Errorf("NextEvaluation = %v, want now (the intent is due at once)", c.NextEvaluation)
 	}
 	// The same evaluation again records nothing new.
-	step(c, twoSinks, t0.Add(time.Minute), drift(t0))
+	step(c, twoSinks, t0.Add(time.Minute), drift())
 	if len(c.Outbox) != 1 {
 		t.Fatalf("re-evaluation added intents: %d", len(c.Outbox))
 	}
@@ -77,10 +77,10 @@ func TestOpenAndResolveRecordOneIntentEachForEverySink(t *testing.T) {
 
 func TestReopeningIsANewStep(t *testing.T) {
 	c := fleet.NewCluster(aks)
-	step(c, twoSinks, t0, drift(t0))
+	step(c, twoSinks, t0, drift())
 	first := c.OutboxOrder()[0].ID
 	step(c, twoSinks, t0.Add(time.Hour))
-	step(c, twoSinks, t0.Add(2*time.Hour), drift(t0))
+	step(c, twoSinks, t0.Add(2*time.Hour), drift())
 	var opened []string
 	for _, i := range c.OutboxOrder() {
 		if i.Step == fleet.StepOpened {
@@ -94,27 +94,27 @@ func TestReopeningIsANewStep(t *testing.T) {
 
 func TestRemindersComeEveryIntervalAndOnlyTheLatestAfterAGap(t *testing.T) {
 	c := fleet.NewCluster(aks)
-	step(c, twoSinks, t0, drift(t0))
+	step(c, twoSinks, t0, drift())
 	if want := t0; !c.NextEvaluation.Equal(want) {
 		t.Fatalf("NextEvaluation = %v, want %v", c.NextEvaluation, want)
 	}
 	// Deliver the opening so that only reminders are left to see.
 	deliverAll(c, t0)
-	step(c, twoSinks, t0.Add(time.Hour), drift(t0))
+	step(c, twoSinks, t0.Add(time.Hour), drift())
 	if len(c.Outbox) != 0 {
 		t.Fatalf("intents before the first reminder: %d", len(c.Outbox))
 	}
 	if want := t0.Add(24 * time.Hour); !c.NextEvaluation.Equal(want) {
 		t.Errorf("NextEvaluation = %v, want the first reminder at %v", c.NextEvaluation, want)
 	}
-	step(c, twoSinks, t0.Add(24*time.Hour+time.Minute), drift(t0))
+	step(c, twoSinks, t0.Add(24*time.Hour+time.Minute), drift())
 	r1 := steps(c)[fleet.StepReminded+"#"+fleet.CodeChannelDrift]
 	if r1 == nil || r1.Reminder != 1 || !r1.At.Equal(t0.Add(24*time.Hour)) {
 		t.Fatalf("first reminder = %+v", r1)
 	}
 	deliverAll(c, t0.Add(25*time.Hour))
 	// Nobody evaluated the cluster for three days: one reminder, the fourth.
-	step(c, twoSinks, t0.Add(4*24*time.Hour+time.Hour), drift(t0))
+	step(c, twoSinks, t0.Add(4*24*time.Hour+time.Hour), drift())
 	var got []int
 	for _, i := range c.Outbox {
 		got = append(got, i.Reminder)
@@ -127,7 +127,7 @@ func TestRemindersComeEveryIntervalAndOnlyTheLatestAfterAGap(t *testing.T) {
 	}
 	// Reopening starts the count again.
 	step(c, twoSinks, t0.Add(5*24*time.Hour))
-	step(c, twoSinks, t0.Add(6*24*time.Hour), drift(t0))
+	step(c, twoSinks, t0.Add(6*24*time.Hour), drift())
 	if f := c.Findings[fleet.FindingKey(fleet.CodeChannelDrift, "cluster")]; f.Reminded != 0 || f.Opened != 2 {
 		t.Errorf("after reopening Reminded = %d, Opened = %d; want 0 and 2", f.Reminded, f.Opened)
 	}
@@ -137,9 +137,9 @@ func TestNoRemindersWhenDisabled(t *testing.T) {
 	cfg := twoSinks
 	cfg.RemindEvery = 0
 	c := fleet.NewCluster(aks)
-	step(c, cfg, t0, drift(t0))
+	step(c, cfg, t0, drift())
 	deliverAll(c, t0)
-	step(c, cfg, t0.Add(50*time.Hour), drift(t0))
+	step(c, cfg, t0.Add(50*time.Hour), drift())
 	if len(c.Outbox) != 0 {
 		t.Fatalf("reminders recorded with RemindEvery 0: %d", len(c.Outbox))
 	}
@@ -176,13 +176,13 @@ func TestMinSeverityAndNoSinks(t *testing.T) {
 	cfg := twoSinks
 	cfg.MinSeverity = fleet.SeverityError
 	c := fleet.NewCluster(aks)
-	step(c, cfg, t0, drift(t0), stalled(fleet.SeverityError))
+	step(c, cfg, t0, drift(), stalled(fleet.SeverityError))
 	if len(c.Outbox) != 1 || c.OutboxOrder()[0].Code != fleet.CodeUpgradeStalled {
 		t.Fatalf("with MinSeverity Error: %+v", c.OutboxOrder())
 	}
 	c = fleet.NewCluster(aks)
-	step(c, outbox.Config{RemindEvery: time.Hour}, t0, drift(t0))
-	step(c, outbox.Config{RemindEvery: time.Hour}, t0.Add(5*time.Hour), drift(t0))
+	step(c, outbox.Config{RemindEvery: time.Hour}, t0, drift())
+	step(c, outbox.Config{RemindEvery: time.Hour}, t0.Add(5*time.Hour), drift())
 	if len(c.Outbox) != 0 || c.Findings[fleet.FindingKey(fleet.CodeChannelDrift, "cluster")].Reminded != 0 {
 		t.Fatalf("with no sinks: %d intents recorded", len(c.Outbox))
 	}
@@ -190,23 +190,23 @@ func TestMinSeverityAndNoSinks(t *testing.T) {
 
 func TestTidyExpiresGivesUpRemovedSinksAndArchivesWhatIsDone(t *testing.T) {
 	c := fleet.NewCluster(aks)
-	step(c, twoSinks, t0, drift(t0))
+	step(c, twoSinks, t0, drift())
 	id := c.OutboxOrder()[0].ID
 	c.Outbox[id].Deliveries["webhook"].SentAt = t0.Add(time.Second)
 	c.Outbox[id].Deliveries["teams"].NextAttempt = t0.Add(30 * time.Minute)
 	c.Outbox[id].Deliveries["teams"].LastError = "teams: status 503"
 
-	step(c, twoSinks, t0.Add(time.Minute), drift(t0))
+	step(c, twoSinks, t0.Add(time.Minute), drift())
 	if len(c.Outbox) != 1 || !c.NextEvaluation.Equal(t0.Add(30*time.Minute)) {
 		t.Fatalf("waiting for a retry: %d intents, NextEvaluation %v (want the retry time)", len(c.Outbox), c.NextEvaluation)
 	}
 	// A lease later than the retry holds the wake-up back to the lease.
 	c.Outbox[id].LeaseOwner, c.Outbox[id].LeaseUntil = "other", t0.Add(40*time.Minute)
-	step(c, twoSinks, t0.Add(2*time.Minute), drift(t0))
+	step(c, twoSinks, t0.Add(2*time.Minute), drift())
 	if !c.NextEvaluation.Equal(t0.Add(40 * time.Minute)) {
 		t.Fatalf("NextEvaluation = %v, want the lease's end", c.NextEvaluation)
 	}
-	step(c, twoSinks, t0.Add(8*24*time.Hour), drift(t0))
+	step(c, twoSinks, t0.Add(8*24*time.Hour), drift())
 	var archived *fleet.Intent
 	for _, i := range c.Delivered {
 		if i.ID == id {
@@ -225,8 +225,8 @@ func TestTidyExpiresGivesUpRemovedSinksAndArchivesWhatIsDone(t *testing.T) {
 
 	// A sink dropped from the configuration gives its deliveries up.
 	c = fleet.NewCluster(aks)
-	step(c, twoSinks, t0, drift(t0))
-	step(c, outbox.Config{Sinks: []string{"teams"}}, t0.Add(time.Minute), drift(t0))
+	step(c, twoSinks, t0, drift())
+	step(c, outbox.Config{Sinks: []string{"teams"}}, t0.Add(time.Minute), drift())
 	i := c.OutboxOrder()[0]
 	if d := i.Deliveries["webhook"]; !d.GaveUp || d.LastError != "sink no longer configured" {
 		t.Fatalf("webhook delivery after removal = %+v", d)

@@ -12,13 +12,12 @@ import (
 // intent is delivered everywhere, or a remediation is pruned, its row moves to
 // the archive after the audit rows, where loading never reads it.
 const (
-	rkOutPrefix        = "out~"
-	rkRemPrefix        = "rem~"
-	rkOutArchive       = "zout~"
-	rkRemArchive       = "zrem~"
-	KindOutbox         = "Outbox"
-	KindRemediation    = "Remediation"
-	maxDeliveriesBytes = 8000
+	rkOutPrefix     = "out~"
+	rkRemPrefix     = "rem~"
+	rkOutArchive    = "zout~"
+	rkRemArchive    = "zrem~"
+	KindOutbox      = "Outbox"
+	KindRemediation = "Remediation"
 )
 
 // archived maps the RowKey of a state row that leaves the state to the
@@ -43,7 +42,7 @@ func intentRow(i *fleet.Intent) row {
 		"Summary":    truncateUTF16(i.Summary, 1024),
 		"Evidence":   truncateUTF16(i.Evidence, 16000),
 		"Opened":     int32(i.Opened),
-		"Deliveries": truncateUTF16(jsonText(i.Deliveries), maxDeliveriesBytes),
+		"Deliveries": jsonText(i.Deliveries), // never clipped (invalid JSON would lose the deliveries); errors in it are
 	}
 	setTime(r, "At", i.At)
 	setTime(r, "OpenedAt", i.OpenedAt)
