@@ -27,7 +27,7 @@ export AZURITE_PERSIST=0
 step() { printf '\n==> %s\n' "$*"; }
 die() { echo "demo: $*" >&2; exit 1; }
 
-for exe in handler replay sink; do
+for exe in handler replay sink demo; do
   [ -x "$bin/$exe" ] || die "$bin/$exe is missing (run: make build)"
 done
 if [ "${AZURITE_TABLE_HOST:-127.0.0.1}:${AZURITE_TABLE_PORT:-10002}" != "127.0.0.1:10002" ]; then
@@ -155,82 +155,49 @@ step "replay the demo timeline"
 "$bin/replay" -handler "$base" -timeline demo
 
 step "GET $base/api/clusters"
-body=$(curl -sS -m 10 "$base/api/clusters")
-if command -v python3 >/dev/null 2>&1 && printf '%s' "$body" | python3 -m json.tool 2>/dev/null; then
-  :
-else
-  printf '%s\n' "$body"
-fi
+"$bin/demo" json "$base/api/clusters"
 
 step "per-cluster state"
 "$bin/replay" -handler "$base" -timeline none -show
 
 shop="$base/api/clusters/7d3c1a52-9f0e-4b8a-a1c2-3e5f6a7b8c9d/rg-shop-prod-weu/aks-shop-prod-weu"
 step "node inventory: 'kubectl get nodes -o json' of a mixed cluster, then the same cluster a day later"
-for day in nodes-mixed.json nodes-mixed-next.json; do
-  echo "POST $shop/nodes < internal/inventory/testdata/$day"
-  curl -sS -m 10 -H 'content-type: application/json' --data-binary "@internal/inventory/testdata/$day" "$shop/nodes" |
-    python3 -c 'import json, sys; r = json.load(sys.stdin); print("  {result}: {nodes} nodes ({skipped} virtual skipped), {changedNodes} node rows written, {versionChanges} image changes, {transactions} transaction(s)".format(**r))'
-done
+"$bin/demo" nodes "$shop/nodes" internal/inventory/testdata/nodes-mixed.json internal/inventory/testdata/nodes-mixed-next.json
 
 step "GET $shop/nodes (version spread per pool, image history)"
-curl -sS -m 10 "$shop/nodes" | python3 -c '
-import json, sys
-r = json.load(sys.stdin)
-for p in r["pools"]:
-    spread = ", ".join("%s x%d" % (v["version"], v["nodes"]) for v in p["versions"])
-    print("  pool %-8s %d nodes, %d ready, %d quarantined: %s" % (p["pool"], p["nodes"], p["ready"], p["quarantined"], spread))
-for h in r["history"]:
-    print("  %s  %s: %s -> %s" % (h["observedAt"], h["node"], h["from"], h["to"]))
-'
+"$bin/demo" spread "$shop/nodes"
 
 stage="$base/api/clusters/7d3c1a52-9f0e-4b8a-a1c2-3e5f6a7b8c9d/rg-shop-stage-weu/aks-shop-stage-weu"
 step "a staging cluster mid-upgrade: one node quarantined (POST $stage/nodes)"
-curl -sS -m 10 -o /dev/null -w '  HTTP %{http_code}\n' -H 'content-type: application/json' \
-  --data-binary @internal/inventory/testdata/nodes-mixed.json "$stage/nodes"
+"$bin/demo" post "$stage/nodes" internal/inventory/testdata/nodes-mixed.json
 
 step "the checkout cluster's system pool fails its upgrade (NodePoolRollingFailed)"
-topic=/subscriptions/3f2b8c1e-7d4a-4e29-9b6f-0a1c5d8e2f47/resourceGroups/rg-checkout-prod/providers/Microsoft.ContainerService/managedClusters/aks-checkout-neu
-for kind in Started Failed; do
-  curl -sS -m 10 -H 'content-type: application/json' -X POST "$base/AksEvents" --data "{\"Data\":{\"event\":{
-    \"id\":\"$(python3 -c 'import uuid; print(uuid.uuid4())')\",\"topic\":\"$topic\",\"subject\":\"aks-checkout-neu\",
-    \"eventType\":\"Microsoft.ContainerService.NodePoolRolling$kind\",\"eventTime\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",
-    \"data\":{\"nodePoolName\":\"system\"},\"dataVersion\":\"1\",\"metadataVersion\":\"1\"}},\"Metadata\":{}}" |
-    python3 -c 'import json, sys; print("  " + json.dumps(json.load(sys.stdin)["ReturnValue"]))'
-done
+"$bin/demo" rolling "$base" \
+  /subscriptions/3f2b8c1e-7d4a-4e29-9b6f-0a1c5d8e2f47/resourceGroups/rg-checkout-prod/providers/Microsoft.ContainerService/managedClusters/aks-checkout-neu \
+  system Started Failed
 
 step "Sweep (what the timer trigger does every 5 minutes)"
-now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-curl -sS -m 30 -H 'content-type: application/json' -X POST "$base/Sweep" \
-  --data "{\"Data\":{\"timer\":{\"IsPastDue\":false}},\"Metadata\":{\"sys\":{\"MethodName\":\"Sweep\",\"UtcNow\":\"$now\"}}}" |
-  python3 -c 'import json, sys; print("  " + json.dumps(json.load(sys.stdin)["ReturnValue"]))'
+"$bin/demo" sweep "$base"
 
 step "notifications received by the local CloudEvents receiver (bin/sink)"
-python3 scripts/demo/notifications.py "$sink" received
+"$bin/demo" received "$sink"
 
 # The timeline's analytics cluster opts into dry-run remediation (cluster tag).
 analytics="$base/api/clusters/b71d04a9-52e3-4c8f-a6d2-9e13f07c4b58/rg-analytics-dev/aks-analytics-eus"
 step "dry-run remediation plan (what the Sweep would do; ARM is never called)"
-python3 scripts/demo/notifications.py "$sink" plan "$analytics"
+"$bin/demo" plan "$sink" "$analytics"
 
 step "activity log: one cluster write through Event Grid, an alert and the export is one signal"
-python3 scripts/demo/activity.py "$base" three-paths
+"$bin/demo" activity "$base" three-paths
 
 step "activity log: AKS reports why the checkout roll failed (export records)"
-python3 scripts/demo/activity.py "$base" aks-failure
+"$bin/demo" activity "$base" aks-failure
 
 step "who did what: channel changes, who asked for each upgrade, failures (Status API)"
-python3 scripts/demo/activity.py "$base" show
+"$bin/demo" activity "$base" show
 
 step "GET $base/api/findings (open findings of the fleet, most severe first)"
-curl -sS -m 10 "$base/api/findings" | python3 -c '
-import json, sys
-r = json.load(sys.stdin)
-print("  %d open: %s" % (r["count"], ", ".join("%s %d" % kv for kv in sorted(r["bySeverity"].items()))))
-for f in r["findings"]:
-    cluster = f["cluster"].rsplit("/", 1)[-1]
-    print("  %-8s %-26s %-19s %-22s %s" % (f["severity"], f["code"], cluster, f["target"], f["summary"][:90]))
-'
+"$bin/demo" findings "$base"
 
 step "bin/sink's tally of the whole run (handler and sink stopped)"
 stop "$handler_pid"
