@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -31,11 +30,16 @@ type inventoryResult struct {
 	ObservedAt   string          `json:"observedAt"`
 	Complete     bool            `json:"complete"`
 	Nodes        int             `json:"nodes"`   // nodes in the snapshot
-	Skipped      int             `json:"skipped"` // nodes without an agent pool (virtual nodes)
+	Skipped      int             `json:"skipped"` // listed nodes left out of the snapshot
 	Changed      int             `json:"changedNodes"`
 	History      int             `json:"versionChanges"`
 	Transactions int             `json:"transactions"`
 	Pools        []poolSpreadOut `json:"pools"`
+
+	// SkippedNodes names the skipped nodes with the reason (at most
+	// inventory.MaxNamedSkipped); SkippedNotNamed counts the rest.
+	SkippedNodes    []inventory.SkippedNode `json:"skippedNodes,omitempty"`
+	SkippedNotNamed int                     `json:"skippedNotNamed,omitempty"`
 }
 
 // nodeInventory applies a snapshot to the node rows, then folds its per-pool
@@ -49,12 +53,14 @@ func (s *Server) nodeInventory(w http.ResponseWriter, r *http.Request) {
 	}
 	l := s.log.With("function", FunctionNodeInventory, "cluster", id.Key(),
 		"invocation_id", r.Header.Get("X-Azure-Functions-InvocationId"))
-	body, err := io.ReadAll(io.LimitReader(r.Body, s.maxInventory+1))
-	if err != nil {
-		l.Warn("could not read node snapshot", "error", err)
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: "could not read the request body: " + err.Error()})
+	if !s.authorizeNodes(w, r, id, l) {
 		return
 	}
+	body, release, ok := s.readBounded(w, r, FunctionNodeInventory, s.maxInventory, l) // under the in-flight budget
+	if !ok {
+		return
+	}
+	defer release()
 	rej := state.Rejection{Function: FunctionNodeInventory, InvocationID: r.Header.Get("X-Azure-Functions-InvocationId"),
 		Source: id.ResourceID(), Subject: r.URL.Path, ReceivedAt: s.now(), Disposition: state.DispositionRejected}
 	if int64(len(body)) > s.maxInventory {
@@ -70,6 +76,10 @@ func (s *Server) nodeInventory(w http.ResponseWriter, r *http.Request) {
 	}
 	snap := dec.Snapshot
 	l = l.With("snapshot", snap.ID)
+	named, notNamed := dec.Named(inventory.MaxNamedSkipped)
+	if len(named) > 0 {
+		l.Warn("nodes left out of the snapshot", "skipped", len(dec.Skipped), "skipped_nodes", named, "skipped_not_named", notNamed)
+	}
 
 	out, err := s.store.ApplyNodes(r.Context(), id, snap)
 	if err != nil {
@@ -111,7 +121,8 @@ func (s *Server) nodeInventory(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, inventoryResult{
 		Result: string(out.Result), Cluster: id.ResourceID(), SnapshotID: snap.ID,
 		ObservedAt: snap.ObservedAt.UTC().Format("2006-01-02T15:04:05.999999999Z07:00"), Complete: snap.Complete,
-		Nodes: len(snap.Nodes), Skipped: dec.Skipped, Changed: out.Changed, History: out.History,
+		Nodes: len(snap.Nodes), Skipped: len(dec.Skipped), SkippedNodes: named, SkippedNotNamed: notNamed,
+		Changed: out.Changed, History: out.History,
 		Transactions: out.Transactions, Pools: spreadOf(summary),
 	})
 }

@@ -64,8 +64,14 @@ func fallbackTime(sig *fleet.Signal, op *azsystemevents.ResourceNotificationsOpe
 	}
 }
 
-// scheduledEvent decodes an AKS Communication Manager notification.
+// scheduledEvent decodes an AKS Communication Manager notification. The
+// MaintenanceResources type is also the live type of virtual machine and scale
+// set maintenance (Freeze, Reboot, Redeploy …); such an event is about a
+// resource upgradewatch does not track and is accepted as unsupported.
 func scheduledEvent(sig *fleet.Signal, env envelope) error {
+	if strings.EqualFold(sig.Type, TypeMaintenanceScheduledEventEmitted) && aboutOtherResource(env.data, sig.Subject) {
+		return unsupported(sig, env)
+	}
 	var d azsystemevents.ResourceNotificationsContainerServiceEventResourcesScheduledEventData
 	if err := decodeData(env.data, &d); err != nil {
 		return err
@@ -304,6 +310,24 @@ func resourceDeleted(sig *fleet.Signal, env envelope) error {
 	}
 	sig.Kind = fleet.KindClusterDeleted
 	return nil
+}
+
+// aboutOtherResource reports whether a scheduled event names, in
+// data.resourceInfo.id or else the subject, a resource ID under a resource
+// provider other than managed clusters (Microsoft.Compute/virtualMachines,
+// …/virtualMachineScaleSets, …). An ID that does name a managed cluster, or
+// no ID at all, is left to the scheduled event decoder, which judges it.
+func aboutOtherResource(data []byte, subject string) bool {
+	id := probeARN(data).id
+	if strings.TrimSpace(id) == "" {
+		id = subject
+	}
+	parts := strings.Split(strings.Trim(strings.TrimSpace(id), "/"), "/")
+	if len(parts) < 7 || !strings.EqualFold(parts[0], "subscriptions") ||
+		!strings.EqualFold(parts[2], "resourceGroups") || !strings.EqualFold(parts[4], "providers") {
+		return false
+	}
+	return !strings.EqualFold(parts[5], "Microsoft.ContainerService") || !strings.EqualFold(parts[6], "managedClusters")
 }
 
 // untrackedResource reports whether a Resources.* event is about a resource

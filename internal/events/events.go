@@ -9,13 +9,16 @@
 // Decoding is strict where a wrong answer would corrupt state (event identity,
 // time, the cluster and pool a signal is about) and tolerant where Azure is known
 // to be loose: numbers sent as strings, timestamps without an offset, .NET zero
-// sentinels, and the polymorphic eventDetails of scheduled events.
+// sentinels, the polymorphic eventDetails of scheduled events, and CloudEvents
+// attribute names in another case than the specification's (docs/inputs.md).
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -100,10 +103,14 @@ func Decode(raw []byte) (fleet.Signal, error) {
 
 	var env envelope
 	switch {
-	case has(top, "specversion"):
+	case hasFold(top, "specversion"):
 		sig.Schema = fleet.SchemaCloudEvents
+		if top, raw, err = lowerAttributes(top, raw); err != nil {
+			partial(&sig, top, "type", "source")
+			return sig, err
+		}
 		partial(&sig, top, "type", "source")
-		env, err = decodeCloudEvent(raw)
+		env, err = decodeCloudEvent(raw, top)
 	case has(top, "eventType"):
 		sig.Schema = fleet.SchemaEventGrid
 		partial(&sig, top, "eventType", "topic")
@@ -163,6 +170,66 @@ func has(top map[string]json.RawMessage, key string) bool {
 	return ok
 }
 
+// hasFold reports whether top has a member named key in any case.
+func hasFold(top map[string]json.RawMessage, key string) bool {
+	for name := range top {
+		if strings.EqualFold(name, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// lowerAttributes makes the member names of a CloudEvent lower case, as the
+// specification spells every attribute: people paste samples that do not
+// (Azure's own NewKubernetesVersionAvailable sample has "specVersion"), and
+// the SDK matches names exactly. Two spellings of one attribute are taken as
+// one when their values are the same, and refused when they differ. raw is
+// re-encoded only when a name changed.
+func lowerAttributes(top map[string]json.RawMessage, raw []byte) (map[string]json.RawMessage, []byte, error) {
+	names := make([]string, 0, len(top))
+	changed := false
+	for name := range top {
+		names = append(names, name)
+		changed = changed || name != strings.ToLower(name)
+	}
+	if !changed {
+		return top, raw, nil
+	}
+	sort.Strings(names) // the message names the same pair every time
+	out := make(map[string]json.RawMessage, len(top))
+	spelled := make(map[string]string, len(top))
+	var conflict error
+	for _, name := range names {
+		lower := strings.ToLower(name)
+		if prev, ok := out[lower]; ok {
+			if !sameJSON(prev, top[name]) && conflict == nil {
+				conflict = malformed("attribute %q is sent twice, as %q and %q, with different values",
+					clip(lower, 40), clip(spelled[lower], 40), clip(name, 40))
+			}
+			continue
+		}
+		out[lower], spelled[lower] = top[name], name
+	}
+	if conflict != nil {
+		return out, raw, conflict
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return out, raw, fmt.Errorf("%w: CloudEvents envelope: %w", ErrMalformed, clipped{err})
+	}
+	return out, b, nil
+}
+
+// sameJSON reports whether two JSON values are the same text once compacted.
+func sameJSON(a, b json.RawMessage) bool {
+	var ca, cb bytes.Buffer
+	if json.Compact(&ca, a) != nil || json.Compact(&cb, b) != nil {
+		return bytes.Equal(a, b)
+	}
+	return bytes.Equal(ca.Bytes(), cb.Bytes())
+}
+
 // partial reads the identity fields leniently, so that a rejected event can
 // still be recorded under its id and type.
 func partial(sig *fleet.Signal, top map[string]json.RawMessage, typeKey, sourceKey string) {
@@ -174,8 +241,11 @@ func partial(sig *fleet.Signal, top map[string]json.RawMessage, typeKey, sourceK
 }
 
 // decodeCloudEvent decodes and validates a CloudEvents 1.0 envelope with the
-// CloudEvents SDK.
-func decodeCloudEvent(raw []byte) (env envelope, err error) {
+// CloudEvents SDK. source is taken as sent (from top), not from the SDK: the
+// SDK parses it as a URI reference and gives it back percent-escaped
+// (rg-münchen-prod becomes rg-m%C3%BCnchen-prod), so it would neither name the
+// same cluster as the Event Grid topic nor quote what was sent.
+func decodeCloudEvent(raw []byte, top map[string]json.RawMessage) (env envelope, err error) {
 	env.timeField = "time"
 	defer func() {
 		// The SDK's hand-written parser can panic on some hostile inputs (for
@@ -195,7 +265,11 @@ func decodeCloudEvent(raw []byte) (env envelope, err error) {
 	if err := e.Validate(); err != nil {
 		return env, fmt.Errorf("%w: CloudEvents envelope is invalid: %w", ErrMalformed, clipped{err})
 	}
-	env.id, env.typ, env.source, env.subject = e.ID(), e.Type(), e.Source(), e.Subject()
+	var r reader
+	env.id, env.typ, env.source, env.subject = e.ID(), e.Type(), r.text("source", top["source"]), e.Subject()
+	if r.err != nil || strings.TrimSpace(env.source) == "" {
+		env.source = e.Source() // cannot happen once the SDK validated source; never leave it empty
+	}
 	if t := e.Time(); !t.IsZero() {
 		env.time = t.UTC()
 	}

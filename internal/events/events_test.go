@@ -25,6 +25,22 @@ const (
 	delType = "Microsoft.ResourceNotifications.Resources.Deleted"
 )
 
+// Clusters in resource groups whose names use what Azure allows beyond ASCII
+// letters and hyphens, and the virtual machine and scale set of the maintenance
+// fixtures.
+const (
+	namesSub = "5a8e2c71-3d4b-4f6a-9c0e-1b2d3f4a5c6e"
+	mucID    = "/subscriptions/" + namesSub + "/resourceGroups/rg-münchen-prod/providers/Microsoft.ContainerService/managedClusters/aks-muc-prod-01"
+	fleetID  = "/subscriptions/" + namesSub + "/resourceGroups/RG.Fleet_(west)-2/providers/Microsoft.ContainerService/managedClusters/aks-fleet-w2"
+	vmID     = "/subscriptions/" + weuSub + "/resourcegroups/rg-build-agents-weu/providers/microsoft.compute/virtualmachines/vm-buildagent-07"
+	vmssSE   = "/subscriptions/" + weuSub + "/resourceGroups/MC_rg-aks-weu-prod_aks-weu-prod-01_westeurope/providers/Microsoft.Compute/virtualMachineScaleSets/aks-system-12345678-vmss/providers/microsoft.maintenance/scheduledevents/3da1b9aa-5204-4335-8c33-c54e315dcffe"
+)
+
+var (
+	muc     = fleet.ClusterID{SubscriptionID: namesSub, ResourceGroup: "rg-münchen-prod", Name: "aks-muc-prod-01"}
+	fleetW2 = fleet.ClusterID{SubscriptionID: namesSub, ResourceGroup: "RG.Fleet_(west)-2", Name: "aks-fleet-w2"}
+)
+
 var (
 	weu = fleet.ClusterID{SubscriptionID: weuSub, ResourceGroup: "rg-aks-weu-prod", Name: "aks-weu-prod-01"}
 	neu = fleet.ClusterID{SubscriptionID: neuSub, ResourceGroup: "Platform-Shared-NEU", Name: "aks-neu-shared"}
@@ -245,6 +261,67 @@ func TestDecode(t *testing.T) {
 				Kind: fleet.KindScheduledEvent, Scheduled: historic(t)}
 		}},
 
+		// Virtual machine and scale set maintenance shares the historic type:
+		// accepted as unsupported, no cluster (an AKS node pool's own scale set
+		// included: the event names the scale set, never the cluster).
+		{"eg-maintenance-vm-freeze-completed.json", func(t *testing.T) fleet.Signal {
+			return fleet.Signal{ID: "6e9f8439-8bf5-48f1-805d-ad8ab7cd1951", Type: TypeMaintenanceScheduledEventEmitted,
+				Source: "/subscriptions/" + weuSub, Subject: vmID, Time: at(t, "2026-06-04T18:01:13.2675752Z"),
+				Schema: fleet.SchemaEventGrid, Kind: fleet.KindUnsupported}
+		}},
+		{"ce-maintenance-vm-reboot-scheduled.json", func(t *testing.T) fleet.Signal {
+			return fleet.Signal{ID: "a1c3e5f7-2b4d-4f6a-8c0e-1a3c5e7f9b2d", Type: TypeMaintenanceScheduledEventEmitted,
+				Source: "/subscriptions/" + weuSub, Subject: vmID, Time: at(t, "2026-06-09T07:44:20.5512346Z"),
+				Schema: fleet.SchemaCloudEvents, Kind: fleet.KindUnsupported}
+		}},
+		{"eg-maintenance-vmss-freeze-started.json", func(t *testing.T) fleet.Signal {
+			return fleet.Signal{ID: "3da1b9aa-5204-4335-8c33-c54e315dcffe", Type: TypeMaintenanceScheduledEventEmitted,
+				Source: "/subscriptions/" + weuSub, Subject: vmssSE, Time: at(t, "2026-06-11T18:29:52.9584103Z"),
+				Schema: fleet.SchemaEventGrid, Kind: fleet.KindUnsupported}
+		}},
+		{"ce-maintenance-vmss-freeze-started.json", func(t *testing.T) fleet.Signal {
+			return fleet.Signal{ID: "7c2e4a6b-8d0f-4b1c-9e3a-5f7b9d1c3e5a", Type: TypeMaintenanceScheduledEventEmitted,
+				Source: "/subscriptions/" + weuSub, Subject: vmssSE, Time: at(t, "2026-06-11T18:29:52.9584103Z"),
+				Schema: fleet.SchemaCloudEvents, Kind: fleet.KindUnsupported}
+		}},
+
+		// Resource group names Azure allows, in both schemas: the source is
+		// kept as sent, never percent-escaped.
+		{"eg-nodepool-rolling-started-rg-munich.json", func(t *testing.T) fleet.Signal {
+			return fleet.Signal{ID: "4f2a9c1e7b3d5e8f0a6c2b4d1e3f5a7b9c0d2e4f", Type: csType + "NodePoolRollingStarted",
+				Source: mucID, Subject: "aks-muc-prod-01", Time: at(t, "2026-06-02T01:17:43.9012345Z"), Schema: fleet.SchemaEventGrid,
+				Cluster: muc, Kind: fleet.KindRollingStarted, Pool: "system"}
+		}},
+		{"ce-nodepool-rolling-started-rg-munich.json", func(t *testing.T) fleet.Signal {
+			return fleet.Signal{ID: "4f2a9c1e7b3d5e8f0a6c2b4d1e3f5a7b9c0d2e4f", Type: csType + "NodePoolRollingStarted",
+				Source: mucID, Subject: "aks-muc-prod-01", Time: at(t, "2026-06-02T01:17:43.9012345Z"), Schema: fleet.SchemaCloudEvents,
+				Cluster: muc, Kind: fleet.KindRollingStarted, Pool: "system"}
+		}},
+		{"ce-nodepool-rolling-started-rg-munich-escaped.json", func(t *testing.T) fleet.Signal {
+			// Sent percent-encoded: kept so in Source, decoded in the cluster.
+			return fleet.Signal{ID: "4f2a9c1e7b3d5e8f0a6c2b4d1e3f5a7b9c0d2e4f", Type: csType + "NodePoolRollingStarted",
+				Source: strings.Replace(mucID, "münchen", "m%C3%BCnchen", 1), Subject: "aks-muc-prod-01",
+				Time: at(t, "2026-06-02T01:17:43.9012345Z"), Schema: fleet.SchemaCloudEvents,
+				Cluster: muc, Kind: fleet.KindRollingStarted, Pool: "system"}
+		}},
+		{"eg-nodepool-rolling-started-rg-fleet-west.json", func(t *testing.T) fleet.Signal {
+			return fleet.Signal{ID: "8b0d2f4a6c8e0a2c4e6a8c0e2a4c6e8a0c2e4a6c", Type: csType + "NodePoolRollingStarted",
+				Source: fleetID, Subject: "aks-fleet-w2", Time: at(t, "2026-06-02T03:05:12.3456789Z"), Schema: fleet.SchemaEventGrid,
+				Cluster: fleetW2, Kind: fleet.KindRollingStarted, Pool: "spot01"}
+		}},
+		{"ce-nodepool-rolling-started-rg-fleet-west.json", func(t *testing.T) fleet.Signal {
+			return fleet.Signal{ID: "8b0d2f4a6c8e0a2c4e6a8c0e2a4c6e8a0c2e4a6c", Type: csType + "NodePoolRollingStarted",
+				Source: fleetID, Subject: "aks-fleet-w2", Time: at(t, "2026-06-02T03:05:12.3456789Z"), Schema: fleet.SchemaCloudEvents,
+				Cluster: fleetW2, Kind: fleet.KindRollingStarted, Pool: "spot01"}
+		}},
+		{"ce-new-kubernetes-version-available-specVersion.json", func(t *testing.T) fleet.Signal {
+			// Azure's published sample spells specVersion.
+			return fleet.Signal{ID: "0a9b8c7d6e5f40312a3b4c5d6e7f8091a2b3c4d5", Type: csType + "NewKubernetesVersionAvailable",
+				Source: neuID, Subject: "aks-neu-shared", Time: at(t, "2026-05-19T04:52:57Z"), Schema: fleet.SchemaCloudEvents,
+				Cluster: neu, Kind: fleet.KindVersionsAvailable,
+				Versions: &fleet.KubernetesVersions{LatestSupported: "1.34.2", LatestStable: "1.33.5", LowestMinor: "1.32.9", LatestPreview: "1.35.0"}}
+		}},
+
 		// Resource Notifications for clusters and pools.
 		{"eg-cluster-created-or-updated.json", func(t *testing.T) fleet.Signal {
 			return fleet.Signal{ID: "4eef929a-a65c-47dd-93e2-46b8c17c6c17", Type: cuType, Source: "/subscriptions/" + weuSub,
@@ -438,6 +515,12 @@ func TestDecodeRejects(t *testing.T) {
 			wantType: csType + "NodePoolRollingSucceeded", wantInMsg: "data.nodePoolName is missing"},
 		{file: "eg-agentpool-count-not-a-number.json", wantID: "6a0b1c2d-3e4f-4a5b-9c6d-7e8f9a0b1c2e",
 			wantType: cuType, wantInMsg: `data.resourceInfo.properties.count: want an integer, got "three"`},
+		{file: "ce-specversion-twice-different.json", wantID: "1b9c8d7e6f5a40312a3b4c5d6e7f8091a2b3c4d6",
+			wantType:  csType + "NewKubernetesVersionAvailable",
+			wantInMsg: `attribute "specversion" is sent twice, as "specVersion" and "specversion", with different values`},
+		{file: "ce-rg-ends-with-period.json", wantID: "5e3b0d2f8c4e6f9a1b7d3c5e2f4a6b8c0d1e3f5a",
+			wantType: csType + "NodePoolRollingStarted", wantIs: []error{fleet.ErrInvalidResourceID},
+			wantInMsg: `source: not a managed cluster resource ID: invalid resource group name "rg-münchen-prod."`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
@@ -718,5 +801,108 @@ func TestReaderInteger(t *testing.T) {
 		if got != tc.want || (r.err != nil) != tc.wantErr {
 			t.Errorf("integer(%s): got %d, %v; want %d, error %v", tc.in, got, r.err, tc.want, tc.wantErr)
 		}
+	}
+}
+
+// TestDecodeSameEventBothSchemas decodes one event as Event Grid and as
+// CloudEvents deliver it: apart from the schema, the signals are the same, so
+// they land on the same cluster key (the partition) and dedupe as one.
+func TestDecodeSameEventBothSchemas(t *testing.T) {
+	pairs := []struct{ eg, ce, wantKey string }{
+		{"eg-nodepool-rolling-started-rg-munich.json", "ce-nodepool-rolling-started-rg-munich.json", namesSub + "~rg-münchen-prod~aks-muc-prod-01"},
+		{"eg-nodepool-rolling-started-rg-munich.json", "ce-nodepool-rolling-started-rg-munich-escaped.json", namesSub + "~rg-münchen-prod~aks-muc-prod-01"},
+		{"eg-nodepool-rolling-started-rg-fleet-west.json", "ce-nodepool-rolling-started-rg-fleet-west.json", namesSub + "~rg.fleet_(west)-2~aks-fleet-w2"},
+	}
+	for _, p := range pairs {
+		t.Run(p.ce, func(t *testing.T) {
+			eg, err := Decode(readFixture(t, p.eg))
+			if err != nil {
+				t.Fatalf("%s: %v", p.eg, err)
+			}
+			ce, err := Decode(readFixture(t, p.ce))
+			if err != nil {
+				t.Fatalf("%s: %v", p.ce, err)
+			}
+			if eg.Cluster.Key() != p.wantKey || ce.Cluster.Key() != p.wantKey {
+				t.Errorf("keys %q (Event Grid) and %q (CloudEvents), want both %q", eg.Cluster.Key(), ce.Cluster.Key(), p.wantKey)
+			}
+			eg.Schema, ce.Schema, ce.Source = "", "", eg.Source
+			if diff := cmp.Diff(eg, ce); diff != "" {
+				t.Errorf("Event Grid and CloudEvents signals differ (-eg +ce):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestDecodeQuotesInputAsSent checks that a refusal, and the partial signal a
+// rejection is recorded from, carry the source as it was sent: never the
+// percent-escaped form the CloudEvents SDK gives back.
+func TestDecodeQuotesInputAsSent(t *testing.T) {
+	const bad = "/subscriptions/" + namesSub + "/resourceGroups/rg-münchen-prod./providers/Microsoft.ContainerService/managedClusters/aks-muc-prod-01"
+	ce := readFixture(t, "reject/ce-rg-ends-with-period.json")
+	eg := []byte(`{"topic":"` + bad + `","subject":"aks-muc-prod-01","eventType":"Microsoft.ContainerService.NodePoolRollingStarted",` +
+		`"id":"5e3b0d2f8c4e6f9a1b7d3c5e2f4a6b8c0d1e3f5a","data":{"nodePoolName":"system"},"dataVersion":"1","metadataVersion":"1","eventTime":"2026-06-02T01:17:43.9012345Z"}`)
+	for name, raw := range map[string][]byte{"CloudEvents": ce, "Event Grid": eg} {
+		sig, err := Decode(raw)
+		if err == nil {
+			t.Fatalf("%s: accepted a resource group ending in a period", name)
+		}
+		if !strings.Contains(err.Error(), `"rg-münchen-prod."`) || strings.Contains(err.Error(), "%C3") {
+			t.Errorf("%s: error %q, want it to quote rg-münchen-prod. as sent", name, err)
+		}
+		if sig.Source != bad {
+			t.Errorf("%s: partial Source %q, want %q as sent", name, sig.Source, bad)
+		}
+	}
+}
+
+// TestDecodeAttributeCase covers CloudEvents attribute names in other cases.
+func TestDecodeAttributeCase(t *testing.T) {
+	const data = `"data":{"nodePoolName":"system"}`
+	tests := []struct {
+		name    string
+		in      string
+		wantErr string // empty: accepted
+	}{
+		{name: "every attribute in camel case",
+			in: `{"SpecVersion":"1.0","ID":"e1","Source":"` + weuID + `","Type":"Microsoft.ContainerService.NodePoolRollingStarted","Time":"2026-05-03T02:03:11.52Z","Subject":"aks-weu-prod-01",` + data + `}`},
+		{name: "both spellings with the same value",
+			in: `{"specversion":"1.0","specVersion":"1.0","id":"e2","source":"` + weuID + `","type":"Microsoft.ContainerService.NodePoolRollingStarted","time":"2026-05-03T02:03:11.52Z",` + data + `}`},
+		{name: "both spellings of source with different values",
+			in:      `{"specVersion":"1.0","id":"e3","source":"` + weuID + `","Source":"` + neuID + `","type":"Microsoft.ContainerService.NodePoolRollingStarted","time":"2026-05-03T02:03:11.52Z",` + data + `}`,
+			wantErr: `attribute "source" is sent twice, as "Source" and "source", with different values`},
+		{name: "upper-case data is still the data",
+			in: `{"specversion":"1.0","id":"e4","source":"` + weuID + `","type":"Microsoft.ContainerService.NodePoolRollingStarted","time":"2026-05-03T02:03:11.52Z","Data":{"nodePoolName":"system"}}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sig, err := Decode([]byte(tc.in))
+			if tc.wantErr != "" {
+				if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got error %v, want ErrMalformed containing %q", err, tc.wantErr)
+				}
+				if sig.ID != "e3" || sig.Type == "" {
+					t.Errorf("partial signal %+v, want its id and type for the rejection record", sig)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("got error %v, want none", err)
+			}
+			if sig.Schema != fleet.SchemaCloudEvents || sig.Cluster != weu || sig.Kind != fleet.KindRollingStarted || sig.Pool != "system" {
+				t.Errorf("got %+v, want a CloudEvents rolling start of pool system on %v", sig, weu)
+			}
+		})
+	}
+}
+
+// TestDecodeMaintenanceAboutCluster checks that the historic type still
+// rejects a malformed cluster ID rather than taking it for another resource.
+func TestDecodeMaintenanceAboutCluster(t *testing.T) {
+	b := readFixture(t, "eg-maintenance-scheduled-historic.json")
+	b = []byte(strings.ReplaceAll(string(b), "managedClusters/aks-weu-prod-01", "managedClusters/aks'weu"))
+	_, err := Decode(b)
+	if !errors.Is(err, fleet.ErrInvalidResourceID) || !strings.Contains(err.Error(), `invalid cluster name "aks'weu"`) {
+		t.Errorf("got error %v, want an invalid cluster name", err)
 	}
 }

@@ -8,6 +8,7 @@ package fleet
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -123,6 +124,13 @@ type ClusterProfile struct {
 	// read them (an ARM read does; resource notifications do not).
 	MaintenanceKnown bool
 	Maintenance      []MaintenanceWindow
+
+	// OIDCIssuerURL is the cluster's OIDC issuer (oidcIssuerProfile.issuerURL;
+	// "" when the issuer is not enabled), the only issuer whose tokens may
+	// write the cluster's nodes. Only the app's own ARM read sets it
+	// (OIDCIssuerKnown): whoever can deliver an event must not choose it.
+	OIDCIssuerKnown bool
+	OIDCIssuerURL   string
 }
 
 // PoolProfile is what an agent pool payload (or a cluster's agentPoolProfiles entry) says.
@@ -160,8 +168,11 @@ var ErrInvalidResourceID = errors.New("not a managed cluster resource ID")
 
 var (
 	subscriptionRE = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
-	// Resource group names: letters (any script), digits, _ ( ) - . ; not ending in a period.
-	resourceGroupRE = regexp.MustCompile(`^[\p{L}\p{N}_()\-.]{0,89}[\p{L}\p{N}_()\-]$`)
+	// Resource group names, 1 to 90 characters: what ARM's own pattern
+	// ^[-\w\._\(\)]+$ allows (.NET's \w: letters of any script, combining
+	// marks, decimal digits, connector punctuation such as _) plus the
+	// documented Char.IsLetterOrDigit; not ending in a period.
+	resourceGroupRE = regexp.MustCompile(`^[\p{L}\p{Mn}\p{Nd}\p{Pc}()\-.]{0,89}[\p{L}\p{Mn}\p{Nd}\p{Pc}()\-]$`)
 	clusterNameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
 	poolNameRE      = regexp.MustCompile(`^[A-Za-z0-9]{1,12}$`)
 )
@@ -201,9 +212,29 @@ func ParseResourceID(id string) (ClusterID, string, error) {
 	}
 	c, err := NewClusterID(parts[1], parts[3], parts[7])
 	if err != nil {
-		return ClusterID{}, "", err
+		// A sender that treats the ID as a URI may percent-encode a name
+		// (rg-m%C3%BCnchen-prod); no valid name contains '%', so decoding
+		// cannot make two different resources one. The error quotes the
+		// input as sent when even the decoded names are invalid.
+		dc, derr := NewClusterID(unescape(parts[1]), unescape(parts[3]), unescape(parts[7]))
+		if derr != nil {
+			return ClusterID{}, "", err
+		}
+		c = dc
 	}
 	return c, strings.Join(parts[8:], "/"), nil
+}
+
+// unescape percent-decodes one ID segment, leaving it as it is when it holds
+// no escape or an invalid one.
+func unescape(seg string) string {
+	if !strings.Contains(seg, "%") {
+		return seg
+	}
+	if u, err := url.PathUnescape(seg); err == nil {
+		return u
+	}
+	return seg
 }
 
 // Key is the canonical, lower-case identity: <subscription>~<resourceGroup>~<name>.

@@ -20,6 +20,13 @@
 //	   "kubeletVersion": "v1.30.5", "containerRuntime": "containerd://1.7.22-1",
 //	   "osType": "linux", "quarantined": false, "ready": "True"}]}
 //
+// Node lists from every AKS label generation are read: the pool comes from
+// kubernetes.azure.com/agentpool, else from agentpool (clusters created
+// before the newer label existed carry only that one). A listed node that
+// cannot be an AKS agent node (a virtual node, no pool label, a name or pool
+// AKS could not give) is left out of the snapshot and named, with the reason,
+// in Result.Skipped; a complete list with nothing else is refused, naming them.
+//
 // A complete snapshot lists every node, so a known node missing from it is
 // gone. That makes a wrong "complete" costly, and Decode refuses what would do
 // damage: an empty complete list, duplicate names, more nodes than AKS allows,
@@ -40,6 +47,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 )
@@ -55,8 +63,9 @@ const Schema = "upgradewatch.nodes/v1"
 // AKS cluster's.
 const MaxNodes = 5000
 
-// MaxClockSkew is how far in the future a compact observedAt may lie.
-const MaxClockSkew = 10 * time.Minute
+// MaxClockSkew is how far in the future a compact observedAt may lie: the
+// bound every signal path shares.
+const MaxClockSkew = fleet.MaxClockSkew
 
 // ReporterKubectl is the Reporter of snapshots posted as a node list.
 const ReporterKubectl = "kubectl"
@@ -81,7 +90,22 @@ var (
 type Result struct {
 	Snapshot fleet.NodeSnapshot // nodes sorted by name
 	Form     string             // FormList, FormNodeList or FormCompact
-	Skipped  int                // nodes without an agent pool label: virtual nodes (ACI virtual-kubelet)
+	// Skipped names every listed node left out, with the reason (virtual
+	// nodes, nodes without a pool label, names AKS could not give), in list
+	// order. The compact form has none: its sender already left them out.
+	Skipped []SkippedNode
+}
+
+// MaxNamedSkipped bounds how many skipped nodes an answer or a log line names;
+// the rest are counted (see Named).
+const MaxNamedSkipped = 20
+
+// Named returns at most max of the skipped nodes and how many more there are.
+func (r Result) Named(max int) ([]SkippedNode, int) {
+	if len(r.Skipped) <= max {
+		return r.Skipped, 0
+	}
+	return r.Skipped[:max], len(r.Skipped) - max
 }
 
 // compact is the wire shape of the compact form.
@@ -142,10 +166,7 @@ func decodeList(body []byte, now time.Time) (Result, error) {
 			return Result{}, fmt.Errorf("%w: item %d is a %q, not a Node (post `kubectl get nodes -o json` only)", ErrMalformed, i, truncate(n.Kind))
 		}
 	}
-	obs, skipped, err := FromNodes(l.Items)
-	if err != nil {
-		return Result{}, err
-	}
+	obs, skipped := Observe(l.Items)
 	r := Result{
 		Form:    l.Kind,
 		Skipped: skipped,
@@ -205,8 +226,9 @@ func finish(r Result) (Result, error) {
 	return r, nil
 }
 
-// validate checks a snapshot whose nodes are sorted by name.
-func validate(s fleet.NodeSnapshot, skipped int) error {
+// validate checks a snapshot whose nodes are sorted by name; skipped are the
+// nodes left out of it, named in the refusal of a list that kept none.
+func validate(s fleet.NodeSnapshot, skipped []SkippedNode) error {
 	if s.ID != "" && !snapshotIDRE.MatchString(s.ID) {
 		return fmt.Errorf("%w: snapshotId %q: want 1 to 128 of A-Z a-z 0-9 . _ : -", ErrMalformed, truncate(s.ID))
 	}
@@ -218,8 +240,8 @@ func validate(s fleet.NodeSnapshot, skipped int) error {
 	}
 	if s.Complete && len(s.Nodes) == 0 {
 		why := "no nodes"
-		if skipped > 0 {
-			why = fmt.Sprintf("no AKS nodes (%d without the %s label skipped)", skipped, fleet.LabelAgentPool)
+		if len(skipped) > 0 {
+			why = "no AKS nodes (" + describeSkipped(skipped) + ")"
 		}
 		return fmt.Errorf("%w: complete snapshot with %s: it would mark every known node gone; send \"complete\": false to report nothing", ErrMalformed, why)
 	}
@@ -235,24 +257,35 @@ func validate(s fleet.NodeSnapshot, skipped int) error {
 }
 
 func validNode(n fleet.NodeObservation) error {
+	if why := nodeProblem(n); why != "" {
+		if n.Name == "" || !validNodeName(n.Name) {
+			return fmt.Errorf("%w: %s", ErrMalformed, why)
+		}
+		return fmt.Errorf("%w: node %s: %s", ErrMalformed, n.Name, why)
+	}
+	return nil
+}
+
+// nodeProblem says why n cannot be stored, or "" when it can.
+func nodeProblem(n fleet.NodeObservation) string {
 	if n.Name == "" {
-		return fmt.Errorf("%w: a node has no name", ErrMalformed)
+		return "a node has no name"
 	}
 	if !validNodeName(n.Name) {
-		return fmt.Errorf("%w: node name %q is not a DNS-1123 subdomain (lower-case a-z 0-9 - ., at most 253)", ErrMalformed, truncate(n.Name))
+		return fmt.Sprintf("node name %q is not a DNS-1123 subdomain (lower-case a-z 0-9 - ., at most 253)", truncate(n.Name))
 	}
 	if !fleet.ValidPoolName(n.Pool) {
-		return fmt.Errorf("%w: node %s: pool %q is not an AKS agent pool name (1 to 12 of a-z 0-9)", ErrMalformed, n.Name, truncate(n.Pool))
+		return fmt.Sprintf("pool %q is not an AKS agent pool name (1 to 12 of a-z 0-9)", truncate(n.Pool))
 	}
 	for _, f := range []struct{ name, value string }{
 		{"nodeImageVersion", n.NodeImageVersion}, {"kernelVersion", n.KernelVersion}, {"osImage", n.OSImage},
 		{"kubeletVersion", n.KubeletVersion}, {"containerRuntime", n.ContainerRuntime}, {"osType", n.OSType}, {"ready", n.Ready},
 	} {
 		if len(f.value) > maxField {
-			return fmt.Errorf("%w: node %s: %s is longer than %d bytes", ErrMalformed, n.Name, f.name, maxField)
+			return fmt.Sprintf("%s is longer than %d bytes", f.name, maxField)
 		}
 	}
-	return nil
+	return ""
 }
 
 // validNodeName reports whether name is a DNS-1123 subdomain, which the API
@@ -294,7 +327,7 @@ func Encode(s fleet.NodeSnapshot) ([]byte, error) {
 	}
 	sorted := s
 	sorted.Nodes = nodes
-	if err := validate(sorted, 0); err != nil {
+	if err := validate(sorted, nil); err != nil {
 		return nil, err
 	}
 	out := struct {
@@ -333,11 +366,37 @@ func jsonKind(body []byte) string {
 	return "not JSON"
 }
 
-// truncate bounds a value quoted in an error message.
+// describeSkipped names the first few skipped nodes and counts the rest.
+func describeSkipped(skipped []SkippedNode) string {
+	const named = 5
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d skipped: ", len(skipped))
+	for i, n := range skipped {
+		if i == named {
+			fmt.Fprintf(&b, "; and %d more", len(skipped)-named)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		if n.Name != "" {
+			fmt.Fprintf(&b, "%q: ", n.Name)
+		}
+		b.WriteString(n.Reason)
+	}
+	return b.String()
+}
+
+// truncate bounds a value quoted in an error message, cutting on a rune
+// boundary.
 func truncate(s string) string {
 	const max = 80
 	if len(s) <= max {
 		return s
 	}
-	return s[:max] + "…"
+	n := max
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

@@ -63,6 +63,40 @@ func win(i int) fleet.NodeObservation {
 	}
 }
 
+// The cluster of nodes-older-labels.json and nodes-mixed-generations.json
+// (see testdata/README.md): pools created in 2021 carry only agentpool=<pool>.
+const (
+	legacyUbuntu = "AKSUbuntu-1804gen2containerd-2021.05.19"
+	legacyWinImg = "AKSWindows-2019-17763.1577.201111"
+	ubuntu2022   = "AKSUbuntu-1804gen2containerd-2022.08.29"
+)
+
+var aciSkipped = SkippedNode{Name: "virtual-node-aci-linux", Reason: "virtual node (type=virtual-kubelet), not an AKS agent node"}
+
+func legacy(i int) fleet.NodeObservation {
+	return fleet.NodeObservation{
+		Name: fmt.Sprintf("aks-agentpool-20474252-vmss%06d", i), Pool: "agentpool", NodeImageVersion: legacyUbuntu,
+		KernelVersion: "5.4.0-1047-azure", OSImage: "Ubuntu 18.04.5 LTS", KubeletVersion: "v1.20.7",
+		ContainerRuntime: "containerd://1.4.4+azure", OSType: "linux", Ready: "True",
+	}
+}
+
+func legacyWin() fleet.NodeObservation {
+	return fleet.NodeObservation{
+		Name: "aksnpwin000000", Pool: "npwin", NodeImageVersion: legacyWinImg, KernelVersion: "10.0.17763.1577",
+		OSImage: "Windows Server 2019 Datacenter", KubeletVersion: "v1.20.7", ContainerRuntime: "docker://19.3.14",
+		OSType: "windows", Ready: "True",
+	}
+}
+
+func apps2022(i int) fleet.NodeObservation {
+	return fleet.NodeObservation{
+		Name: fmt.Sprintf("aks-apps2022-41526374-vmss%06d", i), Pool: "apps2022", NodeImageVersion: ubuntu2022,
+		KernelVersion: "5.4.0-1089-azure", OSImage: "Ubuntu 18.04.6 LTS", KubeletVersion: "v1.22.11",
+		ContainerRuntime: "containerd://1.5.13+azure-1", OSType: "linux", Ready: "True",
+	}
+}
+
 var hashedID = regexp.MustCompile(`^nodes-[0-9a-f]{32}$`)
 
 func read(t testing.TB, name string) []byte {
@@ -85,7 +119,7 @@ func TestDecodeFixtures(t *testing.T) {
 	}{
 		{
 			name: "kubectl mixed cluster, day 1", file: "nodes-mixed.json", now: day1, wantID: "hash",
-			want: Result{Form: FormList, Skipped: 1, Snapshot: fleet.NodeSnapshot{
+			want: Result{Form: FormList, Skipped: []SkippedNode{aciSkipped}, Snapshot: fleet.NodeSnapshot{
 				ObservedAt: day1, Complete: true, Reporter: ReporterKubectl,
 				Nodes: []fleet.NodeObservation{
 					azlinux(3, azlOld, "True", false),
@@ -102,7 +136,7 @@ func TestDecodeFixtures(t *testing.T) {
 		},
 		{
 			name: "kubectl mixed cluster, day 2", file: "nodes-mixed-next.json", now: day2, wantID: "hash",
-			want: Result{Form: FormList, Skipped: 1, Snapshot: fleet.NodeSnapshot{
+			want: Result{Form: FormList, Skipped: []SkippedNode{aciSkipped}, Snapshot: fleet.NodeSnapshot{
 				ObservedAt: day2, Complete: true, Reporter: ReporterKubectl,
 				Nodes: []fleet.NodeObservation{
 					azlinux(3, azlNew, "True", false),
@@ -116,6 +150,26 @@ func TestDecodeFixtures(t *testing.T) {
 					win(1),
 				},
 			}},
+		},
+		{
+			name: "older labels: pool from agentpool, legacy image versions, Windows on Docker", file: "nodes-older-labels.json", now: day1, wantID: "hash",
+			want: Result{Form: FormList, Skipped: []SkippedNode{aciSkipped}, Snapshot: fleet.NodeSnapshot{
+				ObservedAt: day1, Complete: true, Reporter: ReporterKubectl,
+				Nodes: []fleet.NodeObservation{legacy(0), legacy(1), legacy(2), legacyWin()},
+			}},
+		},
+		{
+			name: "mixed label generations: every node kept or named", file: "nodes-mixed-generations.json", now: day1, wantID: "hash",
+			want: Result{Form: FormList,
+				Skipped: []SkippedNode{
+					{Name: "edge-burst-02", Reason: `pool "edge-burst-pool" is not an AKS agent pool name (1 to 12 of a-z 0-9)`},
+					{Name: "gpu-selfhosted-01", Reason: "neither the kubernetes.azure.com/agentpool nor the agentpool label: not an AKS agent node"},
+					aciSkipped,
+				},
+				Snapshot: fleet.NodeSnapshot{
+					ObservedAt: day1, Complete: true, Reporter: ReporterKubectl,
+					Nodes: []fleet.NodeObservation{legacy(0), legacy(1), legacy(2), apps2022(0), apps2022(1), legacyWin()},
+				}},
 		},
 		{
 			name: "API page with a continue token is partial", file: "nodelist-page.json", now: day1, wantID: "hash",
@@ -200,15 +254,16 @@ func TestDecodeMalformed(t *testing.T) {
 		{"no-kind.json", `neither "kind" (a node list) nor "schema"`},
 		{"list-with-pod.json", `item 1 is a "Pod", not a Node`},
 		{"unknown-schema.json", `unknown schema "upgradewatch.nodes/v2"`},
-		{"node-without-name.json", "a node has no name (item 0)"},
+		{"node-without-name.json", "complete snapshot with no AKS nodes (1 skipped: a node has no name (item 0))"},
 		{"bad-node-name.json", `node name "AKS_System_0" is not a DNS-1123 subdomain`},
-		{"bad-pool.json", `pool "systempool01x" is not an AKS agent pool name`},
+		{"bad-pool.json", `no AKS nodes (1 skipped: "aks-systempool01x-12345678-vmss000000": pool "systempool01x" is not an AKS agent pool name`},
 		{"duplicate-names.json", `node "aks-system-12345678-vmss000000" is listed twice`},
 		{"empty-list.json", "complete snapshot with no nodes: it would mark every known node gone"},
-		{"only-virtual-nodes.json", "complete snapshot with no AKS nodes (1 without the kubernetes.azure.com/agentpool label skipped)"},
+		{"only-virtual-nodes.json", `complete snapshot with no AKS nodes (1 skipped: "virtual-node-aci-linux": virtual node (type=virtual-kubelet), not an AKS agent node)`},
+		{"only-unusable-nodes.json", `complete snapshot with no AKS nodes (2 skipped: "gpu-selfhosted-01": neither the kubernetes.azure.com/agentpool nor the agentpool label: not an AKS agent node; "virtual-node-aci-linux": virtual node`},
 		{"bad-snapshot-id.json", `snapshotId "snap shot/1"`},
 		{"bad-observed-at.json", `observedAt "2026-10-05 08:00:00" is not an RFC 3339 time`},
-		{"future-observed-at.json", "observedAt 2031-01-01T00:00:00Z is more than 10m0s after the time of receipt"},
+		{"future-observed-at.json", "observedAt 2031-01-01T00:00:00Z is more than 5m0s after the time of receipt"},
 		{"label-not-string.json", "node list: json: cannot unmarshal number"},
 	}
 	for _, tc := range tests {
@@ -404,10 +459,83 @@ func TestFromNodes(t *testing.T) {
 	if len(obs) != 9 || skipped != 1 {
 		t.Errorf("got %d observations and %d skipped, want 9 and 1", len(obs), skipped)
 	}
+	// A pool AKS could not have is skipped and named, not fatal to the rest.
 	l.Items[2].Metadata.Labels[fleet.LabelAgentPool] = "no_such_pool"
-	_, _, err = FromNodes(l.Items)
-	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "(item 2)") {
-		t.Errorf("error %v, want ErrMalformed naming item 2", err)
+	obs, named := Observe(l.Items)
+	want := []SkippedNode{
+		{Name: l.Items[2].Metadata.Name, Reason: `pool "no_such_pool" is not an AKS agent pool name (1 to 12 of a-z 0-9)`},
+		aciSkipped,
+	}
+	if diff := cmp.Diff(want, named); diff != "" || len(obs) != 8 {
+		t.Errorf("got %d observations, skipped (-want +got):\n%s", len(obs), diff)
+	}
+}
+
+// TestObserveLabelGenerations covers each label generation and skip reason on
+// single nodes.
+func TestObserveLabelGenerations(t *testing.T) {
+	node := func(name string, labels map[string]string) Node {
+		var n Node
+		n.Metadata.Name, n.Metadata.Labels = name, labels
+		return n
+	}
+	tests := []struct {
+		name     string
+		node     Node
+		wantPool string
+		wantOS   string
+		wantImg  string
+		skipped  string // the reason, when the node is skipped
+	}{
+		{name: "current: both pool labels", node: node("aks-a-1-vmss000000", map[string]string{
+			fleet.LabelAgentPool: "np1", LabelAgentPoolLegacy: "np1", fleet.LabelNodeImageVersion: "AKSUbuntu-2204gen2containerd-202410.27.0", fleet.LabelOS: "linux"}),
+			wantPool: "np1", wantOS: "linux", wantImg: "AKSUbuntu-2204gen2containerd-202410.27.0"},
+		{name: "newer label wins over the older", node: node("aks-a-1-vmss000000", map[string]string{
+			fleet.LabelAgentPool: "np1", LabelAgentPoolLegacy: "other"}), wantPool: "np1"},
+		{name: "2020-2021: agentpool only, legacy version", node: node("aks-nodepool1-1-vmss000000", map[string]string{
+			LabelAgentPoolLegacy: "NodePool1", fleet.LabelNodeImageVersion: "AKSUbuntu-1604-2020.03.05", fleet.LabelOS: "linux"}),
+			wantPool: "nodepool1", wantOS: "linux", wantImg: "AKSUbuntu-1604-2020.03.05"},
+		{name: "2019: agentpool and beta.kubernetes.io/os only, no image label", node: node("aks-agentpool-1-0", map[string]string{
+			LabelAgentPoolLegacy: "agentpool", labelOSBeta: "linux"}), wantPool: "agentpool", wantOS: "linux"},
+		{name: "virtual node", node: node("virtual-node-aci-linux", map[string]string{labelType: "virtual-kubelet", LabelAgentPoolLegacy: "x"}),
+			skipped: "virtual node (type=virtual-kubelet), not an AKS agent node"},
+		{name: "no pool label", node: node("byo-1", map[string]string{fleet.LabelOS: "linux"}),
+			skipped: "neither the kubernetes.azure.com/agentpool nor the agentpool label: not an AKS agent node"},
+		{name: "name AKS could not give", node: node("Byo_1", map[string]string{LabelAgentPoolLegacy: "np1"}),
+			skipped: `node name "Byo_1" is not a DNS-1123 subdomain (lower-case a-z 0-9 - ., at most 253)`},
+		{name: "no name", node: node("", map[string]string{LabelAgentPoolLegacy: "np1"}), skipped: "a node has no name (item 0)"},
+		{name: "field too long", node: node("aks-a-1-vmss000000", map[string]string{LabelAgentPoolLegacy: "np1", fleet.LabelNodeImageVersion: strings.Repeat("v", 300)}),
+			skipped: "nodeImageVersion is longer than 256 bytes"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			obs, skipped := Observe([]Node{tc.node})
+			if tc.skipped != "" {
+				want := []SkippedNode{{Name: tc.node.Metadata.Name, Reason: tc.skipped}}
+				if diff := cmp.Diff(want, skipped); diff != "" || len(obs) != 0 {
+					t.Errorf("got %d observations; skipped (-want +got):\n%s", len(obs), diff)
+				}
+				return
+			}
+			if len(obs) != 1 || len(skipped) != 0 {
+				t.Fatalf("got %v and skipped %v, want one observation", obs, skipped)
+			}
+			if o := obs[0]; o.Pool != tc.wantPool || o.OSType != tc.wantOS || o.NodeImageVersion != tc.wantImg {
+				t.Errorf("got pool %q os %q image %q, want %q %q %q", o.Pool, o.OSType, o.NodeImageVersion, tc.wantPool, tc.wantOS, tc.wantImg)
+			}
+		})
+	}
+}
+
+// TestNamed bounds the skipped nodes an answer names.
+func TestNamed(t *testing.T) {
+	r := Result{Skipped: make([]SkippedNode, 25)}
+	if named, more := r.Named(MaxNamedSkipped); len(named) != 20 || more != 5 {
+		t.Errorf("Named(20) of 25: %d named, %d more; want 20 and 5", len(named), more)
+	}
+	r.Skipped = r.Skipped[:3]
+	if named, more := r.Named(MaxNamedSkipped); len(named) != 3 || more != 0 {
+		t.Errorf("Named(20) of 3: %d named, %d more; want 3 and 0", len(named), more)
 	}
 }
 
@@ -421,8 +549,16 @@ func checkInvariants(t *testing.T, r Result, now time.Time) {
 	if s.ObservedAt.IsZero() || s.ObservedAt.Location() != time.UTC || s.ObservedAt.After(now.Add(MaxClockSkew)) {
 		t.Fatalf("ObservedAt %v", s.ObservedAt)
 	}
-	if len(s.Nodes) > MaxNodes || (s.Complete && len(s.Nodes) == 0) || r.Skipped < 0 {
-		t.Fatalf("%d nodes, complete %v, skipped %d", len(s.Nodes), s.Complete, r.Skipped)
+	if len(s.Nodes) > MaxNodes || (s.Complete && len(s.Nodes) == 0) {
+		t.Fatalf("%d nodes, complete %v", len(s.Nodes), s.Complete)
+	}
+	if r.Form == FormCompact && len(r.Skipped) > 0 {
+		t.Fatalf("the compact form skipped %d nodes", len(r.Skipped))
+	}
+	for _, sk := range r.Skipped {
+		if sk.Reason == "" || len(sk.Name) > 84 {
+			t.Fatalf("skipped node %+v: want a reason and a clipped name", sk)
+		}
 	}
 	switch r.Form {
 	case FormList, FormNodeList, FormCompact:

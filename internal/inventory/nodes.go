@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -48,45 +49,86 @@ type Node struct {
 	} `json:"status"`
 }
 
-// FromNodes turns Node objects into observations. Nodes without an agent pool
-// label are not AKS agent nodes (virtual nodes such as ACI virtual-kubelet);
-// they are left out and counted in skipped. A node with a name or pool AKS
-// could not have is an error wrapping ErrMalformed. Names and pools only are
-// checked here; whole-snapshot rules (duplicates, counts) are Decode's and
-// Encode's.
-func FromNodes(nodes []Node) (obs []fleet.NodeObservation, skipped int, err error) {
+// Labels of older AKS nodes and of nodes that are not AKS agent nodes.
+const (
+	// LabelAgentPoolLegacy names the pool on nodes of clusters created before
+	// kubernetes.azure.com/agentpool existed; current nodes carry both.
+	LabelAgentPoolLegacy = "agentpool"
+	// labelOSBeta is kubernetes.io/os before Kubernetes 1.14.
+	labelOSBeta = "beta.kubernetes.io/os"
+	// labelType is "virtual-kubelet" on virtual nodes (ACI).
+	labelType = "type"
+)
+
+// SkippedNode is a node left out of a snapshot, and why. Name is as listed
+// (clipped), empty when the node had none.
+type SkippedNode struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
+}
+
+// Observe turns Node objects into observations. The pool comes from
+// kubernetes.azure.com/agentpool, else from the older agentpool label; the
+// image from kubernetes.azure.com/node-image-version (clusters from before
+// that label have none, and their nodes are kept without an image). A node
+// that cannot be an AKS agent node — a virtual node, one with no pool label,
+// a name or pool AKS could not give, a field too long to store — is left out
+// and returned in skipped with the reason, in list order, so that nothing is
+// dropped without a trace. Whole-snapshot rules (duplicates, counts) are
+// Decode's and Encode's.
+func Observe(nodes []Node) (obs []fleet.NodeObservation, skipped []SkippedNode) {
 	obs = make([]fleet.NodeObservation, 0, len(nodes))
 	for i, n := range nodes {
-		pool := strings.ToLower(n.Metadata.Labels[fleet.LabelAgentPool])
-		if pool == "" {
-			skipped++
-			continue
-		}
-		o := fleet.NodeObservation{
-			Name:             n.Metadata.Name,
-			Pool:             pool,
-			NodeImageVersion: n.Metadata.Labels[fleet.LabelNodeImageVersion],
-			KernelVersion:    n.Status.NodeInfo.KernelVersion,
-			OSImage:          n.Status.NodeInfo.OSImage,
-			KubeletVersion:   n.Status.NodeInfo.KubeletVersion,
-			ContainerRuntime: n.Status.NodeInfo.ContainerRuntimeVersion,
-			OSType:           n.Metadata.Labels[fleet.LabelOS],
-			Quarantined:      n.Metadata.Labels[fleet.LabelUpgradeStatus] == fleet.UpgradeStatusQuarantined,
-			Unschedulable:    n.Spec.Unschedulable,
-		}
-		if o.OSType == "" {
-			o.OSType = n.Status.NodeInfo.OperatingSystem
-		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == "Ready" {
-				o.Ready = c.Status
-				break
+		o, why := observe(n)
+		if why != "" {
+			if n.Metadata.Name == "" {
+				why = fmt.Sprintf("%s (item %d)", why, i)
 			}
-		}
-		if err := validNode(o); err != nil {
-			return nil, 0, fmt.Errorf("%w (item %d)", err, i)
+			skipped = append(skipped, SkippedNode{Name: truncate(n.Metadata.Name), Reason: why})
+			continue
 		}
 		obs = append(obs, o)
 	}
-	return obs, skipped, nil
+	return obs, skipped
+}
+
+// FromNodes is Observe for callers that only count what was left out. The
+// error is always nil: a node that cannot be observed is skipped, not fatal.
+func FromNodes(nodes []Node) (obs []fleet.NodeObservation, skipped int, err error) {
+	obs, s := Observe(nodes)
+	return obs, len(s), nil
+}
+
+// observe makes one observation, or says why the node is not an AKS agent node.
+func observe(n Node) (fleet.NodeObservation, string) {
+	labels := n.Metadata.Labels
+	if labels[labelType] == "virtual-kubelet" {
+		return fleet.NodeObservation{}, "virtual node (type=virtual-kubelet), not an AKS agent node"
+	}
+	pool := labels[fleet.LabelAgentPool]
+	if pool == "" {
+		pool = labels[LabelAgentPoolLegacy]
+	}
+	if pool == "" {
+		return fleet.NodeObservation{}, fmt.Sprintf("neither the %s nor the %s label: not an AKS agent node", fleet.LabelAgentPool, LabelAgentPoolLegacy)
+	}
+	o := fleet.NodeObservation{
+		Name:             n.Metadata.Name,
+		Pool:             strings.ToLower(pool),
+		NodeImageVersion: labels[fleet.LabelNodeImageVersion],
+		KernelVersion:    n.Status.NodeInfo.KernelVersion,
+		OSImage:          n.Status.NodeInfo.OSImage,
+		KubeletVersion:   n.Status.NodeInfo.KubeletVersion,
+		ContainerRuntime: n.Status.NodeInfo.ContainerRuntimeVersion,
+		OSType:           cmp.Or(labels[fleet.LabelOS], labels[labelOSBeta], n.Status.NodeInfo.OperatingSystem),
+		Quarantined:      labels[fleet.LabelUpgradeStatus] == fleet.UpgradeStatusQuarantined,
+		Unschedulable:    n.Spec.Unschedulable,
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == "Ready" {
+			o.Ready = c.Status
+			break
+		}
+	}
+	return o, nodeProblem(o)
 }
