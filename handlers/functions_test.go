@@ -83,9 +83,11 @@ func TestEveryFunctionHasARoute(t *testing.T) {
 }
 
 // The export's batches arrive as the handler expects them only with these
-// settings (a JSON string holding an array of message strings), and nothing
-// is lost while storage is down only with an unbounded retry policy: the
-// Event Hubs trigger otherwise moves its checkpoint past a failed batch.
+// settings (a JSON string holding an array of message strings). The retry
+// policy is bounded, so a poison record cannot stall the export (issue 12),
+// and exponential up to minutes, so a storage outage of about 25 minutes
+// loses nothing: the Event Hubs trigger moves its checkpoint past a batch
+// after the last attempt, on which the handler keeps what it cannot commit.
 func TestActivityLogStreamBinding(t *testing.T) {
 	b, err := os.ReadFile("../functions/ActivityLogStream/function.json")
 	if err != nil {
@@ -96,8 +98,9 @@ func TestActivityLogStreamBinding(t *testing.T) {
 			Type, Name, Direction, Cardinality, DataType, EventHubName, Connection, ConsumerGroup string
 		} `json:"bindings"`
 		Retry struct {
-			Strategy      string `json:"strategy"`
-			MaxRetryCount int    `json:"maxRetryCount"`
+			Strategy        string `json:"strategy"`
+			MaxRetryCount   int    `json:"maxRetryCount"`
+			MaximumInterval string `json:"maximumInterval"`
 		} `json:"retry"`
 	}
 	if err := json.Unmarshal(b, &fn); err != nil {
@@ -113,7 +116,8 @@ func TestActivityLogStreamBinding(t *testing.T) {
 	if in.EventHubName == "" || in.Connection == "" || in.ConsumerGroup == "" {
 		t.Errorf("trigger %+v names no hub, connection or consumer group", in)
 	}
-	if fn.Retry.Strategy == "" || fn.Retry.MaxRetryCount != -1 {
-		t.Errorf("retry %+v, want a strategy with maxRetryCount -1 (retry until storage answers)", fn.Retry)
+	if fn.Retry.Strategy != "exponentialBackoff" || fn.Retry.MaxRetryCount < 8 || fn.Retry.MaxRetryCount > 20 ||
+		fn.Retry.MaximumInterval != "00:05:00" {
+		t.Errorf("retry %+v, want exponentialBackoff up to 5 minutes with a bounded maxRetryCount (8 to 20)", fn.Retry)
 	}
 }

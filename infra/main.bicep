@@ -1,7 +1,9 @@
 // upgradewatch production deployment: one Flex Consumption function app running
-// the Go custom handler, its storage account (state tables + host storage), a
-// user-assigned identity instead of any key, Application Insights, and an Event
-// Grid system topic + subscription per watched AKS cluster.
+// the Go custom handler, its storage account (state tables + host storage)
+// reachable only from the app's virtual network, a user-assigned identity
+// instead of any key (no shared keys, no basic-auth publishing), Application
+// Insights, and an Event Grid system topic + subscription per watched AKS
+// cluster.
 //
 // Deploy twice: first with subscribeEvents=false, then publish the code (the
 // AksEvents function must exist before Event Grid can validate the endpoint),
@@ -75,6 +77,23 @@ param logLevel string = 'info'
 @maxValue(730)
 param logRetentionDays int = 30
 
+@description('How the app reaches its storage account (state tables, host storage, deployment package). privateEndpoint: private endpoints for blob, queue and table in a virtual network the app is integrated with, public network access disabled. serviceEndpoint: the app\'s integration subnet, with a Microsoft.Storage service endpoint, is the only network the storage firewall (default Deny) lets in. public: any network may try (Entra ID is still required); for trials only.')
+@allowed([
+  'privateEndpoint'
+  'serviceEndpoint'
+  'public'
+])
+param storageNetworkAccess string = 'privateEndpoint'
+
+@description('Address space of the virtual network created unless storageNetworkAccess is public.')
+param vnetAddressPrefix string = '10.42.0.0/16'
+
+@description('Subnet the app is integrated with (delegated to Microsoft.App/environments, as Flex Consumption requires).')
+param appSubnetPrefix string = '10.42.0.0/24'
+
+@description('Subnet of the storage private endpoints (storageNetworkAccess privateEndpoint).')
+param privateEndpointSubnetPrefix string = '10.42.1.0/24'
+
 param tags object = {
   app: 'upgradewatch'
 }
@@ -84,6 +103,23 @@ param tags object = {
 
 var token = uniqueString(resourceGroup().id, name)
 var storageName = take('st${replace(toLower(name), '-', '')}${token}', 24)
+// Dead letters live in an account of their own: Event Grid writes them with a
+// user-assigned identity, which no storage firewall lets through, and the
+// state account must not be opened for that.
+var deadLetterStorageName = take('stdl${token}${replace(toLower(name), '-', '')}', 24)
+var vnetName = 'vnet-${name}-${token}'
+var vnetEnabled = storageNetworkAccess != 'public'
+var usePrivateEndpoints = storageNetworkAccess == 'privateEndpoint'
+var appSubnetName = 'app'
+var privateEndpointSubnetName = 'private-endpoints'
+var appSubnetId = resourceId('Microsoft.Network/virtualNetworks/subnets', vnetName, appSubnetName)
+var privateEndpointSubnetId = resourceId('Microsoft.Network/virtualNetworks/subnets', vnetName, privateEndpointSubnetName)
+// The storage services the app uses: host (blob, queue), state (table).
+var storageServices = [
+  'blob'
+  'queue'
+  'table'
+]
 var deploymentContainerName = 'app-package'
 var deadLetterContainerName = 'eventgrid-deadletter'
 var eventFunctionName = 'AksEvents'
@@ -124,6 +160,62 @@ resource eventGridIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@202
 }
 
 // ---------------------------------------------------------------------------
+// Network: the app's outbound traffic goes through a virtual network, the only
+// place its storage account answers (storageNetworkAccess).
+
+resource vnet 'Microsoft.Network/virtualNetworks@2024-05-01' = if (vnetEnabled) {
+  name: vnetName
+  location: location
+  tags: tags
+  properties: {
+    addressSpace: {
+      addressPrefixes: [
+        vnetAddressPrefix
+      ]
+    }
+    subnets: concat(
+      [
+        {
+          name: appSubnetName
+          properties: {
+            addressPrefix: appSubnetPrefix
+            delegations: [
+              {
+                name: 'flex-consumption'
+                properties: {
+                  serviceName: 'Microsoft.App/environments'
+                }
+              }
+            ]
+            serviceEndpoints: usePrivateEndpoints
+              ? []
+              : [
+                  {
+                    service: 'Microsoft.Storage'
+                  }
+                ]
+            // The app also calls ARM, Event Grid and the notification sinks
+            // on the internet. Attach a NAT gateway instead for fixed egress.
+            defaultOutboundAccess: true
+          }
+        }
+      ],
+      usePrivateEndpoints
+        ? [
+            {
+              name: privateEndpointSubnetName
+              properties: {
+                addressPrefix: privateEndpointSubnetPrefix
+                privateEndpointNetworkPolicies: 'Disabled'
+              }
+            }
+          ]
+        : []
+    )
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Storage
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -142,12 +234,25 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     allowSharedKeyAccess: false
     defaultToOAuthAuthentication: true
     allowCrossTenantReplication: false
-    publicNetworkAccess: 'Enabled'
+    // Reachable only from the app's virtual network (storageNetworkAccess).
+    publicNetworkAccess: usePrivateEndpoints ? 'Disabled' : 'Enabled'
     networkAcls: {
-      defaultAction: 'Allow'
+      defaultAction: vnetEnabled ? 'Deny' : 'Allow'
       bypass: 'AzureServices'
+      ipRules: []
+      virtualNetworkRules: storageNetworkAccess == 'serviceEndpoint'
+        ? [
+            {
+              id: appSubnetId
+              action: 'Allow'
+            }
+          ]
+        : []
     }
   }
+  dependsOn: [
+    vnet
+  ]
 
   resource blobService 'blobServices' = {
     name: 'default'
@@ -158,6 +263,105 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
         publicAccess: 'None'
       }
     }
+  }
+}
+
+// Private endpoints for blob, queue and table, with the private DNS zones that
+// make the account's usual host names resolve to them inside the network.
+resource storageDnsZones 'Microsoft.Network/privateDnsZones@2020-06-01' = [
+  for service in storageServices: if (usePrivateEndpoints) {
+    name: 'privatelink.${service}.${environment().suffixes.storage}'
+    location: 'global'
+    tags: tags
+  }
+]
+
+resource storageDnsLinks 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2020-06-01' = [
+  for (service, i) in storageServices: if (usePrivateEndpoints) {
+    parent: storageDnsZones[i]
+    name: 'link-${name}'
+    location: 'global'
+    tags: tags
+    properties: {
+      registrationEnabled: false
+      virtualNetwork: {
+        id: resourceId('Microsoft.Network/virtualNetworks', vnetName)
+      }
+    }
+    dependsOn: [
+      vnet
+    ]
+  }
+]
+
+resource storagePrivateEndpoints 'Microsoft.Network/privateEndpoints@2024-05-01' = [
+  for service in storageServices: if (usePrivateEndpoints) {
+    name: 'pe-${storageName}-${service}'
+    location: location
+    tags: tags
+    properties: {
+      subnet: {
+        id: privateEndpointSubnetId
+      }
+      privateLinkServiceConnections: [
+        {
+          name: service
+          properties: {
+            privateLinkServiceId: storage.id
+            groupIds: [
+              service
+            ]
+          }
+        }
+      ]
+    }
+    dependsOn: [
+      vnet
+    ]
+  }
+]
+
+resource storageDnsGroups 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-05-01' = [
+  for (service, i) in storageServices: if (usePrivateEndpoints) {
+    parent: storagePrivateEndpoints[i]
+    name: 'default'
+    properties: {
+      privateDnsZoneConfigs: [
+        {
+          name: service
+          properties: {
+            privateDnsZoneId: storageDnsZones[i].id
+          }
+        }
+      ]
+    }
+  }
+]
+
+// Undeliverable events only. Event Grid can write to a storage firewall only
+// with a system-assigned identity of each topic, so this account keeps public
+// network access; shared keys are off and only the Event Grid identity may
+// write to it.
+resource deadLetterStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: deadLetterStorageName
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: storageSku
+  }
+  properties: {
+    accessTier: 'Hot'
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    allowCrossTenantReplication: false
+  }
+
+  resource blobService 'blobServices' = {
+    name: 'default'
 
     resource deadLetterContainer 'containers' = {
       name: deadLetterContainerName
@@ -181,8 +385,8 @@ resource appStorageRoleAssignments 'Microsoft.Authorization/roleAssignments@2022
 ]
 
 resource deadLetterRoleAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage::blobService::deadLetterContainer.id, eventGridIdentity.id, roles.storageBlobDataContributor)
-  scope: storage::blobService::deadLetterContainer
+  name: guid(deadLetterStorage::blobService::deadLetterContainer.id, eventGridIdentity.id, roles.storageBlobDataContributor)
+  scope: deadLetterStorage::blobService::deadLetterContainer
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
     principalId: eventGridIdentity.properties.principalId
@@ -258,6 +462,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // VNet integration: the app reaches its storage through this subnet.
+    virtualNetworkSubnetId: vnetEnabled ? appSubnetId : null
     siteConfig: {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
@@ -289,7 +495,25 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   dependsOn: [
     appStorageRoleAssignments
     storage::blobService::deploymentContainer
+    storageDnsGroups
+    storageDnsLinks
   ]
+
+  // No basic-auth publishing: deployments authenticate with Entra ID
+  // (`func azure functionapp publish` and `az functionapp deployment` do).
+  resource scmBasicAuth 'basicPublishingCredentialsPolicies' = {
+    name: 'scm'
+    properties: {
+      allow: false
+    }
+  }
+
+  resource ftpBasicAuth 'basicPublishingCredentialsPolicies' = {
+    name: 'ftp'
+    properties: {
+      allow: false
+    }
+  }
 
   // Flex does not accept FUNCTIONS_WORKER_RUNTIME; the runtime comes from functionAppConfig.
   resource appSettings 'config' = {
@@ -321,7 +545,7 @@ var eventFunctionId = '${app.id}/functions/${eventFunctionName}'
 var deadLetter = {
   enabled: deadLetterEnabled
   identityId: eventGridIdentity.id
-  storageAccountId: storage.id
+  storageAccountId: deadLetterStorage.id
   containerName: deadLetterContainerName
 }
 
@@ -364,5 +588,6 @@ output functionAppName string = app.name
 output functionAppHostName string = app.properties.defaultHostName
 output aksEventsFunctionId string = eventFunctionId
 output storageAccountName string = storage.name
+output deadLetterStorageAccountName string = deadLetterStorage.name
 output appIdentityPrincipalId string = appIdentity.properties.principalId
 output eventGridIdentityId string = eventGridIdentity.id

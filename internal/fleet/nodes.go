@@ -364,8 +364,8 @@ type NodeDiff struct {
 // DiffNodes applies a snapshot to the current nodes (by name) and returns only
 // what changed. It is pure. A node row changes when anything the node reports
 // changes or it goes or comes back; its image version changing also appends a
-// history entry. Nodes missing from a complete snapshot are marked gone, never
-// deleted.
+// history entry. Nodes missing from a complete snapshot are marked gone; only
+// PruneGone, past a retention, lets their rows go.
 func DiffNodes(current map[string]Node, snap NodeSnapshot) NodeDiff {
 	var d NodeDiff
 	t := snap.ObservedAt
@@ -400,6 +400,42 @@ func DiffNodes(current map[string]Node, snap NodeSnapshot) NodeDiff {
 	}
 	sort.Slice(d.Changed, func(i, j int) bool { return d.Changed[i].Name < d.Changed[j].Name })
 	return d
+}
+
+// Node retention: how long a gone node's row is kept, and how many rows one
+// snapshot deletes at most.
+const (
+	// DefaultNodeRetention keeps a node that left for 30 days: long enough to
+	// see it in the Status API after a scale-down or a reimage, short enough
+	// that autoscaled clusters do not pile up rows every snapshot reads.
+	DefaultNodeRetention = 30 * 24 * time.Hour
+	// MaxPrunePerSnapshot bounds the deletions one snapshot carries (about
+	// ten transactions), so a cluster with a long past pays for it over a few
+	// snapshots instead of in one slow one.
+	MaxPrunePerSnapshot = 1000
+)
+
+// PruneGone returns the names, in order, of at most limit nodes that have been
+// gone for longer than retention at time at (a snapshot's time): their rows
+// can be deleted. It is pure, so a redelivered, late or concurrent snapshot
+// prunes the same rows; a node that came back is not gone and stays.
+// Retention <= 0 prunes nothing.
+func PruneGone(nodes map[string]Node, at time.Time, retention time.Duration, limit int) []string {
+	if retention <= 0 || limit <= 0 {
+		return nil
+	}
+	cutoff := at.Add(-retention)
+	var out []string
+	for name, n := range nodes {
+		if n.Gone && !n.ChangedAt.After(cutoff) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out
 }
 
 // Image is what a pool runs: the version most of its nodes run when a node

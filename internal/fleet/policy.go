@@ -40,6 +40,12 @@ type Policy struct {
 	// one); by default they wait for an occurrence of the window.
 	RemediateOutsideWindow bool
 
+	// TaggedNodeOSChannel and TaggedUpgradeChannel report that a cluster tag,
+	// not the policy document, set the channel expectation. A tag's
+	// expectation counts for findings; remediation never writes it to AKS:
+	// tags may lower what the document allows, never raise it.
+	TaggedNodeOSChannel, TaggedUpgradeChannel bool
+
 	// Source says where the policy came from (rule names and tags), for evidence.
 	Source string
 }

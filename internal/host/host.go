@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -106,6 +107,40 @@ func (r *InvokeRequest) Sys() Sys {
 	out := Sys{MethodName: String(s.MethodName), RandGuid: String(s.RandGuid)}
 	out.UtcNow, _ = ParseTime(String(s.UtcNow))
 	return out
+}
+
+// Retry is Metadata.RetryContext, which the host sends when a function.json
+// retry policy is active (Event Hubs, timer): Count is how many retries came
+// before this attempt (0 on the first), Max the policy's maxRetryCount (-1:
+// unbounded). Present is false when the host sent none.
+type Retry struct {
+	Count, Max int
+	Present    bool
+}
+
+// Last reports whether this is the policy's last attempt: after it, an Event
+// Hubs trigger moves its checkpoint past the batch whatever the outcome.
+func (r Retry) Last() bool { return r.Present && r.Max >= 0 && r.Count >= r.Max }
+
+// Retry returns Metadata.RetryContext, zero-valued where absent or
+// unparseable (numbers may arrive as strings).
+func (r *InvokeRequest) Retry() Retry {
+	raw, ok := r.Metadata["RetryContext"]
+	if !ok {
+		return Retry{}
+	}
+	var rc struct {
+		RetryCount, MaxRetryCount json.RawMessage
+	}
+	if json.Unmarshal(Unwrap(raw), &rc) != nil {
+		return Retry{}
+	}
+	count, err1 := strconv.Atoi(String(rc.RetryCount))
+	limit, err2 := strconv.Atoi(String(rc.MaxRetryCount))
+	if err1 != nil || err2 != nil || count < 0 {
+		return Retry{}
+	}
+	return Retry{Count: count, Max: limit, Present: true}
 }
 
 // Unwrap peels up to two layers of "JSON value encoded as a JSON string". A

@@ -34,6 +34,15 @@
 // The document is configuration: anything wrong in it, including a policy AKS
 // cannot honour, refuses the whole document at load. Tags are user input on
 // live clusters: a bad tag is ignored and reported as a Problem, never an error.
+//
+// Authority flows down, never up. The document, an app setting only operators
+// change, decides who may be remediated and how far; anyone who may tag a
+// cluster may only lower that: remediate off, or dry-run where the document
+// allows apply, and remediateOutsideWindow false. A tag asking for more is
+// ignored with a Problem. Channel tags set expectations for the findings, but
+// remediation only ever sets the channels the document names
+// (fleet.Policy.TaggedNodeOSChannel): a tag naming Unmanaged must not reimage
+// every node of the cluster.
 package policy
 
 import (
@@ -141,7 +150,9 @@ func (s *Set) For(c *fleet.Cluster) (fleet.Policy, []Problem) {
 		}
 	}
 
+	doc := documentChannels(p)
 	tagged, problems := fromTags(c.Tags)
+	problems = append(problems, lowerOnly(&tagged, p)...)
 	// A tag cannot ask for what AKS forbids: with node-image, NodeImage only.
 	upgrade := p.UpgradeChannel
 	if tagged.set.UpgradeChannel != nil {
@@ -169,6 +180,9 @@ func (s *Set) For(c *fleet.Cluster) (fleet.Policy, []Problem) {
 		})
 		p.NodeOSChannel = fleet.ChannelNodeImage
 	}
+	p.TaggedNodeOSChannel = p.NodeOSChannel != doc.NodeOSChannel
+	p.TaggedUpgradeChannel = p.UpgradeChannel != doc.UpgradeChannel
+	problems = append(problems, taggedChannels(p, doc, o)...)
 	if p.NodeOSChannel == fleet.ChannelSecurityPatch {
 		for _, why := range securityPatchBlockers(c) {
 			problems = append(problems, Problem{
@@ -180,6 +194,78 @@ func (s *Set) For(c *fleet.Cluster) (fleet.Policy, []Problem) {
 	p.Source = strings.Join(sources, ", ")
 	return p, problems
 }
+
+// documentChannels is the channel expectation of the document alone (p before
+// any tag), with node-image forcing NodeImage as For does.
+func documentChannels(p fleet.Policy) fleet.Policy {
+	if p.UpgradeChannel == fleet.UpgradeNodeImage && p.NodeOSChannel != "" {
+		p.NodeOSChannel = fleet.ChannelNodeImage
+	}
+	return p
+}
+
+// lowerOnly drops the tags that would raise remediation above what the
+// document allows the cluster (doc), with a Problem each. Authority flows
+// down: anyone who may tag a cluster may opt it out, ask for dry runs instead
+// of apply, or keep remediation inside the maintenance window, but only the
+// document, which operators alone change, grants more.
+func lowerOnly(t *tagged, doc fleet.Policy) []Problem {
+	var out []Problem
+	if v := t.set.Remediate; v != nil && modeRank(*v) > modeRank(doc.Remediate) {
+		out = append(out, Problem{Field: fieldRemediate, Value: t.raw[fieldRemediate], Source: tagSource(fieldRemediate),
+			Reason: fmt.Sprintf("a tag may only lower remediation, and the policy document allows %s here; tag ignored", doc.Remediate)})
+		t.set.Remediate = nil
+	}
+	if v := t.set.RemediateOutsideWindow; v != nil && *v && !doc.RemediateOutsideWindow {
+		out = append(out, Problem{Field: fieldRemediateOutsideWindow, Value: t.raw[fieldRemediateOutsideWindow],
+			Source: tagSource(fieldRemediateOutsideWindow),
+			Reason: "a tag may only keep remediation inside the maintenance window, and the policy document does not allow it outside here; tag ignored"})
+		t.set.RemediateOutsideWindow = nil
+	}
+	return out
+}
+
+// taggedChannels reports a channel expectation a tag changed on a cluster
+// remediation may act on: it counts for findings, but remediation writes only
+// the document's channels (a tag asking for Unmanaged must not reimage every
+// node), so that part of the tag is not honoured.
+func taggedChannels(p, doc fleet.Policy, o origins) []Problem {
+	if p.Remediate == fleet.RemediateOff {
+		return nil
+	}
+	// A node OS channel a node-image tag forced was set by that tag.
+	nodeOSSource := o.nodeOS
+	if !strings.HasPrefix(nodeOSSource, "tag ") {
+		nodeOSSource = o.upgrade
+	}
+	var out []Problem
+	for _, ch := range []struct {
+		field, source string
+		tagged        bool
+		got, want     string
+	}{
+		{fieldNodeOSChannel, nodeOSSource, p.TaggedNodeOSChannel, p.NodeOSChannel, doc.NodeOSChannel},
+		{fieldUpgradeChannel, o.upgrade, p.TaggedUpgradeChannel, p.UpgradeChannel, doc.UpgradeChannel},
+	} {
+		if !ch.tagged {
+			continue
+		}
+		out = append(out, Problem{Field: ch.field, Value: ch.got, Source: ch.source,
+			Reason: fmt.Sprintf("expected for findings, but remediation sets only the policy document's channels (%s); not remediated",
+				orNone(ch.want))})
+	}
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// modeRank orders the remediation modes by what they let happen.
+func modeRank(mode string) int { return slices.Index(remediateModes, mode) }
 
 // origins remembers which source set the channels, to name it in problems.
 type origins struct{ nodeOS, upgrade string }

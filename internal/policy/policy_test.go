@@ -164,10 +164,15 @@ func TestForPrecedence(t *testing.T) {
 				p.RequireNodeOSWindow = true             // rule prod
 				p.MinWindowHours = 6                     // rule payments-prod
 				p.Remediate = fleet.RemediateDryRun      // rule payments-prod over sandbox
-				p.RemediateOutsideWindow = false         // tag over rule sandbox
+				p.RemediateOutsideWindow = false         // tag over rule sandbox: lowering is allowed
+				p.TaggedNodeOSChannel = true             // not the document's SecurityPatch
 				p.Source = "defaults, rule prod, rule sandbox, rule payments-prod, " +
 					"tag upgradewatch.nodeOSChannel, tag upgradewatch.stallHours, tag upgradewatch.remediateOutsideWindow"
 			}),
+			problems: []Problem{{
+				Field: "nodeOSChannel", Value: "NodeImage", Source: "tag upgradewatch.nodeOSChannel",
+				Reason: "expected for findings, but remediation sets only the policy document's channels (SecurityPatch); not remediated",
+			}},
 		},
 		{
 			name: "tag nodeOSChannel contradicting node-image is ignored",
@@ -192,6 +197,7 @@ func TestForPrecedence(t *testing.T) {
 				p.UpgradeChannel = fleet.UpgradeNodeImage
 				p.StallLimit = 12 * time.Hour
 				p.RequireNodeOSWindow = true
+				p.TaggedNodeOSChannel, p.TaggedUpgradeChannel = true, true
 				p.Source = "defaults, rule prod, tag upgradewatch.upgradeChannel"
 			}),
 			problems: []Problem{{
@@ -209,6 +215,7 @@ func TestForPrecedence(t *testing.T) {
 				p.UpgradeChannel = fleet.UpgradeNodeImage
 				p.StallLimit = 12 * time.Hour
 				p.RequireNodeOSWindow = true
+				p.TaggedNodeOSChannel, p.TaggedUpgradeChannel = true, true
 				p.Source = "defaults, rule prod, tag upgradewatch.nodeOSChannel, tag upgradewatch.upgradeChannel"
 			}),
 		},
@@ -248,15 +255,22 @@ func TestForTags(t *testing.T) {
 				"upgradewatch.remediate":              "dry-run",
 				"upgradewatch.remediateOutsideWindow": "true",
 			},
+			// Without a document nobody may be remediated: the two tags that
+			// would raise it are ignored.
 			want: fleet.Policy{
 				NodeOSChannel: fleet.ChannelSecurityPatch, UpgradeChannel: fleet.UpgradeStable,
 				MaxImageAge: 21 * day, ImageGrace: 0, StallLimit: 48 * time.Hour, StallMinimum: time.Hour,
-				MinWindowHours: 8, RequireNodeOSWindow: true, Remediate: fleet.RemediateDryRun,
-				RemediateOutsideWindow: true,
+				MinWindowHours: 8, RequireNodeOSWindow: true, Remediate: fleet.RemediateOff,
+				TaggedNodeOSChannel: true, TaggedUpgradeChannel: true,
 				Source: "defaults, tag upgradewatch.nodeOSChannel, tag upgradewatch.upgradeChannel, " +
 					"tag upgradewatch.maxImageAgeDays, tag upgradewatch.imageGraceDays, tag upgradewatch.stallHours, " +
-					"tag upgradewatch.minWindowHours, tag upgradewatch.requireNodeOSWindow, tag upgradewatch.remediate, " +
-					"tag upgradewatch.remediateOutsideWindow",
+					"tag upgradewatch.minWindowHours, tag upgradewatch.requireNodeOSWindow",
+			},
+			problems: []Problem{
+				{Field: "remediate", Value: "dry-run", Source: "tag upgradewatch.remediate",
+					Reason: "a tag may only lower remediation, and the policy document allows off here; tag ignored"},
+				{Field: "remediateOutsideWindow", Value: "true", Source: "tag upgradewatch.remediateOutsideWindow",
+					Reason: "a tag may only keep remediation inside the maintenance window, and the policy document does not allow it outside here; tag ignored"},
 			},
 		},
 		{
@@ -272,10 +286,16 @@ func TestForTags(t *testing.T) {
 			want: fleet.Policy{
 				NodeOSChannel: fleet.ChannelSecurityPatch, UpgradeChannel: fleet.UpgradePatch,
 				ImageGrace: 7 * day, StallLimit: 24 * time.Hour, StallMinimum: time.Hour,
-				MinWindowHours: 6, RequireNodeOSWindow: true, Remediate: fleet.RemediateApply, RemediateOutsideWindow: true,
+				MinWindowHours: 6, RequireNodeOSWindow: true, Remediate: fleet.RemediateOff,
+				TaggedNodeOSChannel: true, TaggedUpgradeChannel: true,
 				Source: "defaults, tag upgradewatch.nodeOSChannel, tag upgradewatch.upgradeChannel, " +
-					"tag upgradewatch.minWindowHours, tag upgradewatch.requireNodeOSWindow, tag upgradewatch.remediate, " +
-					"tag upgradewatch.remediateOutsideWindow",
+					"tag upgradewatch.minWindowHours, tag upgradewatch.requireNodeOSWindow",
+			},
+			problems: []Problem{
+				{Field: "remediate", Value: "APPLY", Source: "tag upgradewatch.remediate",
+					Reason: "a tag may only lower remediation, and the policy document allows off here; tag ignored"},
+				{Field: "remediateOutsideWindow", Value: "TRUE", Source: "tag upgradewatch.remediateOutsideWindow",
+					Reason: "a tag may only keep remediation inside the maintenance window, and the policy document does not allow it outside here; tag ignored"},
 			},
 		},
 		{
@@ -471,6 +491,7 @@ func TestForUnsupportedSecurityPatch(t *testing.T) {
 				ubuntu, win),
 			want: docDefaults(func(p *fleet.Policy) {
 				p.NodeOSChannel = fleet.ChannelSecurityPatch
+				p.TaggedNodeOSChannel = true
 				p.Source = "defaults, tag upgradewatch.nodeOSChannel"
 			}),
 			problems: []Problem{problem("tag upgradewatch.nodeOSChannel", "AKS does not support SecurityPatch on Windows pool win22")},
@@ -482,6 +503,7 @@ func TestForUnsupportedSecurityPatch(t *testing.T) {
 			want: docDefaults(func(p *fleet.Policy) {
 				p.StallLimit = 12 * time.Hour
 				p.RequireNodeOSWindow = true
+				p.TaggedNodeOSChannel = true
 				p.Source = "defaults, rule prod, tag upgradewatch.nodeOSChannel"
 			}),
 		},

@@ -14,6 +14,10 @@
 //     stricter of the policy's and the deployment's ceiling (off < dry-run <
 //     apply); an empty or unknown mode is off. Dry-run passes the same gates
 //     as apply, so what it announces is what apply would do, and when.
+//   - Channels are set only to what the policy document names: a channel
+//     expectation a cluster tag set (fleet.Policy.TaggedNodeOSChannel) counts
+//     for findings but is skipped here (ReasonTaggedChannel), so whoever may
+//     tag a cluster cannot make the app reimage its nodes.
 //   - Remediable findings: ChannelDrift (set nodeOSUpgradeChannel),
 //     UpgradeChannelDrift (set upgradeChannel), and on pool/<name> targets
 //     ImageStale (also pool/<name>/latest), MissedMaintenanceWindow and
@@ -71,6 +75,7 @@ const SettleTime = 30 * time.Minute
 const (
 	ReasonNotOptedIn        = "NotOptedIn"        // the effective mode is off
 	ReasonNoPolicyChannel   = "NoPolicyChannel"   // the policy names no channel to set
+	ReasonTaggedChannel     = "TaggedChannel"     // the channel expected comes from a tag, not the policy document
 	ReasonUnknownPool       = "UnknownPool"       // the pool is removed or was never seen
 	ReasonNoNewerImage      = "NoNewerImage"      // no newer node image known for the pool
 	ReasonDone              = "Done"              // this finding opening was already remediated (or dry-run)
@@ -256,12 +261,15 @@ func plan(c *fleet.Cluster, p fleet.Policy, mode string, f *fleet.Finding, now t
 
 	switch action {
 	case fleet.ActionSetNodeOSChannel, fleet.ActionSetUpgradeChannel:
-		field, from, to := "nodeOSUpgradeChannel", c.NodeOSUpgradeChannel, p.NodeOSChannel
+		field, from, to, tagged := "nodeOSUpgradeChannel", c.NodeOSUpgradeChannel, p.NodeOSChannel, p.TaggedNodeOSChannel
 		if action == fleet.ActionSetUpgradeChannel {
-			field, from, to = "upgradeChannel", c.UpgradeChannel, p.UpgradeChannel
+			field, from, to, tagged = "upgradeChannel", c.UpgradeChannel, p.UpgradeChannel, p.TaggedUpgradeChannel
 		}
 		if to == "" {
 			return nil, ReasonNoPolicyChannel
+		}
+		if tagged {
+			return nil, ReasonTaggedChannel
 		}
 		r.Pool, r.From, r.To = "", from, to
 		r.Detail = fmt.Sprintf("set %s from %s to %s", field, orUnknown(from), to)

@@ -52,6 +52,7 @@ type NodesOutcome struct {
 	Result       NodesResult
 	Changed      int // node rows written
 	History      int // history rows written
+	Pruned       int // rows of nodes gone longer than the retention, deleted
 	Transactions int
 	Inventory    fleet.NodeInventory
 	Nodes        []fleet.Node // the cluster's nodes after the call, gone ones included, by name
@@ -70,7 +71,16 @@ const nodeItems = maxBatch - 3
 // On a conflict the rows are reloaded and the diff recomputed, so transactions
 // already committed (by this call, a crashed earlier delivery or a concurrent
 // one) are not repeated. A snapshot older than the newest applied one changes
-// nothing (NodesStale). Errors: ErrRejected (invalid node names), ErrUnavailable.
+// nothing (NodesStale).
+//
+// The rows of nodes gone for longer than the store's node retention, counted
+// back from the snapshot's time, are deleted in the same guarded transactions
+// (at most fleet.MaxPrunePerSnapshot a snapshot): what a snapshot prunes is a
+// function of the rows and the snapshot alone, so a redelivery or a
+// concurrent delivery prunes nothing twice, and the rows every later snapshot
+// reads stay bounded by the nodes of the last retention period. History rows
+// stay: snapshots never read them. Errors: ErrRejected (invalid node names),
+// ErrUnavailable.
 func (s *Store) ApplyNodes(ctx context.Context, id fleet.ClusterID, snap fleet.NodeSnapshot) (NodesOutcome, error) {
 	snap.ObservedAt = snap.ObservedAt.UTC().Truncate(100 * time.Nanosecond)
 	for _, n := range snap.Nodes {
@@ -103,7 +113,11 @@ func (s *Store) ApplyNodes(ctx context.Context, id fleet.ClusterID, snap fleet.N
 		for _, n := range diff.Changed {
 			nodes[n.Name] = n
 		}
-		chunks := chunkNodes(diff)
+		prune := fleet.PruneGone(nodes, snap.ObservedAt, s.nodeRetention, fleet.MaxPrunePerSnapshot)
+		for _, name := range prune {
+			delete(nodes, name)
+		}
+		chunks := chunkNodes(diff, prune)
 		final := fleet.NodeInventory{SnapshotID: snap.ID, ObservedAt: snap.ObservedAt, Complete: true, Nodes: countPresent(nodes)}
 
 		conflict := false
@@ -128,10 +142,13 @@ func (s *Store) ApplyNodes(ctx context.Context, id fleet.ClusterID, snap fleet.N
 			seq++
 			out.Transactions++
 			for _, it := range chunk {
-				if it.hist != nil {
+				switch {
+				case it.hist != nil:
 					out.History++
-				} else {
+				case it.node != nil:
 					out.Changed++
+				default:
+					out.Pruned++
 				}
 			}
 		}
@@ -149,14 +166,17 @@ func (s *Store) ApplyNodes(ctx context.Context, id fleet.ClusterID, snap fleet.N
 	}
 }
 
-// nodeItem is one row of a node write: a node or a history entry.
+// nodeItem is one row of a node write: a node, a history entry, or the name
+// of a node whose row goes.
 type nodeItem struct {
-	node *fleet.Node
-	hist *fleet.NodeVersionChange
+	node  *fleet.Node
+	hist  *fleet.NodeVersionChange
+	prune string
 }
 
-// chunkNodes packs the diff into transactions, each node with its history entry.
-func chunkNodes(d fleet.NodeDiff) [][]nodeItem {
+// chunkNodes packs the diff into transactions, each node with its history
+// entry, then the deletions of pruned nodes.
+func chunkNodes(d fleet.NodeDiff, prune []string) [][]nodeItem {
 	hist := map[string]*fleet.NodeVersionChange{}
 	for i := range d.History {
 		hist[d.History[i].Node] = &d.History[i]
@@ -172,6 +192,12 @@ func chunkNodes(d fleet.NodeDiff) [][]nodeItem {
 			chunks, cur = append(chunks, cur), nil
 		}
 		cur = append(cur, group...)
+	}
+	for _, name := range prune {
+		if len(cur)+1 > nodeItems {
+			chunks, cur = append(chunks, cur), nil
+		}
+		cur = append(cur, nodeItem{prune: name})
 	}
 	// Even a snapshot that changes no node moves the inventory mark.
 	return append(chunks, cur)
@@ -203,10 +229,16 @@ func nodeActions(pk string, seq int64, mark fleet.NodeInventory, reporter string
 	}
 	for _, it := range items {
 		var err error
-		if it.node != nil {
+		switch {
+		case it.node != nil:
 			err = put(aztables.TransactionTypeInsertReplace, rkNodePrefix+it.node.Name, nodeRow(*it.node))
-		} else {
+		case it.hist != nil:
 			err = put(aztables.TransactionTypeInsertReplace, histKey(*it.hist), histRow(*it.hist))
+		default:
+			// Gone already (a concurrent snapshot pruned it) fails the
+			// transaction as a conflict: the reload no longer lists it.
+			b, _ := row{}.marshal(pk, rkNodePrefix+it.prune)
+			acts = append(acts, aztables.TransactionAction{ActionType: aztables.TransactionTypeDelete, Entity: b, IfMatch: to.Ptr(azcore.ETagAny)})
 		}
 		if err != nil {
 			return nil, err

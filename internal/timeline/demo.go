@@ -30,9 +30,10 @@ const (
 //     operator retry succeeds a day later.
 //   - aks-analytics-eus (None, Event Grid schema): support ending for 1.31, a
 //     manual node-image upgrade of spark (dana's request in the activity log),
-//     and the batch pool deleted (its delete in the activity log). It opts into
-//     dry-run remediation (tag upgradewatch.remediate), so a Sweep plans, and
-//     only announces, putting its node OS channel back to the policy's.
+//     and the batch pool deleted (its delete in the activity log). The policy
+//     document's analytics-sandbox rule allows it dry-run remediation (its tag
+//     upgradewatch.remediate asks for no more), so a Sweep plans, and only
+//     announces, putting its node OS channel back to the policy's.
 //   - aks-platform-wus2 (Unmanaged, CloudEvents): alice's cluster PUT in the
 //     activity log moves the node OS channel to NodeImage (the CreatedOrUpdated
 //     it caused says so) and no pool rolls after; new Kubernetes versions
