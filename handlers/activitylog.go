@@ -1,9 +1,12 @@
 package handlers
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"runtime/debug"
 	"sync"
 
 	"github.com/upgradewatch/upgradewatch/internal/events"
@@ -57,6 +60,9 @@ func (s *Server) activityLogAlert(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, alertResult{Result: "rejected", Reason: err.Error()})
 		return
 	}
+	if !s.authorizeAlert(w, r, inv, body) {
+		return
+	}
 	sig, derr := events.DecodeAlert(body)
 	if err := inv.handle(sig, derr, body); err != nil {
 		unavailable(w)
@@ -70,11 +76,7 @@ func (s *Server) activityLogAlert(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case inv.sum.Rejected > 0:
 		res.Result, status = "rejected", http.StatusBadRequest
-		if derr != nil {
-			res.Reason = derr.Error()
-		} else {
-			res.Reason = "the alert could not be committed; see the Rejected table"
-		}
+		res.Reason = cmp.Or(inv.rejected, "the alert could not be committed; see the Rejected table")
 	case inv.sum.Ignored > 0 || inv.sum.Unsupported > 0:
 		res.Result = "ignored"
 		res.Reason = "not an activity upgradewatch tracks (recorded as Unsupported)"
@@ -99,9 +101,14 @@ const streamWorkers = 4
 // activityLogStream takes a batch of Event Hub messages. The export carries
 // the whole subscription's activity log: records about anything else are
 // counted and skipped at once. Records of one cluster commit in order, clusters
-// in parallel. Any transient failure fails the invocation, so the host's retry
-// policy (functions/ActivityLogStream/function.json) delivers the batch again;
-// what was committed is then a duplicate.
+// in parallel. A transient failure fails the invocation, so the host's retry
+// policy (functions/ActivityLogStream/function.json: bounded, exponential)
+// delivers the batch again; what was committed is then a duplicate. After the
+// policy's last attempt the host moves its checkpoint past the batch whatever
+// the answer, so on that attempt (RetryContext) a record that still cannot be
+// committed is kept in Rejected with the reason and its body, and the rest of
+// the batch goes on: one poison record costs itself, never the export. Only
+// when even that cannot be written (storage down) is the batch answered 503.
 func (s *Server) activityLogStream(w http.ResponseWriter, r *http.Request) {
 	inv := s.newInvocation(r, FunctionActivityLogStream)
 	var sum streamSummary
@@ -167,15 +174,8 @@ func (s *Server) activityLogStream(w http.ResponseWriter, r *http.Request) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				child := &invocation{s: s, fn: inv.fn, ctx: inv.ctx, id: inv.id, log: inv.log}
-				for _, rec := range groups[order[i]] {
-					child.sum.Events++
-					if err := child.handle(rec.Signal, nil, rec.Raw); err != nil {
-						child.sum.Failed++
-						child.lines = append(child.lines, "failed: "+err.Error())
-						break // the rest of this cluster waits for the retry, in order
-					}
-				}
+				child := &invocation{s: s, fn: inv.fn, ctx: inv.ctx, id: inv.id, log: inv.log, retry: inv.retry}
+				child.commitRecords(groups[order[i]])
 				children[i] = child
 			}
 		}()
@@ -192,7 +192,61 @@ func (s *Server) activityLogStream(w http.ResponseWriter, r *http.Request) {
 			transient = fmt.Errorf("%w: %d record(s) could not be committed", state.ErrUnavailable, child.sum.Failed)
 		}
 	}
+	if transient != nil && inv.retry.Last() {
+		// The host moves on whatever we answer; the export still holds the
+		// records for its retention, to replay from another consumer group.
+		inv.log.Error("activity log records lost: not committed or recorded by the last retry", "failed", inv.sum.Failed,
+			"retry", inv.retry.Count, "error", transient)
+	}
 	inv.log.Info("activity log batch done", "messages", sum.Messages, "records", sum.Records, "committed", inv.sum.Committed,
-		"duplicates", inv.sum.Duplicates, "ignored", inv.sum.Ignored, "rejected", inv.sum.Rejected, "failed", inv.sum.Failed)
+		"duplicates", inv.sum.Duplicates, "ignored", inv.sum.Ignored, "rejected", inv.sum.Rejected, "failed", inv.sum.Failed,
+		"retry", inv.retry.Count)
 	respond(transient)
+}
+
+// errPoison marks a record that fails the same way at every attempt (it
+// panicked): retrying it would only stall the export.
+var errPoison = errors.New("poison record")
+
+// commitRecords commits one cluster's records in batch order. A record that
+// fails stops the rest of the cluster, which waits for the host's retry (a
+// storage outage would only fail them all, slowly), unless the failure is
+// known to be permanent (a panic) or this is the retry policy's last attempt:
+// then the record is kept in Rejected, with why and its body, and the rest go
+// on. Only a record that cannot even be kept counts as failed.
+func (inv *invocation) commitRecords(recs []events.ExportRecord) {
+	for _, rec := range recs {
+		inv.sum.Events++
+		err := inv.handleRecord(rec)
+		if err == nil {
+			continue
+		}
+		l := inv.log.With("event_id", rec.Signal.ID, "cluster", rec.Signal.Cluster.Key())
+		if poison := errors.Is(err, errPoison); poison || inv.retry.Last() {
+			reason := err
+			if !poison {
+				reason = fmt.Errorf("%w: not committed by the last of %d attempts: %w", errPoison, inv.retry.Max+1, err)
+			}
+			rej := state.Rejection{EventID: rec.Signal.ID, EventType: rec.Signal.Type, Source: rec.Signal.Source,
+				Subject: rec.Signal.Subject, Body: rec.Raw}
+			if inv.reject(rej, reason, l) == nil {
+				continue
+			}
+		}
+		l.Warn("activity record not committed; the batch will be retried", "retry", inv.retry.Count, "error", err)
+		inv.sum.Failed++
+		inv.lines = append(inv.lines, "failed: "+err.Error())
+		return
+	}
+}
+
+// handleRecord commits one record, turning a panic into errPoison.
+func (inv *invocation) handleRecord(rec events.ExportRecord) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			inv.log.Error("activity record panicked", "event_id", rec.Signal.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			err = fmt.Errorf("%w: panic: %v", errPoison, v)
+		}
+	}()
+	return inv.handle(rec.Signal, nil, rec.Raw)
 }

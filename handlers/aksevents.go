@@ -96,6 +96,7 @@ func (inv *invocation) binding(r *http.Request, name string) (raw []byte, done b
 		inv.id = req.Sys().RandGuid
 		inv.log = inv.log.With("invocation_id", inv.id)
 	}
+	inv.retry = req.Retry()
 	raw, err = req.Binding(name)
 	if err != nil {
 		return nil, true, inv.reject(state.Rejection{Body: body}, err, inv.log)
@@ -116,6 +117,10 @@ type invocation struct {
 	// recordIgnored keeps ignored activities in the Rejected table as
 	// Unsupported (alerts: someone configured a rule that sends them).
 	recordIgnored bool
+	// rejected is the reason of the last rejection, for answers that say it.
+	rejected string
+	// retry is the host's RetryContext (functions with a retry policy).
+	retry host.Retry
 }
 
 func (s *Server) newInvocation(r *http.Request, fn string) *invocation {
@@ -204,6 +209,7 @@ func (inv *invocation) handle(sig fleet.Signal, err error, body []byte) error {
 // reject records an input that can never be accepted.
 func (inv *invocation) reject(rej state.Rejection, reason error, l *slog.Logger) error {
 	rej.Disposition, rej.Reason = state.DispositionRejected, reason.Error()
+	inv.rejected = rej.Reason
 	l.Warn("input rejected", "reason", rej.Reason, "event_id", rej.EventID, "event_type", rej.EventType)
 	inv.lines = append(inv.lines, "rejected: "+rej.Reason)
 	if err := inv.record(rej, l); err != nil {

@@ -50,8 +50,9 @@ func (s *Server) WaitIdle(ctx context.Context) error {
 }
 
 // enrichAfter asks for a read after a rolling event (the pool's image before
-// and after an operation comes from the reads around it) and after an
-// activity that changed the cluster's channels or maintenance windows.
+// and after an operation comes from the reads around it), after an activity
+// that changed the cluster's channels or maintenance windows, and after one
+// that reported a deletion, which only ARM's answer confirms.
 func (s *Server) enrichAfter(sig fleet.Signal) {
 	if s.enrich == nil {
 		return
@@ -65,6 +66,11 @@ func (s *Server) enrichAfter(sig fleet.Signal) {
 		a := sig.Activity
 		if a != nil && (a.Operation == fleet.OpClusterWrite || fleet.IsMaintenanceOperation(a.Operation)) &&
 			(a.Status == fleet.ActivitySucceeded || a.Status == fleet.ActivityAccepted) {
+			s.enrich.request(sig.Cluster, a.Operation)
+		}
+		// A deletion the activity log reports is evidence until ARM
+		// answers (fleet.DeletionReport).
+		if a != nil && (a.Operation == fleet.OpClusterDelete || a.Operation == fleet.OpPoolDelete) && a.Status == fleet.ActivitySucceeded {
 			s.enrich.request(sig.Cluster, a.Operation)
 		}
 	}

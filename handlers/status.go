@@ -42,6 +42,10 @@ type clusterJSON struct {
 	FirstEventAt         *time.Time        `json:"firstEventAt,omitempty"`
 	LastEventAt          *time.Time        `json:"lastEventAt,omitempty"`
 	LatestVersions       *versionsJSON     `json:"latestKubernetesVersions,omitempty"`
+
+	// DeletionReported: the activity log said the cluster was deleted; ARM
+	// has not confirmed it yet (a read is wanted).
+	DeletionReported *fleet.DeletionReport `json:"deletionReported,omitempty"`
 }
 
 type versionsJSON struct {
@@ -66,7 +70,10 @@ type poolJSON struct {
 	RollingSince        *time.Time `json:"rollingSince,omitempty"`
 	LatestUpgrade       string     `json:"latestUpgrade,omitempty"`
 	Removed             bool       `json:"removed,omitempty"`
-	GPU                 bool       `json:"gpu,omitempty"`
+	// DeletionReported: the activity log said the pool was deleted; ARM has
+	// not confirmed it yet.
+	DeletionReported *fleet.DeletionReport `json:"deletionReported,omitempty"`
+	GPU              bool                  `json:"gpu,omitempty"`
 	// The newest image AKS offers the pool, from the last ARM read.
 	LatestNodeImageVersion string `json:"latestNodeImageVersion,omitempty"`
 	// What the pool's nodes run, from the last node snapshot.
@@ -196,6 +203,7 @@ func clusterDetail(c *fleet.Cluster) map[string]any {
 			MaxSurge: p.Spec.MaxSurge, DrainTimeoutMinutes: p.Spec.DrainTimeoutMinutes,
 			RollingState: p.RollingState, RollingSince: timePtr(p.RollingSince), LatestUpgrade: p.LatestUpgrade,
 			Removed: p.Removed, GPU: fleet.IsGPUSize(p.Spec.VMSize), LatestNodeImageVersion: p.LatestImage,
+			DeletionReported: p.DeletionReported,
 		}
 		if p.Nodes != nil {
 			spread := poolSpread(p.Name, *p.Nodes)
@@ -229,8 +237,8 @@ func clusterDetail(c *fleet.Cluster) map[string]any {
 		Key: c.ID.Key(), SubscriptionID: c.ID.SubscriptionID, ResourceGroup: c.ID.ResourceGroup, Name: c.ID.Name,
 		ResourceID: c.ID.ResourceID(), Location: c.Location, UpgradeChannel: c.UpgradeChannel,
 		NodeOSUpgradeChannel: c.NodeOSUpgradeChannel, KubernetesVersion: c.KubernetesVersion,
-		Pools: live, RollingPools: rolling, Deleted: c.Deleted, Support: c.Support, SupportVersion: c.SupportVersion,
-		Tags: c.Tags, Signals: c.Signals, FirstEventAt: timePtr(c.FirstEventAt), LastEventAt: timePtr(c.LastEventAt),
+		Pools: live, RollingPools: rolling, Deleted: c.Deleted, DeletionReported: c.DeletionReported,
+		Support: c.Support, SupportVersion: c.SupportVersion, Tags: c.Tags, Signals: c.Signals, FirstEventAt: timePtr(c.FirstEventAt), LastEventAt: timePtr(c.LastEventAt),
 	}
 	if c.Versions != (fleet.KubernetesVersions{}) {
 		cj.LatestVersions = &versionsJSON{Supported: c.Versions.LatestSupported, Stable: c.Versions.LatestStable,

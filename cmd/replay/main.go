@@ -249,9 +249,27 @@ func load(cfg config) ([]timeline.Event, error) {
 	case cfg.timeline == "demo":
 		return timeline.Demo(), nil
 	case cfg.timeline == "fleet":
-		return timeline.Generate(timeline.Options{Seed: cfg.seed, Clusters: cfg.clusters, Weeks: cfg.weeks, Schema: cfg.schema}), nil
+		return timeline.Generate(timeline.Options{Seed: cfg.seed, Clusters: cfg.clusters, Weeks: cfg.weeks, Schema: cfg.schema,
+			Start: fleetStart(cfg.weeks, time.Now())}), nil
 	}
 	return nil, nil
+}
+
+// fleetStart is where a generated fleet timeline begins: timeline.DefaultStart,
+// so a seed gives the same events every day, unless the weeks asked for
+// would run past now. The handler refuses events dated in the future, so the
+// timeline then starts on the Monday that makes it end before now.
+func fleetStart(weeks int, now time.Time) time.Time {
+	start := timeline.DefaultStart
+	if !start.AddDate(0, 0, 7*weeks+1).After(now) {
+		return start
+	}
+	// A day's margin: the last week's rolls may end a few hours into the next.
+	start = now.UTC().AddDate(0, 0, -7*weeks-1).Truncate(24 * time.Hour)
+	for start.Weekday() != time.Monday {
+		start = start.AddDate(0, 0, -1)
+	}
+	return start
 }
 
 // readJSONL reads one event object per line. Blank lines are skipped; a line

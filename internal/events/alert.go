@@ -30,6 +30,12 @@ const signalTypeActivityLog = "Activity Log"
 // The alert context is read loosely: claims arrive JSON-encoded in a string,
 // channels, eventSource and level as numbers or strings, and the status
 // message as text, JSON, or text ending in JSON.
+//
+// An alert is whatever carries the function key (or the action group's
+// token), so nothing in it is taken on trust beyond its shape: the time is
+// decoded as sent, and the handler refuses one beyond fleet.MaxClockSkew
+// before anything commits (fleet.CheckTime); a deletion it reports is
+// evidence until ARM confirms it (fleet.DeletionReport).
 func DecodeAlert(body []byte) (fleet.Signal, error) {
 	sig := fleet.Signal{Schema: fleet.SchemaCommonAlert, Type: TypeActivityLogAlert}
 	top, err := jsonObject("alert", host.Unwrap(body))

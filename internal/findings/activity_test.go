@@ -104,14 +104,53 @@ func TestChangeActivityWakesTheSweep(t *testing.T) {
 	}
 }
 
-// Deleting the cluster through the activity log resolves everything.
-func TestClusterDeleteActivityClearsFindings(t *testing.T) {
+// A deletion only the activity log reports resolves nothing: the findings
+// stay open and the sweep wakes to read the cluster from ARM. ARM answering
+// 404 resolves everything; ARM finding the cluster keeps them.
+func TestClusterDeleteActivityWaitsForARM(t *testing.T) {
 	sigs := []fleet.Signal{read("arm-0", now.Add(-2*time.Hour), "None", "patch", pools(ubuntuOld))}
-	if len(Evaluate(build(t, sigs), nodeImagePolicy, nil, now).Observations) == 0 {
+	open := len(Evaluate(build(t, sigs), nodeImagePolicy, nil, now).Observations)
+	if open == 0 {
 		t.Fatal("setup: expected findings on a cluster on channel None")
 	}
-	sigs = append(sigs, activity(fleet.OpClusterDelete, fleet.ActivitySucceeded, "", "erin@contoso.com", "corr-d", "", now.Add(-time.Hour)))
-	if r := Evaluate(build(t, sigs), nodeImagePolicy, nil, now); len(r.Observations) != 0 {
-		t.Errorf("deleted cluster still observed: %+v", r.Observations)
+	reported := now.Add(-time.Minute)
+	sigs = append(sigs, activity(fleet.OpClusterDelete, fleet.ActivitySucceeded, "", "erin@contoso.com", "corr-d", "", reported))
+	r := Evaluate(build(t, sigs), nodeImagePolicy, nil, now)
+	if len(r.Observations) != open {
+		t.Errorf("a reported deletion changed the findings: %d observed, want %d", len(r.Observations), open)
+	}
+	if !r.Next.Equal(reported.Add(refreshGrace)) {
+		t.Errorf("next evaluation %v, want the sweep to ask ARM at %v", r.Next, reported.Add(refreshGrace))
+	}
+
+	gone := fleet.Signal{ID: "arm-404", Type: fleet.TypeARMRead, Time: now, Cluster: aks, Kind: fleet.KindClusterDeleted}
+	if r := Evaluate(build(t, append(sigs, gone)), nodeImagePolicy, nil, now); len(r.Observations) != 0 || !r.Next.IsZero() {
+		t.Errorf("after ARM's 404: %+v, next %v; want nothing open", r.Observations, r.Next)
+	}
+	there := read("arm-1", now, "None", "patch", pools(ubuntuOld))
+	if r := Evaluate(build(t, append(sigs, there)), nodeImagePolicy, nil, now); len(r.Observations) != open || r.Next.Equal(reported.Add(refreshGrace)) {
+		t.Errorf("after ARM found the cluster: %d observed, next %v; want the findings and no refresh", len(r.Observations), r.Next)
+	}
+}
+
+// A pool deletion only the activity log reports keeps the pool's findings
+// until an ARM read lists the cluster without it.
+func TestPoolDeleteActivityWaitsForARM(t *testing.T) {
+	sigs := []fleet.Signal{read("arm-0", now.Add(-2*time.Hour), "NodeImage", "patch", pools(ubuntuOld))}
+	key := ""
+	for _, o := range Evaluate(build(t, sigs), nodeImagePolicy, nil, now).Observations {
+		if strings.HasPrefix(o.Target, "pool/system") {
+			key = fleet.FindingKey(o.Code, o.Target)
+		}
+	}
+	if key == "" {
+		t.Fatal("setup: expected a finding of the system pool")
+	}
+	sigs = append(sigs, activity(fleet.OpPoolDelete, fleet.ActivitySucceeded, "system", "erin@contoso.com", "corr-pd", "", now.Add(-time.Minute)))
+	if _, ok := keys(Evaluate(build(t, sigs), nodeImagePolicy, nil, now))[key]; !ok {
+		t.Errorf("%s resolved on a reported pool deletion", key)
+	}
+	if _, ok := keys(Evaluate(build(t, append(sigs, read("arm-1", now, "NodeImage", "patch", []fleet.PoolProfile{}))), nodeImagePolicy, nil, now))[key]; ok {
+		t.Errorf("%s still open after ARM listed the cluster without the pool", key)
 	}
 }

@@ -203,30 +203,90 @@ func (c *Cluster) applyActivity(a Activity, at Stamp) {
 	sortActivities(c.Activities)
 	c.Activities = pruneActivities(c.Activities)
 
+	// A deletion is not applied here: the activity log is second hand (an
+	// alert is whatever carries the function key), so a deletion it reports
+	// is evidence until ARM or a resource notification confirms it
+	// (deriveDeletionReports). Writes only ever add scrutiny, so they count.
 	ok := a.Status == ActivitySucceeded
 	switch a.Operation {
-	case OpClusterDelete:
-		if ok && c.Presence.Before(at) {
-			c.Deleted, c.Presence = true, at
-		}
 	case OpClusterWrite:
 		if ok && c.Presence.Before(at) {
 			c.Deleted, c.Presence = false, at
 		}
-	case OpPoolDelete:
-		if ok && ValidPoolName(a.Pool) {
-			c.pool(a.Pool).observePresence(false, at)
-		}
 	case OpPoolWrite, OpPoolUpgradeImage:
 		if ok && ValidPoolName(a.Pool) {
-			c.pool(a.Pool).observePresence(true, at)
+			if p := c.secondHandPool(a.Pool); p != nil {
+				p.observePresence(true, at)
+			}
 		}
 	}
 }
 
+// DeletionReport is a deletion of a cluster or a pool that only the activity
+// log told of: who asked, when, and how it arrived. It resolves nothing and
+// asks for an ARM read (RefreshWanted); ARM answering 404 for the cluster, a
+// listing without the pool, or a resource notification of the deletion makes
+// it state, and any newer sign of the resource (an ARM read that finds it, a
+// rolling event, a node snapshot, a later write) clears it.
+type DeletionReport struct {
+	At            time.Time `json:"at"`
+	Actor         string    `json:"actor,omitempty"`
+	ActorType     string    `json:"actorType,omitempty"`
+	CorrelationID string    `json:"correlationId,omitempty"`
+	Source        string    `json:"source"` // the path it arrived by first: EventGrid|Alert|Export
+	ActivityID    string    `json:"activityId"`
+}
+
+// deriveDeletionReports sets the cluster's and the pools' DeletionReported
+// from the successful delete activities newer than every observation of the
+// resource. It is a function of the activities and the presence stamps, so
+// it does not depend on the order signals arrived in.
+func (c *Cluster) deriveDeletionReports() {
+	c.DeletionReported = nil
+	for _, p := range c.Pools {
+		p.DeletionReported = nil
+	}
+	if c.Deleted {
+		return // already state: nothing left to confirm
+	}
+	for i := range c.Activities {
+		a := &c.Activities[i] // oldest first: the newest report wins
+		if a.Status != ActivitySucceeded {
+			continue
+		}
+		at := Stamp{At: a.At, SignalID: a.ID}
+		switch a.Operation {
+		case OpClusterDelete:
+			if c.Presence.Before(at) && !c.poolSeenAfter(at) {
+				c.DeletionReported = deletionReport(a)
+			}
+		case OpPoolDelete:
+			if p := c.Pools[strings.ToLower(a.Pool)]; p != nil && !p.Removed && p.Presence.Before(at) {
+				p.DeletionReported = deletionReport(a)
+			}
+		}
+	}
+}
+
+// poolSeenAfter reports whether a pool was seen to exist after at: the
+// cluster existed then too.
+func (c *Cluster) poolSeenAfter(at Stamp) bool {
+	for _, p := range c.Pools {
+		if !p.Removed && at.Before(p.Presence) {
+			return true
+		}
+	}
+	return false
+}
+
+func deletionReport(a *ActivityRecord) *DeletionReport {
+	return &DeletionReport{At: a.At, Actor: a.Actor, ActorType: a.ActorType, CorrelationID: a.CorrelationID,
+		Source: a.Path, ActivityID: a.ID}
+}
+
 // Rederive recomputes what derives from the activities and channel spans
-// (channel changes, the attribution of operations). Stores call it after
-// loading a cluster.
+// (channel changes, the attribution of operations, reported deletions).
+// Stores call it after loading a cluster.
 func (c *Cluster) Rederive() {
 	sortActivities(c.Activities)
 	c.deriveChanges()
@@ -298,6 +358,7 @@ func (c *Cluster) deriveChanges() {
 		}
 	}
 	c.attributeUpgrades()
+	c.deriveDeletionReports()
 }
 
 // channelChange finds the change to the current value: from the other value
@@ -538,22 +599,45 @@ const (
 )
 
 // RefreshWanted reports whether an activity changed the cluster's channels or
-// maintenance configurations after the newest view of them: the cluster
-// should be read from ARM again. It returns the activity's time.
+// maintenance configurations after the newest view of them, or reported a
+// deletion not yet confirmed: the cluster should be read from ARM again. It
+// returns the newest such activity's time.
 func (c *Cluster) RefreshWanted() (time.Time, bool) {
+	var since time.Time
+	for _, r := range c.deletionReports() {
+		if r.At.After(since) {
+			since = r.At
+		}
+	}
 	for i := len(c.Activities) - 1; i >= 0; i-- {
 		a := c.Activities[i]
 		if a.Status != ActivitySucceeded && a.Status != ActivityAccepted {
 			continue
 		}
-		switch {
-		case a.Operation == OpClusterWrite && c.ProfileAt.At.Before(a.At):
-			return a.At, true
-		case IsMaintenanceOperation(a.Operation) && c.MaintenanceAt.At.Before(a.At):
-			return a.At, true
+		change := (a.Operation == OpClusterWrite && c.ProfileAt.At.Before(a.At)) ||
+			(IsMaintenanceOperation(a.Operation) && c.MaintenanceAt.At.Before(a.At))
+		if change {
+			if a.At.After(since) {
+				since = a.At
+			}
+			break
 		}
 	}
-	return time.Time{}, false
+	return since, !since.IsZero()
+}
+
+// deletionReports lists the cluster's and its pools' reported deletions.
+func (c *Cluster) deletionReports() []*DeletionReport {
+	var out []*DeletionReport
+	if c.DeletionReported != nil {
+		out = append(out, c.DeletionReported)
+	}
+	for _, p := range c.Pools {
+		if p.DeletionReported != nil {
+			out = append(out, p.DeletionReported)
+		}
+	}
+	return out
 }
 
 // closer is an activity that ends a pool's open operation when no rolling

@@ -209,30 +209,81 @@ func TestAbortCancelsTheOpenOperation(t *testing.T) {
 	}
 }
 
+// A deletion the activity log reports is evidence, not state: the pool and
+// the cluster stay, carry the report and want an ARM read; ARM's answer
+// decides.
 func TestDeletionActivities(t *testing.T) {
-	c := applyAll(t, []Signal{
+	sigs := []Signal{
 		profile("p1", 0, "NodeImage", PoolProfile{Name: "system"}, PoolProfile{Name: "user1"}),
 		act(OpPoolDelete, ActivityStarted, "user1", "erin@contoso.com", ActorUser, "corr-pd", 10),
 		act(OpPoolDelete, ActivitySucceeded, "user1", "erin@contoso.com", ActorUser, "corr-pd", 12),
-	})
-	if !c.Pools["user1"].Removed || c.Pools["system"].Removed || c.Deleted {
-		t.Fatalf("after the pool delete: user1 removed %v, system removed %v, cluster deleted %v",
-			c.Pools["user1"].Removed, c.Pools["system"].Removed, c.Deleted)
 	}
-	if err := Apply(c, act(OpClusterDelete, ActivitySucceeded, "", "erin@contoso.com", ActorUser, "corr-cd", 20)); err != nil {
+	c := applyAll(t, sigs)
+	user1 := c.Pools["user1"]
+	if user1.Removed || c.Deleted || c.DeletionReported != nil {
+		t.Fatalf("after the pool delete: user1 removed %v, cluster deleted %v, cluster report %+v; want nothing applied",
+			user1.Removed, c.Deleted, c.DeletionReported)
+	}
+	want := &DeletionReport{At: at(12), Actor: "erin@contoso.com", ActorType: ActorUser, CorrelationID: "corr-pd",
+		Source: PathEventGrid, ActivityID: sigs[2].ID}
+	if diff := cmp.Diff(want, user1.DeletionReported); diff != "" {
+		t.Errorf("user1's report (-want +got):\n%s", diff)
+	}
+	if since, ok := c.RefreshWanted(); !ok || !since.Equal(at(12)) {
+		t.Errorf("RefreshWanted = %v, %v; want since the report", since, ok)
+	}
+
+	del := act(OpClusterDelete, ActivitySucceeded, "", "erin@contoso.com", ActorUser, "corr-cd", 20)
+	sigs = append(sigs, del)
+	c = applyAll(t, sigs)
+	if c.Deleted || c.DeletionReported == nil || c.DeletionReported.ActivityID != del.ID {
+		t.Fatalf("after the cluster delete: deleted %v, report %+v; want the report only", c.Deleted, c.DeletionReported)
+	}
+	if since, _ := c.RefreshWanted(); !since.Equal(at(20)) {
+		t.Errorf("refresh wanted since %v, want the newest report %v", since, at(20))
+	}
+	// An older payload neither confirms nor clears it.
+	if err := Apply(c, profile("p0", 11, "NodeImage", PoolProfile{Name: "system"}, PoolProfile{Name: "user1"})); err != nil {
 		t.Fatal(err)
 	}
-	if !c.Deleted {
-		t.Fatal("cluster delete activity did not mark the cluster deleted")
+	if c.DeletionReported == nil || c.Pools["user1"].DeletionReported == nil {
+		t.Error("an older profile cleared the reports")
 	}
-	// An older payload does not bring it back; a newer write does.
-	_ = Apply(c, profile("p0", 15, "NodeImage"))
-	if !c.Deleted {
-		t.Error("an older profile resurrected the deleted cluster")
-	}
-	_ = Apply(c, act(OpClusterWrite, ActivitySucceeded, "", "erin@contoso.com", ActorUser, "corr-cw", 30))
-	if c.Deleted {
-		t.Error("a newer successful write left the cluster deleted")
+
+	for _, tc := range []struct {
+		name          string
+		then          Signal
+		deleted       bool
+		user1Removed  bool
+		clusterReport bool
+		user1Report   bool
+	}{
+		{"ARM answers 404", Signal{ID: "arm-404", Type: TypeARMRead, Time: at(25), Cluster: testCluster, Kind: KindClusterDeleted},
+			true, false, false, false},
+		{"ARM lists the cluster without user1", profile("arm-200", 25, "NodeImage", PoolProfile{Name: "system"}),
+			false, true, false, false},
+		{"ARM lists both pools", profile("arm-200", 25, "NodeImage", PoolProfile{Name: "system"}, PoolProfile{Name: "user1"}),
+			false, false, false, false},
+		{"a later rolling event of the system pool", roll("s1", KindRollingStarted, "system", 22),
+			false, false, false, true},
+		{"a later write", act(OpClusterWrite, ActivitySucceeded, "", "frank@contoso.com", ActorUser, "corr-cw", 30),
+			false, false, false, true},
+		{"a rolling event between the reports", roll("s0", KindRollingStarted, "user1", 18),
+			false, false, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := applyAll(t, append(append([]Signal(nil), sigs...), tc.then))
+			u := c.Pools["user1"]
+			if c.Deleted != tc.deleted || u.Removed != tc.user1Removed ||
+				(c.DeletionReported != nil) != tc.clusterReport || (u.DeletionReported != nil) != tc.user1Report {
+				t.Errorf("deleted %v, user1 removed %v, cluster report %v, user1 report %v; want %v %v %v %v",
+					c.Deleted, u.Removed, c.DeletionReported != nil, u.DeletionReported != nil,
+					tc.deleted, tc.user1Removed, tc.clusterReport, tc.user1Report)
+			}
+			if _, ok := c.RefreshWanted(); ok != (tc.clusterReport || tc.user1Report || tc.then.Kind == KindActivity) {
+				t.Errorf("RefreshWanted = %v", ok)
+			}
+		})
 	}
 }
 
@@ -337,6 +388,16 @@ func TestActivityOrderIndependent(t *testing.T) {
 		}
 		if rng.IntN(3) == 0 {
 			sigs = append(sigs, act(OpPoolDelete, ActivitySucceeded, "user1", "erin@contoso.com", ActorUser, "c-d", rng.IntN(3000)))
+		}
+		// Reported deletions and ARM's answers, in any order.
+		if rng.IntN(2) == 0 {
+			sigs = append(sigs, act(OpClusterDelete, ActivitySucceeded, "", "erin@contoso.com", ActorUser, "c-cd", rng.IntN(3000)))
+		}
+		switch rng.IntN(3) {
+		case 0:
+			sigs = append(sigs, Signal{ID: "arm-404", Type: TypeARMRead, Time: at(rng.IntN(3000)), Cluster: testCluster, Kind: KindClusterDeleted})
+		case 1:
+			sigs = append(sigs, profile("arm-200", rng.IntN(3000), "SecurityPatch", PoolProfile{Name: "system"}))
 		}
 		want := applyAll(t, sigs)
 		shuffled := append([]Signal(nil), sigs...)
