@@ -151,14 +151,19 @@ func (s *Store) update(ctx context.Context, id fleet.ClusterID, fn func(c *fleet
 		if sameRows(snap.rows, rows) {
 			return s.evaluated(next, snap.seq, false, nil), nil, nil
 		}
-		actions, err := s.actions(pk, snap, rows, leaving(next), nil)
+		chunks, seq, err := s.plan(pk, snap, rows, leaving(next), nil)
 		if err != nil {
 			return Evaluated{}, nil, err
 		}
-		_, err = s.fleet.SubmitTransaction(ctx, actions, nil)
-		if err == nil {
-			seq := snap.seq + 1
+		if _, err = s.submit(ctx, pk, snap.seq, chunks); err == nil {
 			s.cache.put(pk, &snapshot{cluster: next, rows: rows, seq: seq})
+			if snap.partial {
+				// What the committed parts of an unfinished change did to the
+				// index was never written: rewrite the cluster's entries.
+				if err := s.reconcileIndex(ctx, next); err != nil {
+					return s.evaluated(next, seq, true, trans), nil, fmt.Errorf("%w: index repair: %v", ErrUnavailable, err)
+				}
+			}
 			return s.evaluated(next, seq, true, trans), indexOps(snap.cluster, next), nil
 		}
 		s.cache.drop(pk)

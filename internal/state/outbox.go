@@ -40,7 +40,7 @@ func intentRow(i *fleet.Intent) row {
 		"Target":     i.Target,
 		"Severity":   i.Severity,
 		"Summary":    truncateUTF16(i.Summary, 1024),
-		"Evidence":   truncateUTF16(i.Evidence, 16000),
+		"Evidence":   clipJSONObject(i.Evidence, 16000),
 		"Opened":     int32(i.Opened),
 		"Deliveries": jsonText(i.Deliveries), // never clipped (invalid JSON would lose the deliveries); errors in it are
 	}

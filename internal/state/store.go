@@ -2,12 +2,15 @@
 // locally) through aztables.
 //
 // Table Fleet holds one partition per cluster. Every accepted signal commits as
-// ONE entity-group transaction in its cluster's partition: the move of the
+// an entity-group transaction in its cluster's partition: the move of the
 // partition's sequence row from seq~n to seq~n+1 (the optimistic-concurrency
 // guard), the signal's audit row (whose RowKey is the dedupe marker), and every
-// state row the signal changed. A redelivered signal fails on its audit row and
-// changes nothing; two instances racing on one cluster fail on the sequence row,
-// reload and retry, and lose nothing. Table FleetIndex lists clusters and the
+// state row the signal changed. A change bigger than one transaction holds
+// commits in several, each guarded, the dedupe marker in the last (see
+// chunks.go). A redelivered signal fails on its audit row and changes nothing;
+// two instances racing on one cluster fail on the sequence row, reload and
+// retry, and lose nothing. Values that can grow with input are bounded when
+// encoded (see limits.go), so storage never refuses a genuine signal's rows. Table FleetIndex lists clusters and the
 // operations in flight, so fleet-wide reads never scan Fleet. Table Rejected
 // keeps what could not be accepted. docs/tables.md documents every column.
 package state
@@ -19,7 +22,6 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -70,6 +72,9 @@ type Options struct {
 	// internal/findings) so that findings commit in the same transaction as
 	// the state change that caused them. It must be pure given now.
 	Evaluate func(c *fleet.Cluster, now time.Time) []fleet.Transition
+	// NodeRetention is how long the row of a node gone from the cluster's
+	// snapshots is kept (fleet.DefaultNodeRetention when zero).
+	NodeRetention time.Duration
 }
 
 // Store is the Table-storage adapter. It is safe for concurrent use; one
@@ -84,6 +89,11 @@ type Store struct {
 	locks                  [256]sync.Mutex
 	idx                    *indexWriter
 	evaluate               func(c *fleet.Cluster, now time.Time) []fleet.Transition
+	nodeRetention          time.Duration
+	// chunkHook, when set (tests only), runs after each transaction but the
+	// last of a change committed in several; an error stops the commit there,
+	// as a process dying between them would.
+	chunkHook func(part int) error
 }
 
 // New returns a Store on svc. Call EnsureTables before first use and Close at the end.
@@ -104,6 +114,11 @@ func New(svc *aztables.ServiceClient, o Options) *Store {
 		now:      o.Now,
 		cache:    newLRU(o.CacheSize),
 		evaluate: o.Evaluate,
+		// Gone nodes' rows are pruned after it (internal/state/nodes.go).
+		nodeRetention: o.NodeRetention,
+	}
+	if s.nodeRetention <= 0 {
+		s.nodeRetention = fleet.DefaultNodeRetention
 	}
 	s.idx = newIndexWriter(s.index, o.Logger)
 	return s
@@ -173,21 +188,24 @@ func (s *Store) Commit(ctx context.Context, sig fleet.Signal) (Outcome, error) {
 			s.evaluate(next, s.now())
 		}
 		rows := rowsOf(next)
-		actions, err := s.actions(pk, snap, rows, leaving(next), &sig)
+		chunks, seq, err := s.plan(pk, snap, rows, leaving(next), &sig)
 		if err != nil {
 			return Outcome{}, err
 		}
-		_, err = s.fleet.SubmitTransaction(ctx, actions, nil)
+		reached, err := s.submit(ctx, pk, snap.seq, chunks)
 		if err == nil {
-			seq := snap.seq + 1
 			s.cache.put(pk, &snapshot{cluster: next, rows: rows, seq: seq})
 			out := Outcome{Result: Committed, Seq: seq, Outbox: len(next.Outbox)}
-			if err := s.applyIndex(ctx, sig.Cluster, seq, indexOps(snap.cluster, next)); err != nil {
+			if err := s.indexAfter(ctx, snap, next, seq); err != nil {
 				return out, fmt.Errorf("%w: index update after commit %d: %v", ErrUnavailable, seq, err)
 			}
 			return out, nil
 		}
 		s.cache.drop(pk)
+		if reached > snap.seq {
+			s.log.Info("signal partly committed; the rest follows on retry or redelivery", "cluster", pk,
+				"event_id", sig.ID, "parts_committed", reached-snap.seq, "parts", len(chunks))
+		}
 		switch classify(err) {
 		case classTransient:
 			return Outcome{}, wrapStorage(err)
@@ -211,6 +229,21 @@ func (s *Store) Commit(ctx context.Context, sig fleet.Signal) (Outcome, error) {
 			return Outcome{}, err
 		}
 	}
+}
+
+// indexAfter writes the index changes of a commit from snap to next, which
+// made the partition's sequence seq. When snap was partially applied (an
+// earlier commit of a change in several transactions did not finish), the
+// index changes of its committed parts were never written: the cluster's
+// entries are rewritten from next instead.
+func (s *Store) indexAfter(ctx context.Context, snap *snapshot, next *fleet.Cluster, seq int64) error {
+	if snap.partial {
+		if err := s.reconcileIndex(ctx, next); err != nil {
+			return err
+		}
+		return s.verifyIndex(ctx, next.ID, seq)
+	}
+	return s.applyIndex(ctx, next.ID, seq, indexOps(snap.cluster, next))
 }
 
 // backoff waits a random time that grows with the attempt before a writer
@@ -243,99 +276,14 @@ func (s *Store) duplicate(ctx context.Context, id fleet.ClusterID) (Outcome, err
 	return Outcome{Result: Duplicate, Seq: snap.seq}, nil
 }
 
-// actions builds the transaction that moves a partition from snap to rows:
-// the guard, the signal's audit row (when there is a signal: the sweep's
-// re-evaluations have none), and every changed row.
-//
-// last holds the final form of rows that leave the state in this change
-// (intents delivered: see fleet.Cluster.Delivered), for the archive.
-func (s *Store) actions(pk string, snap *snapshot, rows, last map[string]row, sig *fleet.Signal) ([]aztables.TransactionAction, error) {
-	var acts []aztables.TransactionAction
-	add := func(typ aztables.TransactionType, rk string, r row) error {
-		b, err := r.marshal(pk, rk)
-		if err != nil {
-			return fmt.Errorf("%w: encode row %s: %v", ErrRejected, rk, err)
-		}
-		acts = append(acts, aztables.TransactionAction{ActionType: typ, Entity: b})
-		return nil
-	}
-	del := func(rk string) {
-		b, _ := row{}.marshal(pk, rk)
-		acts = append(acts, aztables.TransactionAction{ActionType: aztables.TransactionTypeDelete, Entity: b, IfMatch: to.Ptr(azcore.ETagAny)})
-	}
-	seq := snap.seq + 1
-	// The guard: deleting seq~n fails if another writer already moved past n;
-	// adding seq~n+1 fails if one got to n+1 first (or the partition was created
-	// concurrently).
-	if snap.seq > 0 {
-		del(seqKey(snap.seq))
-	}
-	if err := add(aztables.TransactionTypeAdd, seqKey(seq), row{"Kind": KindSequence, "Seq": seq}); err != nil {
-		return nil, err
-	}
-	if sig != nil {
-		if err := add(aztables.TransactionTypeAdd, signalKey(sig.ID), signalRow(*sig, seq, s.now())); err != nil {
-			return nil, err
-		}
-	}
-	keys := make([]string, 0, len(rows))
-	for rk := range rows {
-		keys = append(keys, rk)
-	}
-	sort.Strings(keys)
-	for _, rk := range keys {
-		old, ok := snap.rows[rk]
-		if ok && old.equal(rows[rk]) {
-			continue
-		}
-		// A resolved finding opening again: keep the resolved instance.
-		if ok && old["Kind"] == KindFinding && old["Status"] == fleet.FindingResolved && rows[rk]["Status"] == fleet.FindingOpen {
-			opened, _ := old["OpenedAt"].(time.Time)
-			if err := add(aztables.TransactionTypeInsertReplace, rkFindArchive+strings.TrimPrefix(rk, rkFindPrefix)+"~"+
-				opened.UTC().Format(fleet.TimeKeyLayout), old); err != nil {
-				return nil, err
-			}
-		}
-		if err := add(aztables.TransactionTypeInsertReplace, rk, rows[rk]); err != nil {
-			return nil, err
-		}
-	}
-	var gone []string
-	for rk := range snap.rows {
-		if _, ok := rows[rk]; !ok {
-			gone = append(gone, rk)
-		}
-	}
-	sort.Strings(gone)
-	for _, rk := range gone {
-		// Delivered notifications and pruned remediations are kept, in the
-		// archive.
-		if ark := archived(rk); ark != "" {
-			r := snap.rows[rk]
-			if final, ok := last[rk]; ok {
-				r = final
-			}
-			if err := add(aztables.TransactionTypeInsertReplace, ark, r); err != nil {
-				return nil, err
-			}
-		}
-		del(rk)
-	}
-	if len(acts) > maxBatch {
-		what := "re-evaluation"
-		if sig != nil {
-			what = "signal " + sig.ID
-		}
-		return nil, fmt.Errorf("%w: %s changes %d rows, more than one transaction holds (%d)", ErrRejected, what, len(acts), maxBatch)
-	}
-	return acts, nil
-}
-
 // snapshot is a cluster's committed state with the rows that encode it.
 type snapshot struct {
 	cluster *fleet.Cluster
 	rows    map[string]row
 	seq     int64
+	// partial: the sequence row says a change committed in several
+	// transactions stopped before its last (see chunks.go).
+	partial bool
 }
 
 func (s *Store) snapshot(ctx context.Context, id fleet.ClusterID) (*snapshot, error) {
@@ -360,11 +308,12 @@ func (s *Store) load(ctx context.Context, id fleet.ClusterID) (*snapshot, error)
 	}
 	rows := map[string]entity{}
 	var seq int64
+	partial := false
 	for _, e := range ents {
 		rk := e.str("RowKey")
 		if strings.HasPrefix(rk, rkSeqPrefix) {
 			if n := e.int("Seq"); n > seq {
-				seq = n
+				seq, partial = n, e.bool("Partial")
 			}
 			continue
 		}
@@ -377,7 +326,7 @@ func (s *Store) load(ctx context.Context, id fleet.ClusterID) (*snapshot, error)
 	if _, ok := rows[rkCluster]; !ok {
 		c.ID = id
 	}
-	return &snapshot{cluster: c, rows: rowsOf(c), seq: seq}, nil
+	return &snapshot{cluster: c, rows: rowsOf(c), seq: seq, partial: partial}, nil
 }
 
 func (s *Store) query(ctx context.Context, c *aztables.Client, filter string) ([]entity, error) {
