@@ -60,7 +60,13 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxInventoryBytes bounds a NodeInventory request (DefaultMaxInventoryBytes).
 	MaxInventoryBytes int64
-	Now               func() time.Time
+	// MaxInflightBytes bounds the bytes of large bodies (node snapshots,
+	// invocation envelopes) held at once (DefaultMaxInflightBytes); a request
+	// that cannot get its share within InflightWait (DefaultInflightWait) is
+	// answered 503 to be retried.
+	MaxInflightBytes int64
+	InflightWait     time.Duration
+	Now              func() time.Time
 	// Enricher, if set, reads clusters from ARM after their rolling events and
 	// on demand (POST …/refresh). Nil switches enrichment off.
 	Enricher Enricher
@@ -78,6 +84,13 @@ type Options struct {
 	Remediator *Remediator
 	// StorageRequests, if set, is reported by the stats endpoint (for benchmarks).
 	StorageRequests *atomic.Int64
+	// NodeTokens, if set, must accept a NodeInventory request's bearer token
+	// for the OIDC issuer ARM reports for the route's cluster; nil trusts
+	// the function key alone (UPGRADEWATCH_NODE_AUTH=key).
+	NodeTokens ClusterTokenVerifier
+	// AlertTokens, if set, must accept an ActivityLogAlert's secure webhook
+	// token; nil trusts the function key alone.
+	AlertTokens AlertTokenVerifier
 }
 
 // DefaultMaxBodyBytes bounds an invocation body: 1 MiB.
@@ -93,12 +106,14 @@ type Server struct {
 	mux     *http.ServeMux
 
 	maxInventory int64
+	budget       *budget       // large bodies in flight
 	enrich       *clusterQueue // nil when enrichment is off
 	enricher     Enricher
 	notify       *clusterQueue // nil when no notification sink is configured
 	dispatcher   Dispatcher
 	remediator   *Remediator
 	sweeper      Sweeper
+	trust        trust
 }
 
 // New builds the server and its routes.
@@ -116,7 +131,8 @@ func New(store Store, o Options) *Server {
 		o.MaxInventoryBytes = DefaultMaxInventoryBytes
 	}
 	s := &Server{store: store, log: o.Logger, maxBody: o.MaxBodyBytes, now: o.Now, reqs: o.StorageRequests, mux: http.NewServeMux(),
-		maxInventory: o.MaxInventoryBytes, sweeper: o.Sweeper}
+		maxInventory: o.MaxInventoryBytes, sweeper: o.Sweeper, budget: newBudget(o.MaxInflightBytes, o.InflightWait),
+		trust: trust{nodes: o.NodeTokens, alerts: o.AlertTokens, asked: map[string]time.Time{}}}
 	if o.Enricher != nil {
 		s.enricher = o.Enricher
 		s.enrich = newClusterQueue(s, "enrichment", func(ctx context.Context, id fleet.ClusterID) error {
@@ -126,13 +142,13 @@ func New(store Store, o Options) *Server {
 	}
 	if o.Dispatcher != nil {
 		s.dispatcher = o.Dispatcher
-		s.notify = newClusterQueue(s, "dispatch", s.dispatchNow, 2, 5*time.Minute)
+		s.notify = newDispatchQueue(s, o.Dispatcher)
 	}
 	s.remediator = o.Remediator
 	s.mux.HandleFunc("GET /{$}", s.ready)
-	s.mux.HandleFunc("POST /AksEvents", s.eventGrid(FunctionAksEvents))
-	s.mux.HandleFunc("POST /ActivityLog", s.eventGrid(FunctionActivityLog))
-	s.mux.HandleFunc("POST /ActivityLogStream", s.activityLogStream)
+	s.mux.HandleFunc("POST /AksEvents", s.bounded(FunctionAksEvents, s.eventGrid(FunctionAksEvents)))
+	s.mux.HandleFunc("POST /ActivityLog", s.bounded(FunctionActivityLog, s.eventGrid(FunctionActivityLog)))
+	s.mux.HandleFunc("POST /ActivityLogStream", s.bounded(FunctionActivityLogStream, s.activityLogStream))
 	s.mux.HandleFunc("POST /api/activitylog/alert", s.activityLogAlert)
 	s.mux.HandleFunc("POST /Status", s.statusEnvelope)
 	s.mux.HandleFunc("POST /Sweep", s.sweep)
@@ -164,6 +180,7 @@ func (s *Server) stats(w http.ResponseWriter, _ *http.Request) {
 		n = s.reqs.Load()
 	}
 	out := map[string]int64{"storageRequests": n}
+	s.budgetStats(out)
 	if q := s.enrich; q != nil {
 		q.mu.Lock()
 		out["enrichmentsOk"], out["enrichmentsFailed"] = q.ok, q.failed

@@ -39,8 +39,10 @@ type Intent struct {
 	// Deliveries is what each sink (by its Name) still owes or has done.
 	Deliveries map[string]*Delivery
 
-	// LeaseOwner holds the intent while it is being sent, until LeaseUntil:
-	// another dispatcher leaves it alone until then.
+	// LeaseOwner held the whole intent while it was being sent, until
+	// LeaseUntil, before deliveries were leased one sink at a time
+	// (Delivery.LeaseOwner). Dispatchers still honour it on rows written then,
+	// and never set it.
 	LeaseOwner string
 	LeaseUntil time.Time
 }
@@ -73,7 +75,16 @@ type Delivery struct {
 	// expired; LastError says which.
 	GaveUp    bool   `json:"gaveUp,omitempty"`
 	LastError string `json:"error,omitempty"`
+	// LeaseOwner holds the delivery while a dispatch sends it, until
+	// LeaseUntil: another dispatch of this sink leaves it alone until then.
+	// Each sink's deliveries are leased on their own, so that a slow sink
+	// never holds up another's.
+	LeaseOwner string    `json:"lease,omitempty"`
+	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
 }
+
+// Leased reports whether a dispatch holds the delivery at now.
+func (d *Delivery) Leased(now time.Time) bool { return d.LeaseOwner != "" && now.Before(d.LeaseUntil) }
 
 // Done reports whether the delivery needs nothing more.
 func (d *Delivery) Done() bool { return !d.SentAt.IsZero() || d.GaveUp }

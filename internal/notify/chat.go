@@ -65,7 +65,7 @@ func newChat(name, rawURL string, render func(Notification) ([]byte, error), opt
 func (c chat) Name() string { return c.name }
 
 // Send posts n. Teams and Slack answer 200 or 202; 408, 429 and 5xx are
-// transient, other 4xx permanent. A Teams 200 that says the delivery failed
+// transient, other 4xx and any 3xx (not followed) permanent. A Teams 200 that says the delivery failed
 // is classified by the status it quotes.
 func (c chat) Send(ctx context.Context, n Notification) error {
 	body, err := c.render(n)
@@ -85,7 +85,7 @@ func (c chat) Send(ctx context.Context, n Notification) error {
 	}
 	snippet := readSnippet(resp.Body)
 	if resp.StatusCode/100 != 2 {
-		return c.dest.statusError(c.name, resp.StatusCode, snippet)
+		return c.dest.answerError(c.name, resp, snippet)
 	}
 	if c.name == "teams" && strings.Contains(strings.ToLower(snippet), "delivery failed") {
 		status, ok := teamsWrappedStatus(snippet)

@@ -108,6 +108,9 @@ func (s *EventGridSink) Send(ctx context.Context, n Notification) error {
 		if errors.As(err, &re) {
 			// re.Error() carries the whole request and response; the status
 			// and Event Grid's error code say enough.
+			if re.RawResponse != nil && re.StatusCode/100 == 3 {
+				return s.dest.answerError("eventgrid", re.RawResponse, "")
+			}
 			return s.dest.statusError("eventgrid", re.StatusCode, re.ErrorCode)
 		}
 		return s.dest.transportError("eventgrid", err)

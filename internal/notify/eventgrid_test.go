@@ -191,8 +191,8 @@ func TestEventGridSinkClassify(t *testing.T) {
 			if strings.Contains(err.Error(), topicKey) {
 				t.Errorf("error reveals the key: %v", err)
 			}
-			if !strings.Contains(err.Error(), srv.URL+"/api/…") {
-				t.Errorf("got %v, want the endpoint named", err)
+			if !strings.Contains(err.Error(), srv.URL+":") || strings.Contains(err.Error(), srv.URL+"/") {
+				t.Errorf("got %v, want the endpoint named by scheme and host only", err)
 			}
 		})
 	}
@@ -250,5 +250,27 @@ func TestEventGridSinkRefuses(t *testing.T) {
 	}
 	if _, err := NewEventGridSink("https://topic.westeurope-1.eventgrid.azure.net/api/events", &fakeCredential{}, Options{}); err != nil {
 		t.Errorf("valid: %v", err)
+	}
+}
+
+// A topic answering with a redirect gets no second request anywhere: the
+// aeg-sas-key header would go with it.
+func TestEventGridSinkFollowsNoRedirect(t *testing.T) {
+	elsewhere, stolen := topic(t, http.StatusOK, "")
+	first := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		http.Redirect(w, r, elsewhere.URL+"/api/events", http.StatusTemporaryRedirect)
+	}))
+	defer first.Close()
+	s, err := NewEventGridSinkWithKey(first.URL+"/api/events", azcore.NewKeyCredential(topicKey), Options{HTTPClient: first.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Send(context.Background(), upgradeFailedOpened())
+	if len(stolen) != 0 {
+		t.Fatalf("the redirect's target received %d requests (with the key), want none", len(stolen))
+	}
+	if !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "redirected to "+elsewhere.URL) {
+		t.Fatalf("got %v, want a permanent error naming %s", err, elsewhere.URL)
 	}
 }

@@ -19,7 +19,7 @@
 //   - SinksFromEnv builds the configured sinks from UPGRADEWATCH_NOTIFY_*.
 //
 // Webhook URLs carry their secret in the path or the query, so sinks never
-// put a URL in an error beyond scheme://host/first-segment….
+// put a URL in an error beyond scheme://host, and follow no redirects.
 package notify
 
 import (

@@ -113,6 +113,61 @@ func validateTeams(t *testing.T, s *schema, doc []byte) {
 	if len(doc) >= 28<<10 {
 		t.Errorf("teams message is %d bytes; Teams refuses 28 KB or more", len(doc))
 	}
+	v := viewTeams(t, doc)
+	for i := range v.texts {
+		checkCardText(t, v.text(i))
+	}
+	for _, f := range v.facts {
+		checkCardText(t, f)
+	}
+}
+
+// cardHazards are the Markdown (and host) constructs no card text may form:
+// a link or reference, a tag, autolink or mention, a list item or heading.
+// (Emphasis: see checkCardText.)
+var cardHazards = []*regexp.Regexp{
+	regexp.MustCompile(`\]\s*[(\[:]`),
+	regexp.MustCompile(`<[A-Za-z/!?]`),
+	regexp.MustCompile(`(?m)^[ \t]*([-+][ \t]|#|[0-9]+[.)]([ \t]|$))`),
+}
+
+// checkCardText fails on Teams text that forms any of cardHazards, or has an
+// unescaped asterisk, or an unescaped underscore at a word's edge.
+func checkCardText(t *testing.T, txt string) {
+	t.Helper()
+	for _, re := range cardHazards {
+		if loc := re.FindStringIndex(txt); loc != nil {
+			t.Errorf("teams text forms Markdown (%s) at %q", re, clip(txt[max(0, loc[0]-20):], 60))
+		}
+	}
+	rs := []rune(txt)
+	escaped := false
+	for i, r := range rs {
+		if escaped {
+			escaped = false
+			continue
+		}
+		edge := r == '_' && !(isWordRune(runeAt(rs, i-1)) && isWordRune(runeAt(rs, i+1)))
+		switch {
+		case r == '\\':
+			escaped = true
+		case r == '*' || edge:
+			t.Errorf("teams text has an unescaped %c at %q", r, clip(string(rs[max(0, i-20):]), 60))
+		}
+	}
+}
+
+// unescapeCard undoes escapeCard: what a reader sees.
+func unescapeCard(s string) string {
+	s = strings.ReplaceAll(s, string(wordJoiner), "")
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) && isASCIIPunct(rune(s[i+1])) {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 func validateSlack(t *testing.T, s *schema, doc []byte) {
@@ -336,7 +391,7 @@ func TestRenderEveryTypeAndCode(t *testing.T) {
 		// What to do: the code's own hint, while someone has something to do.
 		if n.Type == TypeFindingOpened || n.Type == TypeFindingReminded || n.Type == TypeRemediationFailed {
 			h := hint(n)
-			if !tv.has(h) {
+			if !tv.has(escapeCard(h)) {
 				t.Errorf("teams: the hint for %s is missing", n.Code)
 			}
 			if !sv.has(escapeMrkdwn(h)) {
@@ -582,11 +637,11 @@ func TestRenderEscaping(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	validateTeams(t, loadSchema(t, "testdata/teams-message.schema.json"), tdoc)
-	// Adaptive Cards are JSON: the text goes as it is, not HTML-escaped, and the
-	// JSON itself does not \u-escape < > & either.
-	if got := viewTeams(t, tdoc).text(1); got != hostile {
-		t.Errorf("teams summary: got %q, want %q", got, hostile)
+	validateTeams(t, loadSchema(t, "testdata/teams-message.schema.json"), tdoc) // checks no text forms Markdown
+	// Adaptive Cards are JSON: the text is escaped for Markdown, not for HTML,
+	// and the JSON itself does not \u-escape < > & either.
+	if got := viewTeams(t, tdoc).text(1); unescapeCard(got) != hostile {
+		t.Errorf("teams summary reads %q, want %q", unescapeCard(got), hostile)
 	}
 	if regexp.MustCompile(`\\u00(3c|3e|26)|&lt;`).Match(tdoc) {
 		t.Errorf("teams message is escaped: %s", tdoc)
@@ -627,4 +682,90 @@ func TestRenderEscalation(t *testing.T) {
 	if got := tv.facts["Escalated"]; got != "Warning → Error" {
 		t.Errorf("teams Escalated fact = %q", got)
 	}
+}
+
+// A hostile status message, name or error shows in a Teams card as the text
+// it is: no link, autolink, mention, emphasis or list forms, the only link is
+// our own button, and the card still validates.
+func TestTeamsCardKeepsInputLiteral(t *testing.T) {
+	hostile := []string{
+		"[click](https://evil.example)",
+		"Upgrade now: [aka.ms/fix](https://evil.example/phish \"Microsoft\")",
+		"<https://evil.example>",
+		"<at>Adele Vance</at> <at>General</at>",
+		"**urgent** _now_ *really* __now__",
+		"- item\n+ item\n* item\n1. first\n2) second\n# Heading",
+		`\[click\](https://evil.example) \*x\*`,
+		"[ref]: https://evil.example\n[click][ref]",
+		"<script>alert(1)</script> &lt;b&gt; &amp;",
+	}
+	teams := loadSchema(t, "testdata/teams-message.schema.json")
+	for _, h := range hostile {
+		t.Run(h, func(t *testing.T) {
+			n := upgradeFailedOpened()
+			n.Type, n.Summary = TypeRemediationFailed, h
+			n.Cluster.ResourceGroup = h
+			n.Target = "scheduled/" + h
+			n.Evidence = mustJSON(map[string]any{"message": h})
+			n.Remediation = &RemediationStep{Action: "upgradeNodeImageVersion", Detail: h, Error: h}
+			doc, err := TeamsCard(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			validateTeams(t, teams, doc) // and no text forms Markdown
+			v := viewTeams(t, doc)
+			if got := unescapeCard(v.text(1)); got != h {
+				t.Errorf("summary reads %q, want %q", got, h)
+			}
+			if got := unescapeCard(v.facts["Cluster"]); !strings.Contains(got, h) {
+				t.Errorf("cluster fact reads %q, want it to contain %q", got, h)
+			}
+			if !slices.ContainsFunc(v.texts, func(tb map[string]any) bool { return unescapeCard(tb["text"].(string)) == "Error: "+h }) {
+				t.Errorf("no error text reading %q", "Error: "+h)
+			}
+			if len(v.actions) != 1 || v.actions[0]["url"] != paymentsStatus {
+				t.Errorf("actions = %v, want only our status button", v.actions)
+			}
+		})
+	}
+}
+
+func TestEscapeCard(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"aks-payments-weu in rg_payments_prod", "aks-payments-weu in rg_payments_prod"},
+		{"[click](https://evil.example)", "[click]\u2060(https://evil.example)"},
+		{"<at>x</at>", "<\u2060at>x<\u2060/at>"},
+		{"**b** _i_", `\*\*b\*\* \_i\_`},
+		{"- a\n  12. b\n# c", "\\- a\n  12\\. b\n\\# c"},
+		{"pool 1.31.9 - see http://aka.ms/x", "pool 1.31.9 - see http://aka.ms/x"},
+		{`a\*b`, `a\\\*b`},
+		{`C:\path`, `C:\path`},
+	}
+	for _, tc := range tests {
+		if got := escapeCard(tc.in); got != tc.want {
+			t.Errorf("escapeCard(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if got := unescapeCard(escapeCard(tc.in)); got != tc.in {
+			t.Errorf("escapeCard(%q) reads %q", tc.in, got)
+		}
+	}
+}
+
+// FuzzEscapeCard: whatever a status message holds, the Teams text reads as
+// written and forms no Markdown.
+func FuzzEscapeCard(f *testing.F) {
+	for _, s := range []string{"[click](https://evil.example)", "<at>x</at>", "**b** _i_", "- a\n1. b\n# c", `\*x\*`, pdbMessage,
+		"rg_payments_prod", "]\u2060(", "9.\n\r-\t"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return
+		}
+		got := escapeCard(s)
+		if unescapeCard(got) != strings.ReplaceAll(s, string(wordJoiner), "") {
+			t.Fatalf("escapeCard(%q) = %q reads %q", s, got, unescapeCard(got))
+		}
+		checkCardText(t, got)
+	})
 }

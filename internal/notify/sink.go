@@ -22,8 +22,11 @@ import (
 // or n is invalid); any other error is transient and the caller should retry
 // later with backoff. A destination may see n more than once if an accepted
 // send's response is lost: n.ID (the CloudEvent id) lets it tell. Errors
-// never contain a destination's secret (its URL's query, path beyond the first
-// segment, or key).
+// never contain a destination's secret (its URL's path, query, or key): a
+// destination is named by its scheme and host only.
+//
+// Sinks follow no redirects: a 3xx answer is a permanent failure naming only
+// the scheme and host it pointed to.
 //
 // Sinks are safe for concurrent use.
 type Sink interface {
@@ -34,8 +37,8 @@ type Sink interface {
 }
 
 // ErrPermanent marks a send that will fail again however often it is retried:
-// a 4xx answer other than 408 and 429, or a notification that cannot be
-// rendered.
+// a 4xx answer other than 408 and 429, a redirect (3xx, never followed), or a
+// notification that cannot be rendered.
 var ErrPermanent = errors.New("permanent failure")
 
 // DefaultTimeout bounds one Send when Options.Timeout is zero.
@@ -49,7 +52,8 @@ type Options struct {
 	// Timeout bounds each Send; DefaultTimeout when zero.
 	Timeout time.Duration
 	// HTTPClient sends the requests (http.DefaultClient's settings when nil);
-	// tests point it at httptest servers.
+	// tests point it at httptest servers. Sinks use a copy that follows no
+	// redirects, whatever its CheckRedirect.
 	HTTPClient *http.Client
 }
 
@@ -67,17 +71,40 @@ func (o Options) source() string {
 	return DefaultSource
 }
 
+// client is the configured client, made to follow no redirect: a webhook URL
+// is a secret shared with one host, and a redirect would re-send the message
+// (and headers such as Event Grid's aeg-sas-key, which Go keeps across hosts)
+// wherever the answer points.
 func (o Options) client() *http.Client {
+	c := &http.Client{}
 	if o.HTTPClient != nil {
-		return o.HTTPClient
+		cp := *o.HTTPClient
+		c = &cp
 	}
-	return &http.Client{}
+	c.CheckRedirect = noRedirect
+	return c
 }
+
+// noRedirect makes a client return a 3xx answer as it is.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// Destination is where s sends, by scheme and host only
+// ("https://hooks.slack.com"), for logs; "" for a sink of another package.
+func Destination(s Sink) string {
+	if d, ok := s.(interface{ destination() destination }); ok {
+		return d.destination().redacted
+	}
+	return ""
+}
+
+func (c chat) destination() destination           { return c.dest }
+func (s *WebhookSink) destination() destination   { return s.dest }
+func (s *EventGridSink) destination() destination { return s.dest }
 
 // destination is a parsed sink URL and what may be said about it.
 type destination struct {
 	url      *url.URL
-	redacted string   // scheme://host/first-segment…
+	redacted string   // scheme://host
 	secrets  []string // fragments that must not appear in an error
 }
 
@@ -110,19 +137,12 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// redact keeps scheme, host and the first path segment: enough to tell
-// hooks.slack.com/services… from prod-12.westeurope.logic.azure.com/workflows…,
-// never the token after it.
+// redact keeps scheme and host (with its port, if any): enough to tell
+// hooks.slack.com from prod-12.westeurope.logic.azure.com. Any path segment
+// may be a token (Teams' webhookb2/<ids>/IncomingWebhook/<token>, a receiver's
+// /hooks/<secret>), so none is shown.
 func redact(u *url.URL) string {
-	s := u.Scheme + "://" + u.Host
-	segs := strings.Split(strings.TrimPrefix(u.EscapedPath(), "/"), "/")
-	if segs[0] != "" {
-		s += "/" + segs[0]
-	}
-	if len(segs) > 1 || u.RawQuery != "" || u.User != nil {
-		s += "/…"
-	}
-	return s
+	return u.Scheme + "://" + u.Host
 }
 
 // secretsOf lists the parts of u that may hold a secret, in the forms they
@@ -134,8 +154,10 @@ func secretsOf(u *url.URL) []string {
 			out = append(out, s)
 		}
 	}
-	segs := strings.Split(strings.TrimPrefix(u.EscapedPath(), "/"), "/")
-	for _, s := range segs[min(1, len(segs)):] {
+	if p := strings.Trim(u.EscapedPath(), "/"); p != "" {
+		add(p)
+	}
+	for _, s := range strings.Split(strings.Trim(u.EscapedPath(), "/"), "/") {
 		add(s)
 		if un, err := url.PathUnescape(s); err == nil && un != s {
 			add(un)
@@ -195,6 +217,23 @@ func (d destination) statusError(sink string, status int, body string) error {
 		e.wrapped = []error{ErrPermanent}
 	}
 	return e
+}
+
+// answerError classifies a non-2xx answer. A redirect is permanent: the sink
+// does not follow it, and the URL needs fixing; the error names only where it
+// pointed (scheme and host), as its path may hold another secret.
+func (d destination) answerError(sink string, resp *http.Response, body string) error {
+	if resp.StatusCode/100 != 3 {
+		return d.statusError(sink, resp.StatusCode, body)
+	}
+	to := "no Location"
+	if loc, err := resp.Location(); err == nil && loc.Host != "" {
+		to = "to " + redact(loc)
+	}
+	return &sendError{
+		msg:     fmt.Sprintf("%s %s: status %d: redirected %s; sinks follow no redirects: configure the final URL", sink, d.redacted, resp.StatusCode, to),
+		wrapped: []error{ErrPermanent},
+	}
 }
 
 // transportError is a send that got no answer: always transient.

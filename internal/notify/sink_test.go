@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -22,7 +23,7 @@ const (
 	secretQuery = "api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=hunter2SignatureAbCdEf"
 )
 
-var secrets = []string{"s3cr3tT0k3nXyZ0q", "B0FG34HIJ", "hunter2SignatureAbCdEf", "sig=", "/triggers/manual/run"}
+var secrets = []string{"s3cr3tT0k3nXyZ0q", "B0FG34HIJ", "hunter2SignatureAbCdEf", "sig=", "/triggers/manual/run", "/services", "T0AB12CDE"}
 
 func checkNoSecret(t *testing.T, err error) {
 	t.Helper()
@@ -114,8 +115,8 @@ func TestHTTPSinksClassify(t *testing.T) {
 					t.Errorf("permanent: got %v, want %v (%v)", errors.Is(err, ErrPermanent), tc.permanent, err)
 				}
 				checkNoSecret(t, err)
-				if want := srv.URL + "/services/…"; !strings.Contains(err.Error(), want) {
-					t.Errorf("got %v, want the redacted URL %s", err, want)
+				if want := srv.URL + ": "; !strings.Contains(err.Error(), want) {
+					t.Errorf("got %v, want the URL redacted to %s", err, srv.URL)
 				}
 				if tc.body != "" && !strings.Contains(tc.body, "{echo}") && !strings.Contains(err.Error(), tc.body) {
 					t.Errorf("got %v, want the answer %q in it", err, tc.body)
@@ -322,14 +323,14 @@ func TestWebhookSinkBinaryMode(t *testing.T) {
 
 func TestRedact(t *testing.T) {
 	tests := []struct{ url, want string }{
-		{"https://hooks.slack.com/services/T0AB12CDE/B0FG34HIJ/s3cr3tT0k3nXyZ0q", "https://hooks.slack.com/services/…"},
+		{"https://hooks.slack.com/services/T0AB12CDE/B0FG34HIJ/s3cr3tT0k3nXyZ0q", "https://hooks.slack.com"},
 		{"https://prod-12.westeurope.logic.azure.com:443/workflows/5f0e1c2d3b4a/triggers/manual/paths/invoke?" + secretQuery,
-			"https://prod-12.westeurope.logic.azure.com:443/workflows/…"},
-		{"https://contoso.webhook.office.com/webhookb2/0a1b2c3d@4e5f/IncomingWebhook/6a7b8c/9d0e", "https://contoso.webhook.office.com/webhookb2/…"},
+			"https://prod-12.westeurope.logic.azure.com:443"},
+		{"https://contoso.webhook.office.com/webhookb2/0a1b2c3d@4e5f/IncomingWebhook/6a7b8c/9d0e", "https://contoso.webhook.office.com"},
 		{"https://receiver.example.com/", "https://receiver.example.com"},
-		{"https://receiver.example.com/events", "https://receiver.example.com/events"},
-		{"https://receiver.example.com?token=abc", "https://receiver.example.com/…"},
-		{"https://user:pa55word@receiver.example.com/events", "https://receiver.example.com/events/…"},
+		{"https://receiver.example.com/hooks/s3cr3tT0k3nXyZ0q", "https://receiver.example.com"},
+		{"https://receiver.example.com?token=abc", "https://receiver.example.com"},
+		{"https://user:pa55word@receiver.example.com/events", "https://receiver.example.com"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.want, func(t *testing.T) {
@@ -340,6 +341,49 @@ func TestRedact(t *testing.T) {
 			if d.redacted != tc.want {
 				t.Errorf("got %s, want %s", d.redacted, tc.want)
 			}
+			for _, kind := range sinkKinds {
+				s, err := kind.new(tc.url, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := Destination(s); got != tc.want {
+					t.Errorf("Destination(%s) = %s, want %s", kind.name, got, tc.want)
+				}
+			}
 		})
+	}
+}
+
+// A sink answered with a redirect re-sends nothing to where it points: the
+// second server receives nothing, the failure is permanent, and the error
+// names both ends by scheme and host only.
+func TestSinksFollowNoRedirect(t *testing.T) {
+	for _, status := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		for _, kind := range sinkKinds {
+			t.Run(fmt.Sprintf("%s/%d", kind.name, status), func(t *testing.T) {
+				elsewhere, stolen := server(t, http.StatusOK, "ok")
+				first := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					_, _ = io.Copy(io.Discard, r.Body)
+					http.Redirect(w, r, elsewhere.URL+"/collect/"+strings.TrimPrefix(r.URL.Path, "/"), status)
+				}))
+				defer first.Close()
+				// The caller's client would follow redirects; the sink's copy must not.
+				s, err := kind.new(first.URL+secretPath+"?"+secretQuery, Options{HTTPClient: first.Client()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = s.Send(context.Background(), upgradeFailedOpened())
+				if len(stolen) != 0 {
+					t.Fatalf("the redirect's target received %d requests, want none", len(stolen))
+				}
+				if !errors.Is(err, ErrPermanent) {
+					t.Fatalf("got %v, want a permanent error", err)
+				}
+				checkNoSecret(t, err)
+				if !strings.Contains(err.Error(), "redirected to "+elsewhere.URL+";") || strings.Contains(err.Error(), "/collect") {
+					t.Errorf("got %v, want it to name the target as %s only", err, elsewhere.URL)
+				}
+			})
+		}
 	}
 }

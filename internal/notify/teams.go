@@ -2,6 +2,9 @@ package notify
 
 import (
 	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 )
@@ -77,29 +80,32 @@ func text(s string) textBlock { return textBlock{Type: "TextBlock", Text: s, Wra
 // TeamsCard renders n as a Teams message holding one Adaptive Card 1.4: a
 // headline (severity, code, step, where), the summary, the facts (cluster,
 // target, since, severity, …), what to do, the evidence, and an "Open status"
-// button when n.StatusURL is set. Texts are JSON strings, never HTML-escaped;
-// long ones are clipped.
+// button when n.StatusURL is set. Every text that comes from outside (names,
+// summaries, facts, details, errors, evidence, and the hints they fill in) is
+// escaped for the card's Markdown (escapeCard), so that it shows as written and
+// cannot form a link, a mention or formatting; the only link is our own
+// button. Texts are JSON strings, never HTML-escaped; long ones are clipped.
 func TeamsCard(n Notification) ([]byte, error) {
 	if err := n.Validate(); err != nil {
 		return nil, err
 	}
-	head := text(headline(n))
+	head := text(escapeCard(headline(n)))
 	head.Size, head.Weight, head.Color = "Medium", "Bolder", teamsColor(n)
 	body := []any{head}
 	if n.Summary != "" {
-		body = append(body, text(clip(n.Summary, teamsSummaryMax)))
+		body = append(body, text(clip(escapeCard(n.Summary), teamsSummaryMax)))
 	}
 	fs := factSet{Type: "FactSet"}
 	for _, f := range facts(n) {
-		fs.Facts = append(fs.Facts, cardFact{Title: f.title, Value: clip(f.value, teamsFactMax)})
+		fs.Facts = append(fs.Facts, cardFact{Title: f.title, Value: clip(escapeCard(f.value), teamsFactMax)})
 	}
 	body = append(body, fs)
 	if r := n.Remediation; r != nil {
 		if r.Detail != "" {
-			body = append(body, text(clip(r.Detail, teamsTextMax)))
+			body = append(body, text(clip(escapeCard(r.Detail), teamsTextMax)))
 		}
 		if r.Error != "" {
-			e := text(clip("Error: "+r.Error, teamsTextMax))
+			e := text(clip("Error: "+escapeCard(r.Error), teamsTextMax))
 			e.Color = "Attention"
 			body = append(body, e)
 		}
@@ -107,7 +113,7 @@ func TeamsCard(n Notification) ([]byte, error) {
 	if a := advice(n); a != "" {
 		h := text("What to do")
 		h.Weight, h.Separator, h.Spacing = "Bolder", true, "Medium"
-		body = append(body, h, text(a))
+		body = append(body, h, text(escapeCard(a)))
 	}
 	if ev := compactEvidence(n, teamsEvidenceMax); ev != "" {
 		h := text("Evidence")
@@ -165,5 +171,116 @@ func compactEvidence(n Notification, limit int) string {
 	if err != nil || ev == nil {
 		return ""
 	}
-	return clip(string(ev), limit)
+	return clip(escapeCard(string(ev)), limit)
+}
+
+// wordJoiner is invisible; put between two characters, it keeps them from
+// forming Markdown ("](", "<at").
+const wordJoiner = '\u2060'
+
+// escapeCard makes text from outside (summaries, names, facts, errors,
+// evidence) literal in a TextBlock or a fact, whose Markdown subset has
+// **bold**, _italic_, lists and [links](url), and whose hosts also turn
+// <https://…> into links and <at>…</at> into mentions.
+//
+// Link-forming pairs are split by an invisible word joiner, so that a link
+// whose text hides its target, an autolink, a mention or any tag never forms,
+// and the text still reads the same on every client. A bare URL is left as
+// it is: a client may link it, but it shows where it leads, and AKS's own
+// messages carry such links (http://aka.ms/aks/debugdrainfailures).
+//
+// Emphasis and list markers are backslash-escaped (CommonMark), as only an
+// escape stops them: desktop Teams hides the backslash, mobile clients show
+// it — the text is literal either way. An underscore inside a word
+// (rg_payments_prod) forms no emphasis and is left alone, so that names read,
+// and paste, unchanged.
+func escapeCard(s string) string {
+	rs := []rune(s)
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	lineStart, escAt := true, -1
+	for i, r := range rs {
+		prev, next := runeAt(rs, i-1), runeAt(rs, i+1)
+		if lineStart {
+			escAt = blockMarker(rs, i)
+		}
+		if i == escAt {
+			b.WriteByte('\\')
+		}
+		switch {
+		case r == '\\' && isASCIIPunct(next):
+			b.WriteString(`\\`)
+		case r == '*':
+			b.WriteString(`\*`)
+		case r == '_' && !(isWordRune(prev) && isWordRune(next)):
+			b.WriteString(`\_`)
+		case r == '<':
+			b.WriteRune(r)
+			b.WriteRune(wordJoiner)
+		case r == ']' && opensTarget(rs, i+1):
+			b.WriteRune(r)
+			b.WriteRune(wordJoiner)
+		default:
+			b.WriteRune(r)
+		}
+		switch {
+		case r == '\n' || r == '\r':
+			lineStart = true
+		case r != ' ' && r != '\t':
+			lineStart = false
+		}
+	}
+	return b.String()
+}
+
+// blockMarker finds, when rs[i] is the first non-blank rune of a line, the
+// rune a backslash must precede so that the line starts no list item or
+// heading ("- ", "+ ", "#", the dot of "1. " or ")" of "1) "); -1 if none.
+// ("* " is escaped with every other asterisk.)
+func blockMarker(rs []rune, i int) int {
+	switch r := rs[i]; {
+	case r == '-' || r == '+':
+		if blankOrEnd(runeAt(rs, i+1)) {
+			return i
+		}
+	case r == '#':
+		return i
+	case r >= '0' && r <= '9':
+		j := i
+		for j < len(rs) && rs[j] >= '0' && rs[j] <= '9' {
+			j++
+		}
+		if d := runeAt(rs, j); (d == '.' || d == ')') && blankOrEnd(runeAt(rs, j+1)) {
+			return j
+		}
+	}
+	return -1
+}
+
+// opensTarget reports whether rs[i:], after blanks, starts a link's target or
+// reference ("(", "[", ":"): after a "]" that makes a link.
+func opensTarget(rs []rune, i int) bool {
+	for i < len(rs) && (rs[i] == ' ' || rs[i] == '\t') {
+		i++
+	}
+	r := runeAt(rs, i)
+	return r == '(' || r == '[' || r == ':'
+}
+
+// blankOrEnd reports whether r ends a list marker: a blank, a line's or the
+// text's end (runeAt's 0).
+func blankOrEnd(r rune) bool { return r == 0 || r == ' ' || r == '\t' || r == '\n' || r == '\r' }
+
+func runeAt(rs []rune, i int) rune {
+	if i < 0 || i >= len(rs) {
+		return 0
+	}
+	return rs[i]
+}
+
+func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+// isASCIIPunct is CommonMark's "ASCII punctuation": what a backslash escapes.
+func isASCIIPunct(r rune) bool {
+	return r > ' ' && r < utf8.RuneSelf && !unicode.IsLetter(r) && !unicode.IsDigit(r)
 }

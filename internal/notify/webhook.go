@@ -46,7 +46,7 @@ func NewWebhookSink(rawURL string, opts Options) (*WebhookSink, error) {
 func (s *WebhookSink) Name() string { return "webhook" }
 
 // Send posts n as a binary-mode CloudEvent. Any 2xx acknowledges it; 408, 429
-// and 5xx are transient, other 4xx permanent.
+// and 5xx are transient, other 4xx and any 3xx (not followed) permanent.
 func (s *WebhookSink) Send(ctx context.Context, n Notification) error {
 	e, err := n.CloudEvent(s.source)
 	if err != nil {
@@ -67,7 +67,7 @@ func (s *WebhookSink) Send(ctx context.Context, n Notification) error {
 	}
 	snippet := readSnippet(resp.Body)
 	if resp.StatusCode/100 != 2 {
-		return s.dest.statusError("webhook", resp.StatusCode, snippet)
+		return s.dest.answerError("webhook", resp, snippet)
 	}
 	return nil
 }

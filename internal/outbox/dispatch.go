@@ -31,18 +31,20 @@ var _ Store = (*state.Store)(nil)
 
 // Dispatcher sends what clusters' outboxes owe. It is safe for concurrent
 // use, and any number of dispatchers (in one process or many) may work on one
-// cluster: leases keep them off each other's intents.
+// cluster: leases keep them off each other's deliveries. Each sink is
+// dispatched on its own and has its own circuit breaker (per process).
 type Dispatcher struct {
-	store  Store
-	sinks  map[string]notify.Sink
-	order  []string
-	owner  string
-	seq    atomic.Int64
-	lease  time.Duration
-	batch  int
-	status string // base URL of the Status API ("" = no link)
-	log    *slog.Logger
-	now    func() time.Time
+	store    Store
+	sinks    map[string]notify.Sink
+	breakers map[string]*breaker
+	order    []string
+	owner    string
+	seq      atomic.Int64
+	lease    time.Duration
+	batch    int
+	status   string // base URL of the Status API ("" = no link)
+	log      *slog.Logger
+	now      func() time.Time
 }
 
 // Options configure a Dispatcher.
@@ -50,24 +52,35 @@ type Options struct {
 	// Owner names this dispatcher in leases (host name, process and a random
 	// suffix when empty).
 	Owner string
-	// Lease is how long a claimed intent is held (DefaultLease when zero).
+	// Lease is how long a claimed delivery is held (DefaultLease when zero).
 	// It must outlast a batch of sends: each is bounded by the sink's timeout.
 	Lease time.Duration
-	// Batch caps the intents one dispatch claims per cluster (DefaultBatch).
+	// Batch caps the deliveries one dispatch claims per cluster and sink
+	// (DefaultBatch).
 	Batch int
+	// BreakerFailures is how many failed sends in a row (transient failures
+	// and timeouts, across clusters) open a sink's circuit breaker
+	// (DefaultBreakerFailures when zero).
+	BreakerFailures int
+	// BreakerCoolOff is how long an open breaker keeps its sink from being
+	// called before one probe is let through; it doubles each time the probe
+	// fails, up to RetryCap (DefaultBreakerCoolOff when zero).
+	BreakerCoolOff time.Duration
 	// PublicURL is the app's base URL (https://<app>.azurewebsites.net); the
 	// notifications link to its Status API. "" omits the link.
 	PublicURL string
 	Logger    *slog.Logger
-	// Now is the clock for sends' timestamps (time.Now when nil); the store's
-	// clock stamps what is committed.
+	// Now is the clock for sends' timestamps and the breakers (time.Now when
+	// nil); the store's clock stamps what is committed.
 	Now func() time.Time
 }
 
 // Defaults.
 const (
-	DefaultLease = 3 * time.Minute
-	DefaultBatch = 20
+	DefaultLease           = 3 * time.Minute
+	DefaultBatch           = 20
+	DefaultBreakerFailures = 5
+	DefaultBreakerCoolOff  = time.Minute
 	// Retries back off from RetryBase, doubling, to RetryCap.
 	RetryBase = 30 * time.Second
 	RetryCap  = 30 * time.Minute
@@ -75,21 +88,28 @@ const (
 
 // NewDispatcher returns a dispatcher sending to sinks.
 func NewDispatcher(store Store, sinks []notify.Sink, o Options) *Dispatcher {
-	d := &Dispatcher{store: store, sinks: map[string]notify.Sink{}, owner: o.Owner, lease: o.Lease, batch: o.Batch,
-		status: o.PublicURL, log: o.Logger, now: o.Now}
-	// Leases are compared as text; the owner's name is only for people.
+	d := &Dispatcher{store: store, sinks: map[string]notify.Sink{}, breakers: map[string]*breaker{}, owner: o.Owner,
+		lease: o.Lease, batch: o.Batch, status: o.PublicURL, log: o.Logger, now: o.Now}
+	if d.lease <= 0 {
+		d.lease = DefaultLease
+	}
+	if o.BreakerFailures <= 0 {
+		o.BreakerFailures = DefaultBreakerFailures
+	}
+	if o.BreakerCoolOff <= 0 {
+		o.BreakerCoolOff = DefaultBreakerCoolOff
+	}
 	for _, s := range sinks {
 		d.sinks[s.Name()] = s
+		d.breakers[s.Name()] = &breaker{threshold: o.BreakerFailures, coolOff: o.BreakerCoolOff, probeFor: d.lease}
 		d.order = append(d.order, s.Name())
 	}
 	if d.owner == "" {
+		// Leases are compared as text; the owner's name is only for people.
 		host, _ := os.Hostname()
 		var b [4]byte
 		_, _ = rand.Read(b[:])
 		d.owner = fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
-	}
-	if d.lease <= 0 {
-		d.lease = DefaultLease
 	}
 	if d.batch <= 0 {
 		d.batch = DefaultBatch
@@ -109,145 +129,159 @@ func (d *Dispatcher) Sinks() []string { return append([]string(nil), d.order...)
 
 // Report says what one dispatch did.
 type Report struct {
-	Sent    int `json:"sent"`    // deliveries the sinks accepted
-	Failed  int `json:"failed"`  // transient failures, to be retried
-	GaveUp  int `json:"gaveUp"`  // permanent refusals
-	Pending int `json:"pending"` // intents the cluster still owes after the dispatch
+	Sent   int `json:"sent"`   // deliveries the sinks accepted
+	Failed int `json:"failed"` // transient failures, to be retried
+	GaveUp int `json:"gaveUp"` // permanent refusals
+	// Deferred are deliveries not attempted because their sink's circuit
+	// breaker is open: they wait until it lets a probe through.
+	Deferred int `json:"deferred,omitempty"`
+	Pending  int `json:"pending"` // intents the cluster still owes after the dispatch
 }
 
-// claim is one delivery a dispatch took: an intent (as it was when claimed)
-// for one sink.
-type claim struct {
-	intent *fleet.Intent
-	sink   string
+func (r *Report) add(o Report) {
+	r.Sent, r.Failed, r.GaveUp, r.Deferred = r.Sent+o.Sent, r.Failed+o.Failed, r.GaveUp+o.GaveUp, r.Deferred+o.Deferred
 }
 
-// result is what a sink answered for a claim.
+// result is what the sink answered for a claimed intent; an intent claimed
+// but not tried (its turn ended, or the breaker opened) has none.
 type result struct {
-	claim
-	at  time.Time
-	err error
+	intent *fleet.Intent
+	at     time.Time
+	err    error
 }
 
-// Dispatch sends what the cluster's outbox owes and is due now, and commits
-// the answers. Errors are the store's (state.ErrUnavailable: the sweep tries
-// again; what was sent but not committed is sent again after the lease).
+// Dispatch sends what the cluster's outbox owes and is due now to every sink,
+// each on its own (see DispatchSink), and adds up what they did. Errors are
+// the store's, joined (state.ErrUnavailable: the sweep tries again; what was
+// sent but not committed is sent again after the lease).
 func (d *Dispatcher) Dispatch(ctx context.Context, id fleet.ClusterID) (Report, error) {
+	var mu sync.Mutex
+	var rep Report
+	var errs []error
+	var wg sync.WaitGroup
+	for _, name := range d.order {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := d.DispatchSink(ctx, id, name)
+			mu.Lock()
+			defer mu.Unlock()
+			rep.add(r)
+			rep.Pending = r.Pending // the last to finish saw the others' commits
+			errs = append(errs, err)
+		}()
+	}
+	wg.Wait()
+	return rep, errors.Join(errs...)
+}
+
+// DispatchSink sends what the cluster owes one sink and is due now, and
+// commits the answers: it claims the sink's deliveries under a lease of its
+// own, so that it never waits for, or holds up, another sink. While the
+// sink's breaker is open nothing is sent: what is due is pushed back to when
+// the breaker lets a probe through, where the Sweep's Due index finds it.
+// Errors are the store's (state.ErrNotFound for an unknown cluster).
+func (d *Dispatcher) DispatchSink(ctx context.Context, id fleet.ClusterID, name string) (Report, error) {
+	sink, br := d.sinks[name], d.breakers[name]
+	if sink == nil {
+		return Report{}, fmt.Errorf("dispatch %s: no sink %q", id.Key(), name)
+	}
+	if open, until := br.state(d.now()); open {
+		return d.holdBack(ctx, id, name, until)
+	}
 	// Each dispatch holds its leases under its own name: two dispatches of one
 	// dispatcher (the sweep's and a background one) must not share them.
 	token := fmt.Sprintf("%s/%d", d.owner, d.seq.Add(1))
-	var claims []claim
-	_, err := d.store.Update(ctx, id, func(c *fleet.Cluster, now time.Time) bool {
-		claims = d.claim(c, token, now)
+	var claims []*fleet.Intent
+	out, err := d.store.Update(ctx, id, func(c *fleet.Cluster, now time.Time) bool {
+		claims = d.claim(c, name, token, now)
 		return len(claims) > 0
 	})
 	if err != nil || len(claims) == 0 {
-		return Report{}, err
+		return Report{Pending: out.Outbox}, err
 	}
-	results := d.send(ctx, id, claims)
+	results := d.send(ctx, id, name, claims)
 	var rep Report
-	out, err := d.store.Update(context.WithoutCancel(ctx), id, func(c *fleet.Cluster, now time.Time) bool {
-		rep = d.settle(c, token, results, now)
+	out, err = d.store.Update(context.WithoutCancel(ctx), id, func(c *fleet.Cluster, now time.Time) bool {
+		rep = d.settle(c, name, token, claims, results, now)
 		return true
 	})
 	if err != nil {
-		return rep, fmt.Errorf("commit what %d sends answered: %w", len(results), err)
+		return rep, fmt.Errorf("commit what %d sends to %s answered: %w", len(results), name, err)
 	}
 	rep.Pending = out.Outbox
 	return rep, nil
 }
 
-// claim leases, for each sink, the run of its oldest due deliveries: a sink
-// receives a cluster's steps in order, so a delivery waiting for a retry (or
-// leased elsewhere) holds back the later ones for that sink only.
-func (d *Dispatcher) claim(c *fleet.Cluster, token string, now time.Time) []claim {
-	var out []claim
-	taken := map[string]bool{}
-	for _, name := range d.order {
-		n := 0
-		for _, i := range c.OutboxOrder() {
-			dl, ok := i.Deliveries[name]
-			if !ok || dl.Done() {
-				continue
-			}
-			leased := i.LeaseOwner != "" && now.Before(i.LeaseUntil)
-			if leased || dl.NextAttempt.After(now) || n >= d.batch {
-				break
-			}
-			n++
-			taken[i.ID] = true
-			out = append(out, claim{intent: i, sink: name})
+// claim leases the run of the sink's oldest due deliveries: a sink receives a
+// cluster's steps in order, so a delivery waiting for a retry (or leased
+// elsewhere) holds back the later ones, for that sink only.
+func (d *Dispatcher) claim(c *fleet.Cluster, name, token string, now time.Time) []*fleet.Intent {
+	var out []*fleet.Intent
+	for _, i := range c.OutboxOrder() {
+		dl, ok := i.Deliveries[name]
+		if !ok || dl.Done() {
+			continue
 		}
-	}
-	for id := range taken {
-		i := c.Outbox[id]
-		i.LeaseOwner, i.LeaseUntil = token, now.Add(d.lease)
-	}
-	// Hand the senders copies: c is the store's working copy.
-	copies := map[string]*fleet.Intent{}
-	for k := range out {
-		id := out[k].intent.ID
-		if copies[id] == nil {
-			copies[id] = out[k].intent.Clone()
+		legacy := i.LeaseOwner != "" && now.Before(i.LeaseUntil) // a row leased whole by an older version
+		if legacy || dl.Leased(now) || dl.NextAttempt.After(now) || len(out) >= d.batch {
+			break
 		}
-		out[k].intent = copies[id]
+		dl.LeaseOwner, dl.LeaseUntil = token, now.Add(d.lease)
+		// Hand the sender a copy: c is the store's working copy.
+		out = append(out, i.Clone())
 	}
 	return out
 }
 
-// send delivers the claims, each sink in its own goroutine and in order; a
-// sink's first transient failure ends its turn (the rest wait for its retry).
-func (d *Dispatcher) send(ctx context.Context, id fleet.ClusterID, claims []claim) []result {
-	bySink := map[string][]claim{}
-	for _, cl := range claims {
-		bySink[cl.sink] = append(bySink[cl.sink], cl)
-	}
-	var mu sync.Mutex
+// send delivers the claims in order. The sink's first transient failure ends
+// its turn (the rest wait for its retry); so does the breaker opening.
+func (d *Dispatcher) send(ctx context.Context, id fleet.ClusterID, name string, claims []*fleet.Intent) []result {
+	sink, br := d.sinks[name], d.breakers[name]
 	var out []result
-	var wg sync.WaitGroup
 	deadline := time.Now().Add(d.lease / 2) // stop starting sends well before the lease ends
-	for name, cls := range bySink {
-		sink := d.sinks[name]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, cl := range cls {
-				if time.Now().After(deadline) || ctx.Err() != nil {
-					return
-				}
-				n := d.notification(id, cl.intent)
-				err := sink.Send(ctx, n)
-				r := result{claim: cl, at: d.now().UTC(), err: err}
-				mu.Lock()
-				out = append(out, r)
-				mu.Unlock()
-				l := d.log.With("cluster", id.Key(), "sink", name, "id", n.ID, "type", n.Type, "code", n.Code, "target", n.Target)
-				switch {
-				case err == nil:
-					l.Info("notification sent")
-				case errors.Is(err, notify.ErrPermanent):
-					l.Error("notification refused for good", "error", err)
-				default:
-					l.Warn("notification failed; will retry", "error", err)
-					return
-				}
+	for _, i := range claims {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		if !br.allow(d.now()) {
+			break // opened meanwhile, or another dispatch is probing
+		}
+		n := d.notification(id, i)
+		err := sink.Send(ctx, n)
+		out = append(out, result{intent: i, at: d.now().UTC(), err: err})
+		l := d.log.With("cluster", id.Key(), "sink", name, "id", n.ID, "type", n.Type, "code", n.Code, "target", n.Target)
+		switch {
+		case err == nil:
+			br.success()
+			l.Info("notification sent")
+		case errors.Is(err, notify.ErrPermanent):
+			br.success() // the sink answered: it is up, this notification is not for it
+			l.Error("notification refused for good", "error", err)
+		default:
+			if opened, until := br.failure(d.now()); opened {
+				l.Error("sink failing: circuit breaker open; its notifications wait", "error", err, "until", until.UTC().Format(time.RFC3339))
+			} else {
+				l.Warn("notification failed; will retry", "error", err)
 			}
-		}()
+			return out
+		}
 	}
-	wg.Wait()
 	return out
 }
 
-// settle folds the answers into the state: sent, given up, or retried later.
-// It releases this dispatcher's leases.
-func (d *Dispatcher) settle(c *fleet.Cluster, token string, results []result, now time.Time) Report {
+// settle folds the sink's answers into the state: sent, given up, or retried
+// later (not before the breaker lets a probe through). It releases this
+// dispatch's leases.
+func (d *Dispatcher) settle(c *fleet.Cluster, name, token string, claims []*fleet.Intent, results []result, now time.Time) Report {
 	var rep Report
+	_, reopen := d.breakers[name].state(d.now())
 	for _, r := range results {
 		i := c.Outbox[r.intent.ID]
 		if i == nil {
 			continue // expired meanwhile
 		}
-		dl := i.Deliveries[r.sink]
+		dl := i.Deliveries[name]
 		if dl == nil || dl.Done() {
 			continue
 		}
@@ -260,16 +294,47 @@ func (d *Dispatcher) settle(c *fleet.Cluster, token string, results []result, no
 			dl.GaveUp, dl.LastError = true, oneLine(r.err.Error())
 			rep.GaveUp++
 		default:
-			dl.NextAttempt, dl.LastError = now.Add(retryAfter(dl.Attempts)), oneLine(r.err.Error())
+			dl.NextAttempt, dl.LastError = later(now.Add(retryAfter(dl.Attempts)), reopen), oneLine(r.err.Error())
 			rep.Failed++
 		}
 	}
-	for _, i := range c.Outbox {
-		if i.LeaseOwner == token {
-			i.LeaseOwner, i.LeaseUntil = "", time.Time{}
+	for _, cl := range claims {
+		i := c.Outbox[cl.ID]
+		if i == nil {
+			continue
+		}
+		if dl := i.Deliveries[name]; dl != nil && dl.LeaseOwner == token {
+			dl.LeaseOwner, dl.LeaseUntil = "", time.Time{}
+			if !dl.Done() && reopen.After(dl.NextAttempt) {
+				dl.NextAttempt = reopen // not tried: the breaker opened
+			}
 		}
 	}
 	return rep
+}
+
+// holdBack pushes the sink's due deliveries to until, when its open breaker
+// lets a probe through, without calling it: they stay owed, and the cluster's
+// next evaluation (the Sweep's Due index) comes no earlier than that.
+func (d *Dispatcher) holdBack(ctx context.Context, id fleet.ClusterID, name string, until time.Time) (Report, error) {
+	var rep Report
+	out, err := d.store.Update(ctx, id, func(c *fleet.Cluster, now time.Time) bool {
+		rep = Report{}
+		for _, i := range c.Outbox {
+			dl, ok := i.Deliveries[name]
+			if !ok || dl.Done() || dl.Leased(now) || dl.NextAttempt.After(now) || !until.After(dl.NextAttempt) {
+				continue
+			}
+			dl.NextAttempt = until
+			if dl.LastError == "" {
+				dl.LastError = name + ": not tried: its circuit breaker is open after repeated failures"
+			}
+			rep.Deferred++
+		}
+		return rep.Deferred > 0
+	})
+	rep.Pending = out.Outbox
+	return rep, err
 }
 
 // retryAfter is the backoff before attempt n+1: RetryBase doubling to

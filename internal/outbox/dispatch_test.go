@@ -467,3 +467,196 @@ func decode(t *testing.T, b []byte) map[string]any {
 	}
 	return m
 }
+
+// cluster is the i-th of a fleet of payments clusters.
+func cluster(i int) fleet.ClusterID {
+	c := aks
+	c.Name = fmt.Sprintf("aks-payments-%02d", i)
+	return c
+}
+
+// A sink that keeps failing trips its breaker: it is not called for the
+// cool-off, what it owes stays owed with its retry time set to when the
+// breaker lets a probe through (so the Sweep's Due index finds the clusters
+// then), the healthy sink carries on, and once the probe succeeds everything
+// is delivered once. A failed probe doubles the cool-off.
+func TestBreakerHoldsBackAFailingSink(t *testing.T) {
+	const coolOff = 10 * time.Minute
+	f := newFixture(t, "teams", "webhook")
+	store := f.store(t)
+	teams, hook := &sink{name: "teams", failFirst: 4}, &sink{name: "webhook"}
+	d := outbox.NewDispatcher(store, []notify.Sink{teams, hook}, outbox.Options{Now: f.clk.Now, BreakerFailures: 3, BreakerCoolOff: coolOff})
+	for i := range 5 {
+		sig := read(fmt.Sprintf("arm-%d", i), t0, fleet.ChannelSecurityPatch)
+		sig.Cluster = cluster(i)
+		commit(t, store, sig) // ChannelDrift and MaintenanceWindowMissing open
+	}
+	dispatchTo := func(i int) outbox.Report {
+		t.Helper()
+		rep, err := d.Dispatch(context.Background(), cluster(i))
+		if err != nil {
+			t.Fatalf("dispatch %s: %v", cluster(i).Name, err)
+		}
+		return rep
+	}
+	teamsOwed := func(i int) []*fleet.Delivery {
+		t.Helper()
+		c, err := store.Cluster(context.Background(), cluster(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []*fleet.Delivery
+		for _, in := range c.Outbox {
+			if dl := in.Deliveries["teams"]; dl != nil && !dl.Done() {
+				out = append(out, dl)
+			}
+		}
+		return out
+	}
+
+	// Three clusters: Teams fails once each (a failure ends its turn), and
+	// the third failure opens the breaker until t0+coolOff.
+	for i := range 3 {
+		if rep := dispatchTo(i); rep.Failed != 1 || rep.Sent != 2 {
+			t.Fatalf("dispatch %d = %+v, want teams failed once, webhook sent 2", i, rep)
+		}
+	}
+	// The next clusters: Teams is not called; its deliveries are held back.
+	for i := 3; i < 5; i++ {
+		if rep := dispatchTo(i); rep.Deferred != 2 || rep.Sent != 2 || rep.Failed != 0 {
+			t.Fatalf("dispatch %d with the breaker open = %+v, want 2 deferred, webhook sent 2", i, rep)
+		}
+	}
+	if teams.calls != 3 {
+		t.Fatalf("teams was called %d times, want 3 (none while its breaker is open)", teams.calls)
+	}
+	for i := range 5 {
+		owed := teamsOwed(i)
+		if len(owed) != 2 {
+			t.Fatalf("%s owes teams %d, want 2", cluster(i).Name, len(owed))
+		}
+		// The clusters whose failure tripped the breaker, or that came after.
+		for _, dl := range owed {
+			if i >= 2 && !dl.NextAttempt.Equal(t0.Add(coolOff)) || dl.Leased(f.clk.Now()) {
+				t.Errorf("%s: teams delivery %+v, want its retry when the breaker half-opens (%s), unleased", cluster(i).Name, dl, t0.Add(coolOff))
+			}
+		}
+	}
+	due := func(at time.Time) map[string]bool {
+		t.Helper()
+		ds, err := store.Due(context.Background(), at, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, e := range ds {
+			out[e.Cluster.Name] = true
+		}
+		return out
+	}
+	if got := due(t0.Add(coolOff)); len(got) != 5 {
+		t.Fatalf("due when the breaker half-opens: %v, want all 5 clusters", got)
+	}
+
+	// Half-open: one probe, which fails (the 4th failure): open twice as long.
+	f.clk.Add(coolOff)
+	if rep := dispatchTo(0); rep.Failed != 1 {
+		t.Fatalf("probe = %+v, want one failed send", rep)
+	}
+	if rep := dispatchTo(1); rep.Deferred != 2 || teams.calls != 4 {
+		t.Fatalf("after the failed probe: %+v, %d calls; want 2 deferred and no call", rep, teams.calls)
+	}
+	for _, dl := range teamsOwed(1) {
+		if want := t0.Add(coolOff + 2*coolOff); !dl.NextAttempt.Equal(want) {
+			t.Errorf("after the failed probe: next attempt %s, want %s", dl.NextAttempt, want)
+		}
+	}
+
+	// The probe then succeeds: the breaker closes and everything is sent once.
+	f.clk.Add(2 * coolOff)
+	for i := range 5 {
+		dispatchTo(i)
+	}
+	for i := range 5 {
+		if owed := teamsOwed(i); len(owed) != 0 {
+			t.Errorf("%s still owes teams %d", cluster(i).Name, len(owed))
+		}
+	}
+	if got, want := len(teams.received(t)), 10; got != want {
+		t.Errorf("teams received %d, want %d", got, want)
+	}
+	if got, want := len(hook.received(t)), 10; got != want {
+		t.Errorf("webhook received %d, want %d", got, want)
+	}
+}
+
+// A sink that hangs never delays another's sends or commits: its dispatch
+// holds its own leases, the healthy sink's dispatch of the same clusters
+// commits meanwhile, and what the hanging sink owes stays owed.
+func TestHangingSinkHoldsOnlyItsOwnLeases(t *testing.T) {
+	const clusters = 30 // two notifications each
+	release := make(chan struct{})
+	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hanging.Close()
+	defer close(release)
+	teams, err := notify.NewTeamsSink(hanging.URL+"/workflows/5f0e1c2d/triggers/manual/paths/invoke", notify.Options{Timeout: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, "teams", "webhook")
+	store := f.store(t)
+	hook := &sink{name: "webhook"}
+	d := outbox.NewDispatcher(store, []notify.Sink{teams, hook}, outbox.Options{Now: f.clk.Now})
+	for i := range clusters {
+		sig := read(fmt.Sprintf("arm-%d", i), t0, fleet.ChannelSecurityPatch)
+		sig.Cluster = cluster(i)
+		commit(t, store, sig)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var hung sync.WaitGroup
+	for i := range clusters {
+		hung.Add(1)
+		go func() {
+			defer hung.Done()
+			_, _ = d.DispatchSink(ctx, cluster(i), "teams") // blocks until cancelled
+		}()
+	}
+	var wg sync.WaitGroup
+	for i := range clusters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if rep, err := d.DispatchSink(context.Background(), cluster(i), "webhook"); err != nil || rep.Sent != 2 {
+				t.Errorf("webhook dispatch %d: %+v %v, want 2 sent", i, rep, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := len(hook.received(t)); got != 2*clusters {
+		t.Errorf("webhook received %d while teams hangs, want %d", got, 2*clusters)
+	}
+	cancel() // the hanging sends fail now: a transient failure, retried later
+	hung.Wait()
+	for i := range clusters {
+		c, err := store.Cluster(context.Background(), cluster(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Outbox) != 2 {
+			t.Errorf("%s owes %d intents, want 2 (to teams)", cluster(i).Name, len(c.Outbox))
+		}
+		for _, in := range c.Outbox {
+			if dl := in.Deliveries["teams"]; dl == nil || dl.Done() {
+				t.Errorf("%s: teams delivery %+v, want owed", cluster(i).Name, dl)
+			}
+			if dl := in.Deliveries["webhook"]; dl == nil || dl.SentAt.IsZero() {
+				t.Errorf("%s: webhook delivery %+v, want sent", cluster(i).Name, dl)
+			}
+		}
+	}
+}

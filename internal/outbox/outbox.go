@@ -8,11 +8,17 @@
 // commits what each sink answered:
 //
 //   - two dispatchers (a background dispatch and a sweep, or two instances)
-//     never send the same intent to the same sink at once: the lease is taken
-//     in a transaction fenced by the partition's sequence row;
+//     never send the same intent to the same sink at once: each delivery (one
+//     intent to one sink) is leased on its own, in a transaction fenced by the
+//     partition's sequence row;
+//   - each sink is dispatched on its own (Dispatcher.DispatchSink): a slow or
+//     failing sink never delays another's sends or commits;
 //   - a sink that fails is retried with exponential backoff, on its own: the
 //     other sinks carry on, and its intents wait in order (each sink receives a
 //     cluster's steps oldest first) until it recovers or they expire;
+//   - a sink that fails again and again trips its circuit breaker: it is not
+//     called for a cool-off, and what it owes waits with its retry time set to
+//     when the breaker lets a probe through, so the Sweep finds it then;
 //   - a sink that refuses an intent for good (a 4xx) gives it up, logged;
 //   - the cluster's NextEvaluation includes the next retry and the next
 //     reminder, so the Sweep picks up whatever a crashed instance or a down
@@ -202,12 +208,15 @@ func tidy(c *fleet.Cluster, now time.Time, cfg Config) {
 		if i.Done() {
 			delete(c.Outbox, i.ID)
 			i.LeaseOwner, i.LeaseUntil = "", time.Time{}
+			for _, d := range i.Deliveries {
+				d.LeaseOwner, d.LeaseUntil = "", time.Time{}
+			}
 			c.Delivered = append(c.Delivered, i)
 			continue
 		}
 		for _, d := range i.Deliveries {
 			if !d.Done() {
-				wake(c, later(d.NextAttempt, i.LeaseUntil))
+				wake(c, later(d.NextAttempt, later(d.LeaseUntil, i.LeaseUntil)))
 			}
 		}
 	}
