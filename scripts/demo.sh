@@ -129,9 +129,12 @@ step "handler on $base (log: $handler_log)"
 # and remediation capped at dry-run: clusters that opt in get a plan, announced
 # but never carried out. The policy every finding is judged against:
 # docs/examples/policy.json. Notifications go to the sink as CloudEvents and as
-# Teams and Slack messages.
+# Teams and Slack messages. Node snapshots are taken on the function key alone
+# (UPGRADEWATCH_NODE_AUTH=key, which the handler warns about): without ARM the
+# demo's clusters have no OIDC issuer to verify a reporter's token against.
+# Never run a deployed app so (docs/security.md).
 AzureWebJobsStorage=UseDevelopmentStorage=true UPGRADEWATCH_TABLE_PREFIX="$table_prefix" \
-  FUNCTIONS_CUSTOMHANDLER_PORT="$port" UPGRADEWATCH_ENRICH=false \
+  FUNCTIONS_CUSTOMHANDLER_PORT="$port" UPGRADEWATCH_ENRICH=false UPGRADEWATCH_NODE_AUTH=key \
   UPGRADEWATCH_POLICY=docs/examples/policy.json UPGRADEWATCH_PUBLIC_URL="$base" UPGRADEWATCH_REMEDIATION=dry-run \
   UPGRADEWATCH_NOTIFY_WEBHOOK_URL="$sink/events" UPGRADEWATCH_NOTIFY_TEAMS_URL="$sink/teams" \
   UPGRADEWATCH_NOTIFY_SLACK_URL="$sink/slack" \

@@ -333,7 +333,8 @@ func launch(c config, prefix, logLevel string) (*proc, error) {
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), fmt.Sprintf("FUNCTIONS_CUSTOMHANDLER_PORT=%d", port),
 		"AzureWebJobsStorage="+connString(c.endpoint), "UPGRADEWATCH_TABLE_PREFIX="+prefix, "UPGRADEWATCH_LOG_LEVEL="+logLevel,
-		"UPGRADEWATCH_ENRICH=false") // no ARM here; a background read would only add noise
+		"UPGRADEWATCH_ENRICH=false",  // no ARM here; a background read would only add noise
+		"UPGRADEWATCH_NODE_AUTH=key") // and so no cluster OIDC issuer to verify node snapshots against
 	p := &proc{url: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd, log: &bytes.Buffer{}}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	p.start = time.Now()

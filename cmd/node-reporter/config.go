@@ -15,12 +15,22 @@ import (
 // DefaultServiceAccountDir is where Kubernetes mounts a pod's token and CA.
 const DefaultServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 
+// DefaultTokenFile is where infra/k8s mounts the projected service-account
+// token for upgradewatch (audience upgradewatch): the cluster's own proof of
+// which cluster is posting.
+const DefaultTokenFile = "/var/run/secrets/upgradewatch/token"
+
+// NoToken as UPGRADEWATCH_TOKEN_FILE sends no token, for an upgradewatch in
+// key mode (local development).
+const NoToken = "none"
+
 // Config is every setting node-reporter reads, all from the environment.
 type Config struct {
 	APIServer         string   // https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT
 	ServiceAccountDir string   // token and ca.crt
 	NodesURL          *url.URL // UPGRADEWATCH_NODES_URL
 	FunctionKey       string   // never logged
+	TokenFile         string   // UPGRADEWATCH_TOKEN_FILE: re-read at every post; "" sends none
 	Timeout           time.Duration
 	LogLevel          slog.Level
 	Backoff           Backoff // not configurable: tests build their own
@@ -94,6 +104,14 @@ func parseConfig(getenv func(string) string) (Config, error) {
 	}
 	c.FunctionKey = key
 
+	switch v := getenv("UPGRADEWATCH_TOKEN_FILE"); v {
+	case "":
+		c.TokenFile = DefaultTokenFile
+	case NoToken:
+	default:
+		c.TokenFile = filepath.Clean(v)
+	}
+
 	if v := getenv("UPGRADEWATCH_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < time.Second || d > time.Hour {
@@ -102,6 +120,29 @@ func parseConfig(getenv func(string) string) (Config, error) {
 		c.Timeout = d
 	}
 	return c, nil
+}
+
+// readToken reads the projected service-account token. The kubelet
+// replaces the file before the token expires, so it is read for every post,
+// never kept. Errors say where, never what: the value is a credential.
+func readToken(file string) (string, error) {
+	if file == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("service-account token for upgradewatch (UPGRADEWATCH_TOKEN_FILE): %w; the CronJob mounts it as a projected volume (infra/k8s)", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" || len(tok) > 16<<10 {
+		return "", fmt.Errorf("service-account token %s is empty or oversized", file)
+	}
+	for _, r := range tok {
+		if r <= ' ' || r > '~' {
+			return "", fmt.Errorf("service-account token %s contains a space or a non-printable character", file)
+		}
+	}
+	return tok, nil
 }
 
 func isLoopback(host string) bool {

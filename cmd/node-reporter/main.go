@@ -3,6 +3,12 @@
 // the compact form (internal/inventory), so upgradewatch sees which node runs
 // which image even when no event says so.
 //
+// It posts with the function key and, as Authorization: Bearer, a projected
+// token of its service account for the audience upgradewatch
+// (UPGRADEWATCH_TOKEN_FILE, read afresh for every attempt). That token is
+// signed by the cluster's own OIDC issuer, which upgradewatch knows from ARM,
+// so a credential held in one cluster cannot write another's nodes.
+//
 // It reads the API with plain net/http instead of client-go: one paged GET of
 // /api/v1/nodes does not justify client-go's dependency tree, and the
 // in-cluster configuration it would read (service host and port, token, CA)
@@ -17,6 +23,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"io"
@@ -55,6 +62,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 		log.Error("invalid configuration", "error", err)
 		return 2
 	}
+	// A missing token is a mounting mistake: say so before listing anything.
+	if _, err := readToken(cfg.TokenFile); err != nil {
+		log.Error("invalid configuration", "error", err)
+		return 2
+	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 
@@ -62,7 +74,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 	id := "nr-" + rand.Text()
 	log = log.With("snapshot_id", id)
 	log.Info("node-reporter starting", "version", version, "api_server", cfg.APIServer,
-		"nodes_url", cfg.NodesURL.String(), "timeout", cfg.Timeout.String())
+		"nodes_url", cfg.NodesURL.String(), "token_file", cmp.Or(cfg.TokenFile, NoToken), "timeout", cfg.Timeout.String())
 
 	snap, skipped, err := kube.listNodes(ctx, log)
 	if err != nil {
@@ -82,6 +94,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 		client:   newHTTPClient(nil, 60*time.Second),
 		url:      cfg.NodesURL.String(),
 		key:      cfg.FunctionKey,
+		token:    func() (string, error) { return readToken(cfg.TokenFile) },
 		agent:    reporter,
 		backoff:  cfg.Backoff,
 		deadline: deadline(ctx),

@@ -32,7 +32,10 @@ import (
 const (
 	testToken = "eyJhbGciOiJSUzI1NiJ9.test-service-account-token"
 	testKey   = "fk_test-function-key_0123456789abcdef=="
-	nodesPath = "/api/clusters/7d3c1a52-9f0e-4b8a-a1c2-3e5f6a7b8c9d/rg-shop-prod-weu/aks-shop-prod-weu/nodes"
+	// projectedToken stands for the token the kubelet projects for
+	// upgradewatch (audience upgradewatch); upgradewatch verifies it.
+	projectedToken = "eyJhbGciOiJSUzI1NiIsImtpZCI6InV3In0.projected-for-upgradewatch.c2ln"
+	nodesPath      = "/api/clusters/7d3c1a52-9f0e-4b8a-a1c2-3e5f6a7b8c9d/rg-shop-prod-weu/aks-shop-prod-weu/nodes"
 )
 
 // fakeAPI is the Kubernetes API server: GET /api/v1/nodes in two pages of
@@ -69,6 +72,9 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(a.dir, "token"), []byte(testToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(a.dir, "upgradewatch-token"), []byte(projectedToken), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return a
@@ -204,6 +210,7 @@ func testEnv(api *fakeAPI, up *fakeUpgradewatch) map[string]string {
 		"UPGRADEWATCH_SERVICEACCOUNT_DIR": api.dir,
 		"UPGRADEWATCH_NODES_URL":          up.URL + nodesPath,
 		"UPGRADEWATCH_FUNCTION_KEY":       testKey,
+		"UPGRADEWATCH_TOKEN_FILE":         filepath.Join(api.dir, "upgradewatch-token"),
 	}
 }
 
@@ -212,7 +219,7 @@ func runWith(t *testing.T, env map[string]string) (int, string) {
 	var out bytes.Buffer
 	code := run(context.Background(), func(k string) string { return env[k] }, &out)
 	logs := out.String()
-	for _, secret := range []string{testKey, testToken} {
+	for _, secret := range []string{testKey, testToken, projectedToken} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("a secret appears in the logs:\n%s", logs)
 		}
@@ -254,6 +261,9 @@ func TestRunPostsSnapshot(t *testing.T) {
 	p := posts[0]
 	if got := p.header.Get("x-functions-key"); got != testKey {
 		t.Errorf("x-functions-key %q, want the configured key", got)
+	}
+	if got := p.header.Get("Authorization"); got != "Bearer "+projectedToken {
+		t.Errorf("Authorization %q, want the projected token (not the API token)", got)
 	}
 	if got := p.header.Get("Content-Type"); got != "application/json" {
 		t.Errorf("Content-Type %q, want application/json", got)
@@ -468,8 +478,14 @@ func TestParseConfig(t *testing.T) {
 		check   func(t *testing.T, c Config)
 	}{
 		{name: "defaults", env: base, check: func(t *testing.T, c Config) {
-			if c.APIServer != "https://10.0.0.1:443" || c.ServiceAccountDir != DefaultServiceAccountDir || c.Timeout != 5*time.Minute || c.FunctionKey != "k1" {
+			if c.APIServer != "https://10.0.0.1:443" || c.ServiceAccountDir != DefaultServiceAccountDir || c.Timeout != 5*time.Minute || c.FunctionKey != "k1" ||
+				c.TokenFile != DefaultTokenFile {
 				t.Errorf("config %+v", c)
+			}
+		}},
+		{name: "no token (key mode)", env: with("UPGRADEWATCH_TOKEN_FILE", "none"), check: func(t *testing.T, c Config) {
+			if c.TokenFile != "" {
+				t.Errorf("TokenFile %q, want none", c.TokenFile)
 			}
 		}},
 		{name: "IPv6 API server", env: with("KUBERNETES_SERVICE_HOST", "fd00::1"), check: func(t *testing.T, c Config) {
@@ -564,4 +580,56 @@ func TestRetryAfter(t *testing.T) {
 			t.Errorf("Retry-After %q: %s, want %s", tc.value, got, tc.want)
 		}
 	}
+}
+
+// The projected token is read for every attempt: the kubelet replaces it
+// before it expires, and a retry must not send a stale one.
+func TestRunRereadsToken(t *testing.T) {
+	api := newFakeAPI(t)
+	file := filepath.Join(api.dir, "upgradewatch-token")
+	rotated := "eyJhbGciOiJSUzI1NiIsImtpZCI6InV3In0.rotated-by-the-kubelet.c2ln"
+	up := newFakeUpgradewatch(t, func(w http.ResponseWriter, r *http.Request) {
+		if err := os.WriteFile(file, []byte(rotated+"\n"), 0o600); err != nil {
+			t.Error(err)
+		}
+		answer(http.StatusServiceUnavailable, "restarting", "Retry-After", "1")(w, r)
+	})
+	code, logs := runWith(t, testEnv(api, up))
+	if code != 0 {
+		t.Fatalf("exit %d; logs:\n%s", code, logs)
+	}
+	posts := up.posts()
+	if len(posts) != 2 || posts[0].header.Get("Authorization") != "Bearer "+projectedToken || posts[1].header.Get("Authorization") != "Bearer "+rotated {
+		t.Errorf("tokens sent: %q", authorizations(posts))
+	}
+	if strings.Contains(logs, rotated) {
+		t.Errorf("the token appears in the logs")
+	}
+}
+
+// A pod without the projected token is misconfigured (exit 2, nothing
+// listed); "none" posts without one.
+func TestRunTokenFile(t *testing.T) {
+	api, up := newFakeAPI(t), newFakeUpgradewatch(t)
+	env := testEnv(api, up)
+	env["UPGRADEWATCH_TOKEN_FILE"] = filepath.Join(api.dir, "missing")
+	code, logs := runWith(t, env)
+	if code != 2 || !strings.Contains(logs, "projected volume") || len(api.requests()) != 0 {
+		t.Errorf("missing token: exit %d, %d lists; logs:\n%s", code, len(api.requests()), logs)
+	}
+	env["UPGRADEWATCH_TOKEN_FILE"] = "none"
+	if code, logs = runWith(t, env); code != 0 {
+		t.Fatalf("none: exit %d; logs:\n%s", code, logs)
+	}
+	if got := authorizations(up.posts()); len(got) != 1 || got[0] != "" {
+		t.Errorf("none: Authorization %q, want no header", got)
+	}
+}
+
+func authorizations(posts []received) []string {
+	var out []string
+	for _, p := range posts {
+		out = append(out, p.header.Get("Authorization"))
+	}
+	return out
 }

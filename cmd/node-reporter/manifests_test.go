@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/upgradewatch/upgradewatch/internal/auth"
 )
 
 const manifestDir = "../../infra/k8s"
@@ -94,7 +96,24 @@ type podSpec struct {
 			Requests map[string]string `yaml:"requests"`
 			Limits   map[string]string `yaml:"limits"`
 		} `yaml:"resources"`
+		VolumeMounts []struct {
+			Name      string `yaml:"name"`
+			MountPath string `yaml:"mountPath"`
+			ReadOnly  bool   `yaml:"readOnly"`
+		} `yaml:"volumeMounts"`
 	} `yaml:"containers"`
+	Volumes []struct {
+		Name      string `yaml:"name"`
+		Projected *struct {
+			Sources []struct {
+				ServiceAccountToken *struct {
+					Audience          string `yaml:"audience"`
+					ExpirationSeconds int    `yaml:"expirationSeconds"`
+					Path              string `yaml:"path"`
+				} `yaml:"serviceAccountToken"`
+			} `yaml:"sources"`
+		} `yaml:"projected"`
+	} `yaml:"volumes"`
 }
 
 // loadManifests parses every YAML document under infra/k8s.
@@ -320,5 +339,61 @@ func TestManifestSecretTemplate(t *testing.T) {
 	got := slices.Sorted(slices.Values(k.Resources))
 	if diff := cmp.Diff(yamls, got); diff != "" {
 		t.Errorf("kustomization resources (-want +got): every manifest but the Secret template\n%s", diff)
+	}
+}
+
+// TestManifestProjectedToken: the pod gets a short-lived token of its service
+// account for upgradewatch's audience, mounted read-only where
+// UPGRADEWATCH_TOKEN_FILE says, and the service account is the subject
+// upgradewatch expects by default.
+func TestManifestProjectedToken(t *testing.T) {
+	ms := loadManifests(t)
+	cj := only(t, ms, "CronJob")
+	sa := only(t, ms, "ServiceAccount")
+	if got := "system:serviceaccount:" + sa.Metadata.Namespace + ":" + sa.Metadata.Name; got != auth.DefaultSubject {
+		t.Errorf("service account %s, upgradewatch expects %s (UPGRADEWATCH_NODE_TOKEN_SUBJECT)", got, auth.DefaultSubject)
+	}
+	pod := cj.Spec.JobTemplate.Spec.Template.Spec
+	c := pod.Containers[0]
+	file := DefaultTokenFile
+	for _, e := range c.Env {
+		if e.Name == "UPGRADEWATCH_TOKEN_FILE" {
+			file = e.Value
+		}
+	}
+	var mounted string
+	for _, m := range c.VolumeMounts {
+		if m.MountPath == filepath.Dir(file) {
+			if !m.ReadOnly {
+				t.Errorf("volume %s is mounted writable", m.Name)
+			}
+			mounted = m.Name
+		}
+	}
+	if mounted == "" {
+		t.Fatalf("nothing mounted at %s, where node-reporter reads its token", filepath.Dir(file))
+	}
+	var found bool
+	for _, v := range pod.Volumes {
+		if v.Name != mounted || v.Projected == nil {
+			continue
+		}
+		for _, src := range v.Projected.Sources {
+			tok := src.ServiceAccountToken
+			if tok == nil {
+				continue
+			}
+			found = true
+			if tok.Audience != auth.DefaultAudience || tok.Path != filepath.Base(file) {
+				t.Errorf("projected token audience %q path %q, want %q and %q", tok.Audience, tok.Path, auth.DefaultAudience, filepath.Base(file))
+			}
+			// Kubernetes' minimum is 600 s; a run lasts at most activeDeadlineSeconds.
+			if tok.ExpirationSeconds < 600 || tok.ExpirationSeconds > 3600 {
+				t.Errorf("expirationSeconds %d, want short-lived (600 to 3600)", tok.ExpirationSeconds)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("volume %s is not a projected serviceAccountToken", mounted)
 	}
 }

@@ -16,6 +16,7 @@ type poster struct {
 	client   *http.Client
 	url      string
 	key      string
+	token    func() (string, error) // the bearer token, read afresh for each attempt
 	agent    string
 	backoff  Backoff
 	deadline time.Time
@@ -35,6 +36,15 @@ func (p *poster) post(ctx context.Context, body []byte, log *slog.Logger) (int, 
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("User-Agent", p.agent)
 		req.Header.Set("x-functions-key", p.key)
+		if p.token != nil {
+			tok, err := p.token()
+			if err != nil {
+				return err
+			}
+			if tok != "" {
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
+		}
 		resp, err := p.client.Do(req)
 		if err != nil {
 			return networkError(err)

@@ -242,6 +242,8 @@ func TestReadMaps(t *testing.T) {
 				}},
 			},
 		},
+		OIDCIssuerKnown: true,
+		OIDCIssuerURL:   "https://westeurope.oic.prod-aks.azure.com/72f988bf-86f1-41af-91ab-2d7cd011db47/5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9/",
 	}
 	legacyPools := []fleet.PoolProfile{{
 		Name: "nodepool1", Mode: "System", OSType: "Linux", OSSKU: "Ubuntu", VMSize: "Standard_DS2_v2", Count: 2,
@@ -256,6 +258,7 @@ func TestReadMaps(t *testing.T) {
 		ProvisioningState:    "Succeeded",
 		Pools:                legacyPools,
 		MaintenanceKnown:     true,
+		OIDCIssuerKnown:      true, // no oidcIssuerProfile: known to have no issuer
 		Maintenance: []fleet.MaintenanceWindow{
 			{
 				Name: fleet.MaintenanceAuto,

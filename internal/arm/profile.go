@@ -28,6 +28,12 @@ func clusterProfile(mc *armcontainerservice.ManagedCluster) *fleet.ClusterProfil
 		p.UpgradeChannel = strings.ToLower(string(deref(a.UpgradeChannel)))
 		p.NodeOSUpgradeChannel = nodeOSChannel(deref(a.NodeOSUpgradeChannel))
 	}
+	// A read always knows the issuer, "" included: a disabled issuer is an
+	// answer (node reporters cannot prove the cluster), not a gap.
+	p.OIDCIssuerKnown = true
+	if o := props.OidcIssuerProfile; o != nil && deref(o.Enabled) {
+		p.OIDCIssuerURL = deref(o.IssuerURL)
+	}
 	for _, ap := range props.AgentPoolProfiles {
 		if ap != nil {
 			p.Pools = append(p.Pools, poolProfile(ap))

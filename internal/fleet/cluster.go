@@ -36,6 +36,11 @@ type Cluster struct {
 	PoolsListed          Stamp // newest profile that listed the agent pools
 	NodesListed          Stamp // newest complete node snapshot
 
+	// DeletionReported is a deletion only the activity log told of, newer
+	// than anything seen of the cluster since (derived): evidence, not state,
+	// until ARM confirms it (see DeletionReport).
+	DeletionReported *DeletionReport
+
 	// From NewKubernetesVersionAvailable.
 	Versions   KubernetesVersions
 	VersionsAt Stamp
@@ -49,6 +54,13 @@ type Cluster struct {
 	MaintenanceKnown bool
 	Maintenance      []MaintenanceWindow
 	MaintenanceAt    Stamp
+
+	// From ARM reads: the cluster's OIDC issuer URL ("" when not enabled),
+	// against which node reporters' tokens are verified. Unknown until the
+	// app has read the cluster from ARM.
+	OIDCIssuerKnown bool
+	OIDCIssuer      string
+	OIDCIssuerAt    Stamp
 
 	// When the channels last changed to their current values (a newer profile
 	// with a different value than the one held); zero when never seen to change.
@@ -128,6 +140,9 @@ type Pool struct {
 	SpecAt   Stamp // newest spec applied
 	Removed  bool
 	Presence Stamp // newest observation of the pool existing or removed
+	// DeletionReported is a deletion of the pool only the activity log told
+	// of (derived), as for the cluster.
+	DeletionReported *DeletionReport
 
 	// The newest image AKS offers the pool (ARM reads only).
 	LatestImage   string
@@ -376,6 +391,9 @@ func (c *Cluster) applyProfile(pr ClusterProfile, at Stamp) {
 	if pr.MaintenanceKnown && c.MaintenanceAt.Before(at) {
 		c.MaintenanceKnown, c.MaintenanceAt = true, at
 		c.Maintenance = append([]MaintenanceWindow(nil), pr.Maintenance...)
+	}
+	if pr.OIDCIssuerKnown && c.OIDCIssuerAt.Before(at) {
+		c.OIDCIssuerKnown, c.OIDCIssuer, c.OIDCIssuerAt = true, pr.OIDCIssuerURL, at
 	}
 	if pr.Pools == nil {
 		return

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -68,6 +69,7 @@ func (r row) equal(o row) bool { return reflect.DeepEqual(r, o) }
 // marshal encodes a row for aztables with OData type annotations, so that
 // dashboards see Edm.DateTime and Edm.Int64 columns.
 func (r row) marshal(pk, rk string) ([]byte, error) {
+	r = fitRow(maps.Clone(r)) // rowsOf's rows fit already; index and node rows are fitted here
 	m := map[string]any{"PartitionKey": pk, "RowKey": rk}
 	for k, v := range r {
 		switch v := v.(type) {
@@ -144,6 +146,16 @@ func setStamp(r row, prefix string, s fleet.Stamp) {
 	}
 }
 
+// setDeletionReport writes a deletion the activity log reported and ARM has
+// not confirmed, for dashboards. It derives from the activities, so it is
+// never read back.
+func setDeletionReport(r row, d *fleet.DeletionReport) {
+	if d != nil {
+		setTime(r, "DeletionReportedAt", d.At)
+		r["DeletionReportedBy"] = d.Actor
+	}
+}
+
 func (e entity) stamp(prefix string) fleet.Stamp {
 	return fleet.Stamp{At: e.time(prefix + "At"), SignalID: e.str(prefix + "By")}
 }
@@ -164,7 +176,6 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 		"UpgradeChannel":                   c.UpgradeChannel,
 		"NodeOSUpgradeChannel":             c.NodeOSUpgradeChannel,
 		"ProvisioningState":                c.ProvisioningState,
-		"Tags":                             tagsJSON(c.Tags),
 		"Deleted":                          c.Deleted,
 		"Support":                          c.Support,
 		"SupportVersion":                   c.SupportVersion,
@@ -183,9 +194,8 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 	setStamp(head, "NodesListed", c.NodesListed)
 	setTime(head, "NodeOSChannelChangedAt", c.NodeOSChannelChangedAt)
 	setTime(head, "UpgradeChannelChangedAt", c.UpgradeChannelChangedAt)
-	if len(c.Channels) > 0 {
-		head["Channels"] = jsonText(c.Channels)
-	}
+	tagsColumns(head, c.Tags)
+	channelsColumn(head, c.Channels)
 	setTime(head, "NextEvaluation", c.NextEvaluation)
 	setChange(head, "NodeOSChannel", c.NodeOSChannelChange)
 	setChange(head, "UpgradeChannel", c.UpgradeChannelChange)
@@ -196,9 +206,15 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 	if since, ok := c.RefreshWanted(); ok {
 		setTime(head, "RefreshWantedSince", since)
 	}
+	setDeletionReport(head, c.DeletionReported)
 	if c.MaintenanceKnown {
-		head["Maintenance"] = jsonText(c.Maintenance)
+		maintenanceColumn(head, c.Maintenance)
 		setStamp(head, "Maintenance", c.MaintenanceAt)
+	}
+	if c.OIDCIssuerKnown {
+		// Empty when the cluster has no issuer; OidcIssuerAt says it is known.
+		head["OidcIssuer"] = c.OIDCIssuer
+		setStamp(head, "OidcIssuer", c.OIDCIssuerAt)
 	}
 	out[rkCluster] = head
 
@@ -227,6 +243,7 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 		setTime(r, "RollingSince", p.RollingSince)
 		setStamp(r, "Spec", p.SpecAt)
 		setStamp(r, "Presence", p.Presence)
+		setDeletionReport(r, p.DeletionReported)
 		if p.LatestImage != "" {
 			r["LatestNodeImageVersion"] = p.LatestImage
 			setStamp(r, "LatestImage", p.LatestImageAt)
@@ -236,23 +253,20 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 			r["NodesReady"] = int32(p.Nodes.Ready)
 			r["NodesQuarantined"] = int32(p.Nodes.Quarantined)
 			r["NodesCordoned"] = int32(p.Nodes.Cordoned)
-			r["NodeVersions"] = jsonText(p.Nodes.Versions)
+			nodeVersionsColumn(r, p.Nodes)
 			setStamp(r, "Nodes", p.NodesAt)
 		}
-		if len(p.Images) > 0 {
-			r["Images"] = jsonText(p.Images)
-		}
+		imagesColumn(r, p.Images)
 		out[rkPoolPrefix+p.Name] = r
 	}
 	for _, u := range c.Upgrades {
-		sig, _ := json.Marshal(u.Signals)
 		r := row{
 			"Kind":        KindUpgrade,
 			"Pool":        u.Pool,
 			"Outcome":     u.Outcome,
-			"Signals":     string(sig),
 			"SignalCount": int32(len(u.Signals)),
 		}
+		signalsColumn(r, u.Signals)
 		setTime(r, "StartedAt", u.StartedAt)
 		setTime(r, "EndedAt", u.EndedAt)
 		if u.ImageBefore != "" {
@@ -267,7 +281,7 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 			setTime(r, "RequestedAt", u.RequestedAt)
 		}
 		if ch := u.ChannelChange; ch != nil {
-			r["ChannelChange"] = jsonText(ch)
+			r["ChannelChange"] = clipJSONObject(jsonText(ch), 4096)
 			r["ChannelFrom"], r["ChannelTo"], r["ChannelChangedBy"] = ch.From, ch.To, ch.Actor
 		}
 		if len(u.Failures) > 0 {
@@ -307,6 +321,9 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 		setStamp(r, "Observed", s.Observed)
 		out[rkSchedPrefix+safeKey(id)] = r
 	}
+	for _, r := range out {
+		fitRow(r)
+	}
 	return out
 }
 
@@ -323,11 +340,11 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 		c.UpgradeChannel = head.str("UpgradeChannel")
 		c.NodeOSUpgradeChannel = head.str("NodeOSUpgradeChannel")
 		c.ProvisioningState = head.str("ProvisioningState")
-		if t := head.str("Tags"); t != "" {
-			if err := json.Unmarshal([]byte(t), &c.Tags); err != nil {
-				return nil, fmt.Errorf("cluster %s: Tags column: %w", id, err)
-			}
+		tags, err := readTags(head, id)
+		if err != nil {
+			return nil, err
 		}
+		c.Tags = tags
 		c.Deleted = head.bool("Deleted")
 		c.ProfileAt = head.stamp("Profile")
 		c.Presence = head.stamp("Presence")
@@ -359,6 +376,9 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 			if err := json.Unmarshal([]byte(m), &c.Maintenance); err != nil {
 				return nil, fmt.Errorf("cluster %s: Maintenance column: %w", id, err)
 			}
+		}
+		if at := head.stamp("OidcIssuer"); !at.IsZero() {
+			c.OIDCIssuerKnown, c.OIDCIssuer, c.OIDCIssuerAt = true, head.str("OidcIssuer"), at
 		}
 	}
 	for rk, e := range rows {
@@ -474,7 +494,7 @@ func findingRow(f *fleet.Finding) row {
 		"Severity": f.Severity,
 		"Status":   f.Status,
 		"Summary":  truncateUTF16(f.Summary, 1024),
-		"Evidence": truncateUTF16(f.Evidence, 16000),
+		"Evidence": clipJSONObject(f.Evidence, 16000),
 		"Opened":   int32(f.Opened),
 	}
 	if f.Reminded > 0 {
@@ -533,14 +553,6 @@ func seqKey(n int64) string { return fmt.Sprintf("%s%012d", rkSeqPrefix, n) }
 // equal values give equal text and unchanged rows are not rewritten.
 func jsonText(v any) string {
 	b, _ := json.Marshal(v)
-	return string(b)
-}
-
-func tagsJSON(tags map[string]string) string {
-	if len(tags) == 0 {
-		return "{}"
-	}
-	b, _ := json.Marshal(tags) // encoding/json sorts map keys: stable output
 	return string(b)
 }
 
@@ -625,8 +637,8 @@ type activityView struct {
 func activityJSON(as []fleet.ActivityRecord) []activityView {
 	out := make([]activityView, len(as))
 	for i, a := range as {
-		out[i] = activityView{At: a.At, Operation: a.Operation, Status: a.Status, Actor: a.Actor,
-			CorrelationID: a.CorrelationID, Message: truncateUTF16(a.Message, 1024)}
+		out[i] = activityView{At: a.At, Operation: truncateUTF16(a.Operation, 256), Status: truncateUTF16(a.Status, 256),
+			Actor: truncateUTF16(a.Actor, 512), CorrelationID: truncateUTF16(a.CorrelationID, 256), Message: truncateUTF16(a.Message, 1024)}
 	}
 	return out
 }

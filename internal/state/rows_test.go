@@ -30,7 +30,8 @@ func TestRowsRoundTrip(t *testing.T) {
 					Schedule:   fleet.MaintenanceSchedule{Kind: fleet.ScheduleDaily, IntervalDays: 1},
 					NotAllowed: []fleet.DateSpan{{Start: "2026-12-23", End: "2027-01-02"}}},
 				{Name: fleet.MaintenanceDefault, TimeInWeek: []fleet.TimeInWeek{{Day: "Sunday", HourSlots: []int{1, 2, 3}}}},
-			}}},
+			},
+			OIDCIssuerKnown: true, OIDCIssuerURL: "https://westeurope.oic.prod-aks.azure.com/72f988bf-86f1-41af-91ab-2d7cd011db47/5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9/"}},
 		activity(fleet.Activity{Operation: fleet.OpClusterWrite, Status: fleet.ActivitySucceeded, Actor: "alice@contoso.com",
 			ActorType: fleet.ActorUser, CorrelationID: "corr-w", Path: fleet.PathAlert, DeliveryID: "evt-1"}, t0.Add(30*time.Minute)),
 		{ID: "arm-2", Type: fleet.TypeARMRead, Time: t0.Add(31 * time.Minute), Kind: fleet.KindClusterUpdated, Profile: &fleet.ClusterProfile{
