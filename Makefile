@@ -33,11 +33,13 @@ TEST_TIMEOUT ?= 15m
 # fuzz coordinator can fail a target with a bare "context deadline exceeded"
 # at the deadline (go.dev/issue/75804, fixed in Go 1.27) on a loaded machine.
 FUZZTIME     ?= 100000x
-FUZZ_TARGETS ?= internal/events:FuzzDecode internal/events:FuzzSplit internal/events:FuzzDecodeAlert internal/events:FuzzDecodeExport internal/events:FuzzDecodeResourceEvent internal/host:FuzzDecodeRequest internal/versions:FuzzParse internal/inventory:FuzzDecode internal/policy:FuzzParse internal/maintenance:FuzzBetween
+FUZZ_TARGETS ?= internal/events:FuzzDecode internal/events:FuzzSplit internal/events:FuzzDecodeAlert internal/events:FuzzDecodeExport internal/events:FuzzDecodeResourceEvent internal/host:FuzzDecodeRequest internal/versions:FuzzParse internal/inventory:FuzzDecode internal/policy:FuzzParse internal/maintenance:FuzzBetween internal/notify:FuzzEscapeCard internal/auth:FuzzVerifyClusterToken
 
 # node-reporter, the in-cluster CronJob (docs/node-reporter.md).
 NODE_REPORTER_VERSION ?= 0.1.0
 NODE_REPORTER_IMAGE   ?= upgradewatch/node-reporter:$(NODE_REPORTER_VERSION)
+# Digest of the golang build image (sha256:...): required by node-reporter-image.
+NODE_REPORTER_GO_DIGEST ?=
 
 BENCH_ARGS ?=
 DEMO_PORT  ?= 8089
@@ -118,7 +120,9 @@ node-reporter: ## Build the static linux/amd64 node-reporter as bin/node-reporte
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(NODE_REPORTER_VERSION)" -o $(BIN)/node-reporter ./cmd/node-reporter
 
 node-reporter-image: ## Build the node-reporter container image (needs a Docker engine)
-	docker build -f cmd/node-reporter/Dockerfile --build-arg VERSION=$(NODE_REPORTER_VERSION) -t $(NODE_REPORTER_IMAGE) .
+	@test -n "$(NODE_REPORTER_GO_DIGEST)" || { echo "set NODE_REPORTER_GO_DIGEST=sha256:... (the golang build image's digest; docs/node-reporter.md)" >&2; exit 2; }
+	docker build -f cmd/node-reporter/Dockerfile --build-arg VERSION=$(NODE_REPORTER_VERSION) \
+	  --build-arg GO_DIGEST=$(NODE_REPORTER_GO_DIGEST) -t $(NODE_REPORTER_IMAGE) .
 
 lint: ## gofmt, go vet and staticcheck
 	@$(gofmt_check)

@@ -210,7 +210,7 @@ func plan(ctx context.Context, c *client, args []string, w io.Writer) error {
 		return err
 	}
 	name := st.Cluster.Name
-	fmt.Fprintf(w, "  %s opted in with the tag upgradewatch.remediate=%s; its remediations (Status API):\n",
+	fmt.Fprintf(w, "  %s (the policy document allows it dry runs; its tag upgradewatch.remediate=%s); its remediations (Status API):\n",
 		name, cmp.Or(st.Cluster.Tags["upgradewatch.remediate"], "(none)"))
 	dry := false
 	for _, r := range st.Remediations {

@@ -51,6 +51,12 @@ type Config struct {
 	Timeout      time.Duration
 
 	MaxInventoryBytes int64
+	// MaxInflightBytes is UPGRADEWATCH_MAX_INFLIGHT_BYTES: the large request
+	// bodies (node snapshots, invocation envelopes) held at once.
+	MaxInflightBytes int64
+	// NodeRetention is UPGRADEWATCH_NODE_RETENTION: how long the row of a node
+	// gone from its cluster's snapshots is kept.
+	NodeRetention time.Duration
 
 	// Policy is UPGRADEWATCH_POLICY: the policy document inline, or a path to it.
 	Policy string
@@ -66,15 +72,64 @@ type Config struct {
 	PublicURL   string        // UPGRADEWATCH_PUBLIC_URL, else https://$WEBSITE_HOSTNAME
 
 	// Remediation: the most any cluster may opt into, and how many one sweep does.
-	Remediation     string // UPGRADEWATCH_REMEDIATION: off, dry-run, apply (default apply: honour opt-ins)
+	Remediation     string // UPGRADEWATCH_REMEDIATION: off, dry-run, apply (default dry-run: ARM writes only when an operator says apply)
 	RemediatePerRun int    // UPGRADEWATCH_REMEDIATIONS_PER_SWEEP
+
+	// Trust: how node snapshots and alerts are authenticated beyond the function key.
+	Trust TrustConfig
+}
+
+// parseNodeRetention reads UPGRADEWATCH_NODE_RETENTION: a day to a year.
+func parseNodeRetention(getenv func(string) string, c *Config) error {
+	v := getenv("UPGRADEWATCH_NODE_RETENTION")
+	if v == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 24*time.Hour || d > 8760*time.Hour {
+		return fmt.Errorf("UPGRADEWATCH_NODE_RETENTION=%q: want a duration from 24h to 8760h", v)
+	}
+	c.NodeRetention = d
+	return nil
+}
+
+// parseMaxInflight reads UPGRADEWATCH_MAX_INFLIGHT_BYTES: 1 MiB to 1 GiB.
+func parseMaxInflight(getenv func(string) string, c *Config) error {
+	c.MaxInflightBytes = handlers.DefaultMaxInflightBytes
+	v := getenv("UPGRADEWATCH_MAX_INFLIGHT_BYTES")
+	if v == "" {
+		return nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1<<20 || n > 1<<30 {
+		return fmt.Errorf("UPGRADEWATCH_MAX_INFLIGHT_BYTES=%q: want a byte count from 1048576 to 1073741824", v)
+	}
+	c.MaxInflightBytes = n
+	return nil
+}
+
+// sinkDestinations names each sink with where it sends, by scheme and host
+// only: the rest of a webhook URL is its secret.
+func sinkDestinations(sinks []notify.Sink) string {
+	out := make([]string, len(sinks))
+	for i, s := range sinks {
+		out[i] = s.Name() + " " + notify.Destination(s)
+	}
+	return strings.Join(out, ",")
 }
 
 // parseConfig reads the environment. getenv is os.Getenv in production.
 func parseConfig(getenv func(string) string) (Config, error) {
 	c := Config{MaxBodyBytes: handlers.DefaultMaxBodyBytes, CacheSize: 2000, Timeout: 10 * time.Second,
 		MaxInventoryBytes: handlers.DefaultMaxInventoryBytes, Enrich: true, EnrichTimeout: 2 * time.Minute,
-		RemindEvery: outbox.DefaultRemindEvery, Remediation: fleet.RemediateApply, RemediatePerRun: handlers.DefaultRemediationsPerSweep}
+		RemindEvery: outbox.DefaultRemindEvery, Remediation: fleet.RemediateDryRun, RemediatePerRun: handlers.DefaultRemediationsPerSweep,
+		NodeRetention: fleet.DefaultNodeRetention}
+	if err := parseNodeRetention(getenv, &c); err != nil {
+		return c, err
+	}
+	if err := parseMaxInflight(getenv, &c); err != nil {
+		return c, err
+	}
 	port := getenv("FUNCTIONS_CUSTOMHANDLER_PORT")
 	if port == "" {
 		port = "8080"
@@ -204,6 +259,10 @@ func parseConfig(getenv func(string) string) (Config, error) {
 		}
 		c.RemediatePerRun = n
 	}
+	var err error
+	if c.Trust, err = parseTrust(getenv); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -283,9 +342,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 		notifyCfg.Sinks = append(notifyCfg.Sinks, sk.Name())
 	}
 	store := state.New(svc, state.Options{TablePrefix: cfg.TablePrefix, CacheSize: cfg.CacheSize, Logger: log,
-		Evaluate: outbox.Evaluator(findings.Evaluator(resolve), notifyCfg)})
+		Evaluate: outbox.Evaluator(findings.Evaluator(resolve), notifyCfg), NodeRetention: cfg.NodeRetention})
 	defer store.Close()
-	opts := handlers.Options{Logger: log, MaxBodyBytes: cfg.MaxBodyBytes, MaxInventoryBytes: cfg.MaxInventoryBytes,
+	opts := handlers.Options{Logger: log, MaxBodyBytes: cfg.MaxBodyBytes, MaxInventoryBytes: cfg.MaxInventoryBytes, MaxInflightBytes: cfg.MaxInflightBytes,
 		StorageRequests: &requests, EnrichTimeout: cfg.EnrichTimeout, Sweeper: store}
 	if len(sinks) > 0 {
 		opts.Dispatcher = outbox.NewDispatcher(store, sinks, outbox.Options{PublicURL: cfg.PublicURL, Logger: log})
@@ -311,6 +370,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 		}
 		opts.Remediator = rm
 	}
+	trustOptions(&opts, cfg.Trust, log)
 	h := handlers.New(store, opts)
 	srv := &http.Server{
 		Handler: h,
@@ -324,8 +384,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 	log.Info("upgradewatch handler starting", "addr", ln.Addr().String(), "storage", cfg.Storage.Describe(),
 		"tables", strings.Join(store.Tables(), ","), "max_body_bytes", cfg.MaxBodyBytes, "state_cache", cfg.CacheSize,
 		"enrich", opts.Enricher != nil, "azure_identity", armIdentity(cfg, cred != nil), "policy_rules", policies.Len(),
-		"notify_sinks", strings.Join(notifyCfg.Sinks, ","), "remind_every", cfg.RemindEvery.String(),
+		"notify_sinks", sinkDestinations(sinks), "remind_every", cfg.RemindEvery.String(), "max_inflight_bytes", cfg.MaxInflightBytes,
 		"remediation", cfg.Remediation)
+	log.Info("authentication beyond the Functions host's keys", cfg.Trust.describe()...)
 
 	go ensureTables(ctx, store, log)
 	serveErr := make(chan error, 1)
