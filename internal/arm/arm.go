@@ -33,8 +33,10 @@ import (
 var (
 	// ErrUnavailable is transient: throttling, 5xx or a network failure that
 	// outlived the pipeline's retries, a deadline, or a cluster that changed
-	// under the read. Trying again later is right.
-	ErrUnavailable = errors.New("ARM unavailable")
+	// under the read. Trying again later is right. It is the domain's
+	// fleet.ErrUnavailable (errors.Is matches both), kept apart so that a
+	// caller can still tell ARM's unavailability from storage's.
+	ErrUnavailable = fmt.Errorf("ARM %w", fleet.ErrUnavailable)
 	// ErrForbidden is permanent until an operator acts: the identity lacks a
 	// role assignment (401/403) or cannot see the subscription at all.
 	ErrForbidden = errors.New("ARM access forbidden")

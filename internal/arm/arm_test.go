@@ -436,6 +436,10 @@ func TestReadErrors(t *testing.T) {
 					t.Errorf("got errors.Is(err, %v) = %t, want %t (err: %v)", s, is, want, err)
 				}
 			}
+			// The domain's sentinel decides the retry for callers outside arm.
+			if is, want := errors.Is(err, fleet.ErrUnavailable), tc.want == ErrUnavailable; is != want {
+				t.Errorf("got errors.Is(err, fleet.ErrUnavailable) = %t, want %t (err: %v)", is, want, err)
+			}
 			if !strings.HasPrefix(err.Error(), "read "+id.String()+": ") {
 				t.Errorf("got error %q, want it to name the read", err)
 			}

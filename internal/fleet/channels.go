@@ -7,10 +7,10 @@ import (
 
 // ChannelSpan is when one value of one channel was first and last observed.
 type ChannelSpan struct {
-	Channel string    `json:"c"` // channelNodeOS or channelUpgrade
-	Value   string    `json:"v"`
-	First   time.Time `json:"first"`
-	Last    time.Time `json:"last"`
+	Channel string // channelNodeOS or channelUpgrade
+	Value   string
+	First   time.Time
+	Last    time.Time
 }
 
 const (

@@ -90,12 +90,11 @@ type Cluster struct {
 	// re-evaluates the cluster then. Zero: nothing pending.
 	NextEvaluation time.Time
 
-	// Outbox holds the notification steps not yet delivered to every sink
-	// (see Intent), by Intent.ID.
+	// Outbox holds the notification steps owed to the sinks (see Intent), by
+	// Intent.ID. An intent every sink is done with (Intent.Done) stays here,
+	// as it ended, until the change that finished it is committed: the
+	// repository then keeps it as a record, outside the state it loads.
 	Outbox map[string]*Intent
-	// Delivered are intents that left the Outbox in this change, as they
-	// ended: the store archives them. Transient: never loaded, not cloned.
-	Delivered []*Intent
 	// Remediations are the fixes planned for this cluster, by ID; the newest
 	// are kept (see internal/remediate).
 	Remediations map[string]*Remediation
@@ -696,7 +695,6 @@ func (c *Cluster) Clone() *Cluster {
 		m := *c.MaintenanceChange
 		n.MaintenanceChange = &m
 	}
-	n.Delivered = nil
 	if c.Outbox != nil {
 		n.Outbox = make(map[string]*Intent, len(c.Outbox))
 		for k, i := range c.Outbox {

@@ -81,13 +81,13 @@ const (
 // PoolNodes summarises the nodes of one pool in a snapshot: how many, how many
 // Ready or quarantined, and how many run each node image version.
 type PoolNodes struct {
-	Nodes       int            `json:"nodes"`
-	Ready       int            `json:"ready"`
-	Quarantined int            `json:"quarantined"`
-	Cordoned    int            `json:"cordoned"` // unschedulable, quarantined or not
-	Versions    map[string]int `json:"versions"`
+	Nodes       int
+	Ready       int
+	Quarantined int
+	Cordoned    int // unschedulable, quarantined or not
+	Versions    map[string]int
 	// QuarantinedNodes names the quarantined nodes (at most maxNamedNodes).
-	QuarantinedNodes []string `json:"quarantinedNodes,omitempty"`
+	QuarantinedNodes []string
 }
 
 // Dominant is the version most nodes run (ties: the lexically greatest), or "".
@@ -234,10 +234,10 @@ func IsGPUSize(vmSize string) bool {
 // observations, because min and max merge in any order (so delivery order does
 // not matter) and a pool has only a handful of versions a month.
 type ImageSpan struct {
-	Version string    `json:"v"`
-	From    string    `json:"from"` // ImageFromARM or ImageFromNodes
-	First   time.Time `json:"first"`
-	Last    time.Time `json:"last"`
+	Version string
+	From    string // ImageFromARM or ImageFromNodes
+	First   time.Time
+	Last    time.Time
 }
 
 // Image observation sources.

@@ -8,9 +8,10 @@ import (
 // Intent is one notification step owed to the configured sinks: a finding
 // opening, being reminded of, escalating or resolving, or a remediation being
 // planned, applied or failing. It is the outbox: the intent is committed in
-// the same transaction as the change that caused it, before anything is sent,
-// and leaves the cluster's state (for the archive) once every sink it owes has
-// accepted it or given up.
+// the same transaction as the change that caused it, before anything is sent.
+// Once every sink it owes has accepted it or given up it is done: the change
+// that finished it commits it, as it ended, to the archive, and it is no
+// longer part of the cluster's state.
 //
 // An intent carries a copy of what it announces, as it was at the step: the
 // finding may have moved on by the time a sink that was down takes it.
@@ -112,6 +113,18 @@ func (i *Intent) Clone() *Intent {
 		n.Deliveries[k] = &cd
 	}
 	return &n
+}
+
+// Owed returns how many intents of the outbox some sink still owes (done
+// ones wait only for their change to be committed).
+func (c *Cluster) Owed() int {
+	n := 0
+	for _, i := range c.Outbox {
+		if !i.Done() {
+			n++
+		}
+	}
+	return n
 }
 
 // OutboxOrder returns the intents oldest first (by At, then ID): the order in

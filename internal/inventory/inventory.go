@@ -110,12 +110,55 @@ func (r Result) Named(max int) ([]SkippedNode, int) {
 
 // compact is the wire shape of the compact form.
 type compact struct {
-	Schema     string                  `json:"schema"`
-	SnapshotID string                  `json:"snapshotId,omitempty"`
-	ObservedAt string                  `json:"observedAt,omitempty"`
-	Complete   *bool                   `json:"complete,omitempty"`
-	Reporter   string                  `json:"reporter,omitempty"`
-	Nodes      []fleet.NodeObservation `json:"nodes"`
+	Schema     string        `json:"schema"`
+	SnapshotID string        `json:"snapshotId,omitempty"`
+	ObservedAt string        `json:"observedAt,omitempty"`
+	Complete   *bool         `json:"complete,omitempty"`
+	Reporter   string        `json:"reporter,omitempty"`
+	Nodes      []compactNode `json:"nodes"`
+}
+
+// compactNode is one node in the compact form. The form is this package's
+// (the schema Schema names), so its field names are defined here, not by
+// the domain's fleet.NodeObservation; their order is part of the content ID
+// (contentID), so it stays.
+type compactNode struct {
+	Name             string `json:"name"`
+	Pool             string `json:"pool"`
+	NodeImageVersion string `json:"nodeImageVersion,omitempty"`
+	KernelVersion    string `json:"kernelVersion,omitempty"`
+	OSImage          string `json:"osImage,omitempty"`
+	KubeletVersion   string `json:"kubeletVersion,omitempty"`
+	ContainerRuntime string `json:"containerRuntime,omitempty"`
+	OSType           string `json:"osType,omitempty"`
+	Quarantined      bool   `json:"quarantined,omitempty"`
+	Unschedulable    bool   `json:"unschedulable,omitempty"`
+	Ready            string `json:"ready,omitempty"`
+}
+
+// compactNodes is nodes in the compact form; nil stays nil (it hashes as
+// null in contentID, as it always has).
+func compactNodes(nodes []fleet.NodeObservation) []compactNode {
+	if nodes == nil {
+		return nil
+	}
+	out := make([]compactNode, len(nodes))
+	for i, n := range nodes {
+		out[i] = compactNode(n)
+	}
+	return out
+}
+
+// observations is the domain's view of compact nodes.
+func observations(nodes []compactNode) []fleet.NodeObservation {
+	if nodes == nil {
+		return nil
+	}
+	out := make([]fleet.NodeObservation, len(nodes))
+	for i, n := range nodes {
+		out[i] = fleet.NodeObservation(n)
+	}
+	return out
 }
 
 // probe reads only the fields that tell the forms apart.
@@ -189,7 +232,7 @@ func decodeCompact(body []byte, now time.Time) (Result, error) {
 	if c.Schema != Schema {
 		return Result{}, fmt.Errorf("%w: unknown schema %q, want %q", ErrMalformed, truncate(c.Schema), Schema)
 	}
-	s := fleet.NodeSnapshot{ID: c.SnapshotID, ObservedAt: now, Complete: true, Reporter: c.Reporter, Nodes: c.Nodes}
+	s := fleet.NodeSnapshot{ID: c.SnapshotID, ObservedAt: now, Complete: true, Reporter: c.Reporter, Nodes: observations(c.Nodes)}
 	if c.ObservedAt != "" {
 		t, err := time.Parse(time.RFC3339Nano, c.ObservedAt)
 		if err != nil {
@@ -306,10 +349,10 @@ func validNodeName(name string) bool {
 // post delivered twice is recognised as one snapshot.
 func contentID(s fleet.NodeSnapshot) string {
 	canonical, err := json.Marshal(struct {
-		ObservedAt string                  `json:"observedAt"`
-		Complete   bool                    `json:"complete"`
-		Nodes      []fleet.NodeObservation `json:"nodes"`
-	}{s.ObservedAt.UTC().Format(time.RFC3339Nano), s.Complete, s.Nodes})
+		ObservedAt string        `json:"observedAt"`
+		Complete   bool          `json:"complete"`
+		Nodes      []compactNode `json:"nodes"`
+	}{s.ObservedAt.UTC().Format(time.RFC3339Nano), s.Complete, compactNodes(s.Nodes)})
 	if err != nil {
 		panic(err) // strings and bools always marshal
 	}
@@ -331,18 +374,18 @@ func Encode(s fleet.NodeSnapshot) ([]byte, error) {
 		return nil, err
 	}
 	out := struct {
-		Schema     string                  `json:"schema"`
-		SnapshotID string                  `json:"snapshotId,omitempty"`
-		ObservedAt string                  `json:"observedAt,omitempty"`
-		Complete   bool                    `json:"complete"`
-		Reporter   string                  `json:"reporter,omitempty"`
-		Nodes      []fleet.NodeObservation `json:"nodes"`
-	}{Schema: Schema, SnapshotID: s.ID, Complete: s.Complete, Reporter: s.Reporter, Nodes: nodes}
+		Schema     string        `json:"schema"`
+		SnapshotID string        `json:"snapshotId,omitempty"`
+		ObservedAt string        `json:"observedAt,omitempty"`
+		Complete   bool          `json:"complete"`
+		Reporter   string        `json:"reporter,omitempty"`
+		Nodes      []compactNode `json:"nodes"`
+	}{Schema: Schema, SnapshotID: s.ID, Complete: s.Complete, Reporter: s.Reporter, Nodes: compactNodes(nodes)}
 	if !s.ObservedAt.IsZero() {
 		out.ObservedAt = s.ObservedAt.UTC().Format(time.RFC3339Nano)
 	}
 	if out.Nodes == nil {
-		out.Nodes = []fleet.NodeObservation{}
+		out.Nodes = []compactNode{} // "nodes" is an array
 	}
 	return json.Marshal(out)
 }

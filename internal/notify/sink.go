@@ -12,15 +12,18 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/upgradewatch/upgradewatch/internal/fleet"
 )
 
 // Sink delivers notifications to one destination.
 //
 // Send makes one attempt, bounded by the sink's timeout and ctx, and returns
-// nil once the destination accepted n. An error wrapping ErrPermanent means
-// retrying the same notification cannot succeed (the destination refused it,
-// or n is invalid); any other error is transient and the caller should retry
-// later with backoff. A destination may see n more than once if an accepted
+// nil once the destination accepted n. An error wrapping ErrPermanent
+// (fleet.ErrRejected) means retrying the same notification cannot succeed
+// (the destination refused it, or n is invalid); any other error is transient
+// (it wraps fleet.ErrUnavailable) and the caller should retry later with
+// backoff. A destination may see n more than once if an accepted
 // send's response is lost: n.ID (the CloudEvent id) lets it tell. Errors
 // never contain a destination's secret (its URL's path, query, or key): a
 // destination is named by its scheme and host only.
@@ -38,8 +41,9 @@ type Sink interface {
 
 // ErrPermanent marks a send that will fail again however often it is retried:
 // a 4xx answer other than 408 and 429, a redirect (3xx, never followed), or a
-// notification that cannot be rendered.
-var ErrPermanent = errors.New("permanent failure")
+// notification that cannot be rendered. It is the domain's fleet.ErrRejected;
+// transient failures wrap fleet.ErrUnavailable.
+var ErrPermanent = fleet.ErrRejected
 
 // DefaultTimeout bounds one Send when Options.Timeout is zero.
 const DefaultTimeout = 10 * time.Second
@@ -190,8 +194,8 @@ func (d destination) scrub(s string) string {
 }
 
 // sendError is a failed send. Its text is scrubbed of secrets, and it wraps
-// only sentinels (ErrPermanent, context errors), never the transport's error,
-// whose text would hold the full URL.
+// only sentinels (ErrPermanent or fleet.ErrUnavailable, context errors),
+// never the transport's error, whose text would hold the full URL.
 type sendError struct {
 	msg     string
 	wrapped []error
@@ -212,7 +216,7 @@ func (d destination) statusError(sink string, status int, body string) error {
 	if body = oneLine(d.scrub(body), 200); body != "" {
 		msg += ": " + body
 	}
-	e := &sendError{msg: msg}
+	e := &sendError{msg: msg, wrapped: []error{fleet.ErrUnavailable}}
 	if permanent(status) {
 		e.wrapped = []error{ErrPermanent}
 	}
@@ -242,7 +246,7 @@ func (d destination) transportError(sink string, err error) error {
 	if errors.As(err, &ue) {
 		err = ue.Err // ue.Error() repeats the URL
 	}
-	e := &sendError{msg: fmt.Sprintf("%s %s: %s", sink, d.redacted, d.scrub(err.Error()))}
+	e := &sendError{msg: fmt.Sprintf("%s %s: %s", sink, d.redacted, d.scrub(err.Error())), wrapped: []error{fleet.ErrUnavailable}}
 	for _, sentinel := range []error{context.DeadlineExceeded, context.Canceled} {
 		if errors.Is(err, sentinel) {
 			e.wrapped = append(e.wrapped, sentinel)

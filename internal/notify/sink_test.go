@@ -14,6 +14,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/upgradewatch/upgradewatch/internal/fleet"
 )
 
 // The secret parts of a webhook URL, shaped like Slack's and a Teams
@@ -114,6 +116,9 @@ func TestHTTPSinksClassify(t *testing.T) {
 				if errors.Is(err, ErrPermanent) != tc.permanent {
 					t.Errorf("permanent: got %v, want %v (%v)", errors.Is(err, ErrPermanent), tc.permanent, err)
 				}
+				if errors.Is(err, fleet.ErrUnavailable) == tc.permanent {
+					t.Errorf("transient (fleet.ErrUnavailable): got %v, want %v (%v)", errors.Is(err, fleet.ErrUnavailable), !tc.permanent, err)
+				}
 				checkNoSecret(t, err)
 				if want := srv.URL + ": "; !strings.Contains(err.Error(), want) {
 					t.Errorf("got %v, want the URL redacted to %s", err, srv.URL)
@@ -137,8 +142,8 @@ func TestHTTPSinksUnreachable(t *testing.T) {
 				t.Fatal(err)
 			}
 			err = s.Send(context.Background(), upgradeFailedOpened())
-			if err == nil || errors.Is(err, ErrPermanent) {
-				t.Fatalf("got %v, want a transient error", err)
+			if err == nil || errors.Is(err, ErrPermanent) || !errors.Is(err, fleet.ErrUnavailable) {
+				t.Fatalf("got %v, want a transient error (fleet.ErrUnavailable)", err)
 			}
 			checkNoSecret(t, err)
 		})
@@ -158,7 +163,7 @@ func TestHTTPSinksUnreachable(t *testing.T) {
 			}
 			start := time.Now()
 			err = s.Send(context.Background(), upgradeFailedOpened())
-			if err == nil || errors.Is(err, ErrPermanent) || !errors.Is(err, context.DeadlineExceeded) {
+			if err == nil || errors.Is(err, ErrPermanent) || !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, fleet.ErrUnavailable) {
 				t.Fatalf("got %v, want a transient deadline error", err)
 			}
 			if d := time.Since(start); d > 5*time.Second {

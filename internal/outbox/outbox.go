@@ -82,9 +82,10 @@ func Evaluator(rules func(c *fleet.Cluster, now time.Time) []fleet.Transition, c
 }
 
 // Record adds an intent for each transition and each reminder due at now,
-// gives up deliveries that expired or whose sink is gone, moves finished
-// intents to c.Delivered, and brings c.NextEvaluation forward to the next
-// retry or reminder. It is pure.
+// gives up deliveries that expired or whose sink is gone, and brings
+// c.NextEvaluation forward to the next retry or reminder. Intents every sink
+// is done with stay in c.Outbox, done and unleased, for the commit to
+// archive. It is pure.
 func Record(c *fleet.Cluster, trans []fleet.Transition, now time.Time, cfg Config) {
 	if cfg.enabled() {
 		for _, t := range trans {
@@ -187,8 +188,9 @@ func AddRemediationStep(c *fleet.Cluster, r *fleet.Remediation, step string, now
 	add(c, i, cfg, now)
 }
 
-// tidy gives up what expired or lost its sink, moves finished intents to
-// c.Delivered, and wakes the cluster for the next retry or lease expiry.
+// tidy gives up what expired or lost its sink, releases finished intents
+// (the commit archives them), and wakes the cluster for the next retry or
+// lease expiry.
 func tidy(c *fleet.Cluster, now time.Time, cfg Config) {
 	sinks := make(map[string]bool, len(cfg.Sinks))
 	for _, s := range cfg.Sinks {
@@ -206,12 +208,10 @@ func tidy(c *fleet.Cluster, now time.Time, cfg Config) {
 			}
 		}
 		if i.Done() {
-			delete(c.Outbox, i.ID)
 			i.LeaseOwner, i.LeaseUntil = "", time.Time{}
 			for _, d := range i.Deliveries {
 				d.LeaseOwner, d.LeaseUntil = "", time.Time{}
 			}
-			c.Delivered = append(c.Delivered, i)
 			continue
 		}
 		for _, d := range i.Deliveries {

@@ -27,10 +27,16 @@ func stalled(sev string) fleet.Observation {
 		Summary: "pool spark has been upgrading for 26h", Evidence: map[string]any{"pool": "spark", "hours": 26}}
 }
 
-// step reconciles obs at now and records the steps, as the store's evaluation does.
+// step reconciles obs at now and records the steps, as the store's evaluation
+// does. Intents done in the step before left with its commit, as the store
+// archives them.
 func step(c *fleet.Cluster, cfg outbox.Config, now time.Time, obs ...fleet.Observation) []fleet.Transition {
 	c.NextEvaluation = time.Time{}
-	c.Delivered = nil
+	for id, i := range c.Outbox {
+		if i.Done() {
+			delete(c.Outbox, id)
+		}
+	}
 	tr := fleet.Reconcile(c, obs, now)
 	outbox.Record(c, tr, now, cfg)
 	return tr
@@ -207,14 +213,12 @@ func TestTidyExpiresGivesUpRemovedSinksAndArchivesWhatIsDone(t *testing.T) {
 		t.Fatalf("NextEvaluation = %v, want the lease's end", c.NextEvaluation)
 	}
 	step(c, twoSinks, t0.Add(8*24*time.Hour), drift())
-	var archived *fleet.Intent
-	for _, i := range c.Delivered {
-		if i.ID == id {
-			archived = i
-		}
+	archived := c.Outbox[id]
+	if archived == nil || !archived.Done() || !archived.Deliveries["teams"].GaveUp || archived.LeaseOwner != "" {
+		t.Fatalf("expired intent = %+v, want given up, unleased, done (for the commit to archive)", archived)
 	}
-	if archived == nil || !archived.Deliveries["teams"].GaveUp || archived.LeaseOwner != "" {
-		t.Fatalf("expired intent = %+v, want given up, unleased, delivered to the archive", archived)
+	if got, want := c.Owed(), len(c.Outbox)-1; got != want {
+		t.Errorf("Owed() = %d, want %d (every intent but the expired one)", got, want)
 	}
 	if got := archived.Deliveries["teams"].LastError; got != "expired after 168h0m0s: teams: status 503" {
 		t.Errorf("LastError = %q", got)

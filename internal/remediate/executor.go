@@ -21,18 +21,20 @@ import (
 )
 
 // Errors Apply reports, always one of them: callers decide with errors.Is
-// whether to retry (RemediationRetrying) or give up (RemediationFailed). The
-// ARM response error, when there was one, stays in the chain (errors.As).
+// whether to retry (RemediationRetrying) or give up (RemediationFailed). They
+// are the domain's sentinels under the names this package has always used.
+// The ARM response error, when there was one, stays in the chain (errors.As).
 var (
-	// ErrTransient: try again later. Throttling, 5xx or a network failure
-	// that outlived the pipeline's retries; 409, an operation in progress;
-	// 412, the cluster changed between the read and the write; a cluster or
-	// pool not Succeeded; a lease that expired before ARM was called.
-	ErrTransient = errors.New("transient, try again later")
-	// ErrRefused: it will not succeed as asked. 400, 401/403, 404, any other
-	// 4xx, an invalid remediation, or one not in apply mode (refused without
-	// calling ARM).
-	ErrRefused = errors.New("refused")
+	// ErrTransient (fleet.ErrUnavailable): try again later. Throttling, 5xx
+	// or a network failure that outlived the pipeline's retries; 409, an
+	// operation in progress; 412, the cluster changed between the read and
+	// the write; a cluster or pool not Succeeded; a lease that expired before
+	// ARM was called.
+	ErrTransient = fleet.ErrUnavailable
+	// ErrRefused (fleet.ErrRejected): it will not succeed as asked. 400,
+	// 401/403, 404, any other 4xx, an invalid remediation, or one not in
+	// apply mode (refused without calling ARM).
+	ErrRefused = fleet.ErrRejected
 )
 
 // Options configure an Executor. The zero value is usable.
@@ -258,7 +260,16 @@ func failure(k error, id fleet.ClusterID, r fleet.Remediation, step string, caus
 	if cause != nil {
 		msg += ": " + short(cause)
 	}
-	return &applyError{msg: msg + " (" + k.Error() + ")", kind: k, cause: cause}
+	return &applyError{msg: msg + " (" + kindText(k) + ")", kind: k, cause: cause}
+}
+
+// kindText ends a failure's message: it is stored with the remediation and
+// sent in its notification, so it says what the kind means for the reader.
+func kindText(k error) string {
+	if errors.Is(k, fleet.ErrUnavailable) {
+		return "transient, try again later"
+	}
+	return "refused"
 }
 
 // short is an error as status and ARM error code, or a clipped message.

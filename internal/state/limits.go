@@ -268,7 +268,8 @@ func imagesColumn(r row, spans []fleet.ImageSpan) {
 	if len(spans) == 0 {
 		return
 	}
-	sorted := append([]fleet.ImageSpan(nil), spans...)
+	cols := imageSpanCols(spans)
+	sorted := append([]imageSpanCol(nil), cols...)
 	for i := range sorted {
 		sorted[i].Version = clipText(sorted[i].Version, 256)
 	}
@@ -276,7 +277,7 @@ func imagesColumn(r row, spans []fleet.ImageSpan) {
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Last.Before(sorted[j].Last) })
 	text, omitted := jsonBounded(sorted, jsonUnits)
 	if omitted == 0 {
-		text = jsonText(spans) // the domain's own order, as before
+		text = jsonText(cols) // the domain's own order, as before
 	}
 	r["Images"] = text
 	if omitted > 0 {
@@ -324,12 +325,13 @@ func nodeVersionsColumn(r row, n *fleet.PoolNodes) {
 // signalsColumn bounds an operation's signals: its first (which keys it) and
 // the newest that fit.
 func signalsColumn(r row, refs []fleet.SignalRef) {
-	text := jsonText(refs)
-	if utf16Len(text) > jsonUnits && len(refs) > 1 {
-		rest, omitted := jsonBounded(refs[1:], jsonUnits-utf16Len(jsonText(refs[:1])))
-		var tail []fleet.SignalRef
+	cols := signalRefCols(refs)
+	text := jsonText(cols)
+	if utf16Len(text) > jsonUnits && len(cols) > 1 {
+		rest, omitted := jsonBounded(cols[1:], jsonUnits-utf16Len(jsonText(cols[:1])))
+		var tail []signalRefCol
 		_ = json.Unmarshal([]byte(rest), &tail)
-		text = jsonText(append([]fleet.SignalRef{refs[0]}, tail...))
+		text = jsonText(append([]signalRefCol{cols[0]}, tail...))
 		r["SignalsOmitted"] = int32(omitted)
 	}
 	r["Signals"] = text
@@ -341,9 +343,10 @@ func channelsColumn(r row, spans []fleet.ChannelSpan) {
 	if len(spans) == 0 {
 		return
 	}
-	text := jsonText(spans)
+	cols := channelSpanCols(spans)
+	text := jsonText(cols)
 	if utf16Len(text) > jsonUnits {
-		sorted := append([]fleet.ChannelSpan(nil), spans...)
+		sorted := cols
 		for i := range sorted {
 			sorted[i].Value = clipText(sorted[i].Value, 256)
 		}
@@ -357,15 +360,16 @@ func channelsColumn(r row, spans []fleet.ChannelSpan) {
 
 // maintenanceColumn bounds the maintenance windows: those that fit, in order.
 func maintenanceColumn(r row, ws []fleet.MaintenanceWindow) {
-	text := jsonText(ws)
+	cols := maintenanceCols(ws)
+	text := jsonText(cols)
 	if utf16Len(text) > jsonUnits {
 		// Reversed so that jsonBounded keeps the first windows.
-		rev := make([]fleet.MaintenanceWindow, len(ws))
-		for i, w := range ws {
-			rev[len(ws)-1-i] = w
+		rev := make([]maintenanceCol, len(cols))
+		for i, w := range cols {
+			rev[len(cols)-1-i] = w
 		}
 		t, omitted := jsonBounded(rev, jsonUnits)
-		var kept []fleet.MaintenanceWindow
+		var kept []maintenanceCol
 		_ = json.Unmarshal([]byte(t), &kept)
 		for i, j := 0, len(kept)-1; i < j; i, j = i+1, j-1 {
 			kept[i], kept[j] = kept[j], kept[i]

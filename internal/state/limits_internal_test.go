@@ -50,7 +50,7 @@ func TestSignalsColumnKeepsFirstAndNewest(t *testing.T) {
 	}
 	r := row{}
 	signalsColumn(r, refs)
-	var got []fleet.SignalRef
+	var got []signalRefCol
 	if err := json.Unmarshal([]byte(r["Signals"].(string)), &got); err != nil {
 		t.Fatal(err)
 	}

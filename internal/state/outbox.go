@@ -1,7 +1,6 @@
 package state
 
 import (
-	"encoding/json"
 	"strings"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
@@ -42,7 +41,7 @@ func intentRow(i *fleet.Intent) row {
 		"Summary":    truncateUTF16(i.Summary, 1024),
 		"Evidence":   clipJSONObject(i.Evidence, 16000),
 		"Opened":     int32(i.Opened),
-		"Deliveries": jsonText(i.Deliveries), // never clipped (invalid JSON would lose the deliveries); errors in it are
+		"Deliveries": deliveriesText(i.Deliveries), // never clipped (invalid JSON would lose the deliveries); errors in it are
 	}
 	setTime(r, "At", i.At)
 	setTime(r, "OpenedAt", i.OpenedAt)
@@ -72,17 +71,11 @@ func intentOf(id string, e entity) *fleet.Intent {
 		OpenedAt: e.time("OpenedAt"), ResolvedAt: e.time("ResolvedAt"),
 		Opened: int(e.int("Opened")), Reminder: int(e.int("Reminder")), EscalatedFrom: e.str("EscalatedFrom"),
 		LeaseOwner: e.str("LeaseOwner"), LeaseUntil: e.time("LeaseUntil"),
-		Deliveries: map[string]*fleet.Delivery{},
+		Deliveries: readDeliveries(e.str("Deliveries")),
 	}
 	if e.str("Action") != "" {
 		i.Remediation = &fleet.RemediationStepRef{ID: e.str("RemediationId"), Action: e.str("Action"), DryRun: e.bool("DryRun"),
 			Detail: e.str("Detail"), Error: e.str("Error")}
-	}
-	// An unreadable column (truncated by hand, say) owes nothing: losing a
-	// notification is better than failing the cluster's every commit.
-	_ = json.Unmarshal([]byte(e.str("Deliveries")), &i.Deliveries)
-	for _, d := range i.Deliveries {
-		d.NextAttempt, d.SentAt = d.NextAttempt.UTC(), d.SentAt.UTC()
 	}
 	return i
 }
@@ -123,15 +116,41 @@ func remediationOf(id string, e entity) *fleet.Remediation {
 	}
 }
 
-// leaving returns the final rows of the intents that leave c's outbox in this
-// change, by the RowKey they leave.
+// The table model of the outbox: an intent some sink still owes is a state
+// row, out~<id>; one every sink is done with (fleet.Intent.Done) is no longer
+// state but a record: the change that finished it deletes out~<id> and writes
+// its final form to zout~<id>, which loading never reads.
+
+// leaving returns the final rows of the intents c's outbox is done with, by
+// the RowKey of the state row they leave (changeOf archives them from there).
+// An intent done already in the state the change started from left then; its
+// entry here finds no state row and writes nothing.
 func leaving(c *fleet.Cluster) map[string]row {
-	if len(c.Delivered) == 0 {
-		return nil
-	}
-	out := make(map[string]row, len(c.Delivered))
-	for _, i := range c.Delivered {
-		out[rkOutPrefix+safeKey(i.ID)] = intentRow(i)
+	var out map[string]row
+	for id, i := range c.Outbox {
+		if !i.Done() {
+			continue
+		}
+		if out == nil {
+			out = map[string]row{}
+		}
+		out[rkOutPrefix+safeKey(id)] = intentRow(i)
 	}
 	return out
+}
+
+// settled returns a copy of c as committed and loaded back: without the
+// intents its commit archived. The cache holds this, so that a cached state
+// and a loaded one are the same.
+func settled(c *fleet.Cluster) *fleet.Cluster {
+	n := c.Clone()
+	for id, i := range n.Outbox {
+		if i.Done() {
+			delete(n.Outbox, id)
+		}
+	}
+	if len(n.Outbox) == 0 {
+		n.Outbox = nil
+	}
+	return n
 }

@@ -281,7 +281,7 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 			setTime(r, "RequestedAt", u.RequestedAt)
 		}
 		if ch := u.ChannelChange; ch != nil {
-			r["ChannelChange"] = clipJSONObject(jsonText(ch), 4096)
+			r["ChannelChange"] = clipJSONObject(jsonText(channelChangeColOf(ch)), 4096)
 			r["ChannelFrom"], r["ChannelTo"], r["ChannelChangedBy"] = ch.From, ch.To, ch.Actor
 		}
 		if len(u.Failures) > 0 {
@@ -300,7 +300,9 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 		out[findingKey(f.Code, f.Target)] = findingRow(f)
 	}
 	for id, i := range c.Outbox {
-		out[rkOutPrefix+safeKey(id)] = intentRow(i)
+		if !i.Done() { // done: archived by the commit (see leaving)
+			out[rkOutPrefix+safeKey(id)] = intentRow(i)
+		}
 	}
 	for id, m := range c.Remediations {
 		out[rkRemPrefix+safeKey(id)] = remediationRow(m)
@@ -364,16 +366,13 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 		c.UpgradeChannelChangedAt = head.time("UpgradeChannelChangedAt")
 		c.NextEvaluation = head.time("NextEvaluation")
 		if v, ok := head["Channels"].(string); ok {
-			if err := json.Unmarshal([]byte(v), &c.Channels); err != nil {
+			if c.Channels, err = readChannels(v); err != nil {
 				return nil, fmt.Errorf("cluster %s: Channels column: %w", id, err)
-			}
-			for i := range c.Channels {
-				c.Channels[i].First, c.Channels[i].Last = c.Channels[i].First.UTC(), c.Channels[i].Last.UTC()
 			}
 		}
 		if m, ok := head["Maintenance"].(string); ok {
 			c.MaintenanceKnown, c.MaintenanceAt = true, head.stamp("Maintenance")
-			if err := json.Unmarshal([]byte(m), &c.Maintenance); err != nil {
+			if c.Maintenance, err = readMaintenance(m); err != nil {
 				return nil, fmt.Errorf("cluster %s: Maintenance column: %w", id, err)
 			}
 		}
@@ -416,11 +415,9 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 				}
 			}
 			if v, ok := e["Images"].(string); ok {
-				if err := json.Unmarshal([]byte(v), &p.Images); err != nil {
+				var err error
+				if p.Images, err = readImages(v); err != nil {
 					return nil, fmt.Errorf("cluster %s: pool %s: Images column: %w", id, name, err)
-				}
-				for i := range p.Images {
-					p.Images[i].First, p.Images[i].Last = p.Images[i].First.UTC(), p.Images[i].Last.UTC()
 				}
 			}
 			c.Pools[name] = p
@@ -437,11 +434,9 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 
 				ClosedBy: e.str("ClosedBy"),
 			}
-			if err := json.Unmarshal([]byte(e.str("Signals")), &u.Signals); err != nil || len(u.Signals) == 0 {
+			var err error
+			if u.Signals, err = readSignals(e.str("Signals")); err != nil || len(u.Signals) == 0 {
 				return nil, fmt.Errorf("cluster %s: upgrade %s: unreadable Signals column", id, u.Key)
-			}
-			for i := range u.Signals {
-				u.Signals[i].Time = u.Signals[i].Time.UTC()
 			}
 			c.Upgrades[u.Key] = u
 		case strings.HasPrefix(rk, rkActPrefix):
