@@ -16,7 +16,8 @@
 //     classify failures: errors wrapping ErrPermanent will not succeed on
 //     retry; all others may. Retrying, backoff and exactly-once bookkeeping
 //     belong to the caller's outbox.
-//   - SinksFromEnv builds the configured sinks from UPGRADEWATCH_NOTIFY_*.
+//   - NewSinks builds the configured sinks from a Config, which the command
+//     parses from the environment (this package reads none).
 //
 // Webhook URLs carry their secret in the path or the query, so sinks never
 // put a URL in an error beyond scheme://host, and follow no redirects.
