@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +13,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/events"
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/host"
-	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 // The activity log reaches upgradewatch three ways; all three decode to one
@@ -53,7 +54,7 @@ func (s *Server) activityLogAlert(w http.ResponseWriter, r *http.Request) {
 	}
 	if int64(len(body)) > s.maxBody {
 		err := fmt.Errorf("%w: alert is larger than %d bytes", events.ErrMalformed, s.maxBody)
-		if rerr := inv.reject(state.Rejection{Body: body[:s.maxBody]}, err, inv.log); rerr != nil {
+		if rerr := inv.reject(watch.Rejection{Body: body[:s.maxBody]}, err, inv.log); rerr != nil {
 			unavailable(w)
 			return
 		}
@@ -123,20 +124,37 @@ func (s *Server) activityLogStream(w http.ResponseWriter, r *http.Request) {
 	}
 	msgs, err := events.SplitEventHub(raw)
 	if err != nil {
-		respond(inv.reject(state.Rejection{Body: raw}, err, inv.log))
+		respond(inv.reject(watch.Rejection{Body: raw}, err, inv.log))
 		return
 	}
 
-	// Decode everything first, grouping the records that need a commit by
-	// cluster, in batch order.
-	groups := map[string][]events.ExportRecord{}
-	var order []string
-	var transient error
+	groups, order, transient := inv.groupRecords(msgs, &sum)
+	if err := inv.commitGroups(groups, order); err != nil {
+		transient = err
+	}
+	if transient != nil && inv.retry.Last() {
+		// The host moves on whatever we answer; the export still holds the
+		// records for its retention, to replay from another consumer group.
+		inv.log.Error("activity log records lost: not committed or recorded by the last retry", "failed", inv.sum.Failed,
+			"retry", inv.retry.Count, "error", transient)
+	}
+	inv.log.Info("activity log batch done", "messages", sum.Messages, "records", sum.Records, "committed", inv.sum.Committed,
+		"duplicates", inv.sum.Duplicates, "ignored", inv.sum.Ignored, "rejected", inv.sum.Rejected, "failed", inv.sum.Failed,
+		"retry", inv.retry.Count)
+	respond(transient)
+}
+
+// groupRecords decodes every message first, handling at once the records
+// that belong to no cluster (ignored, rejected, unsupported) and grouping
+// the rest by cluster, in batch order. transient is the last failure to
+// record something, which asks for the batch again.
+func (inv *invocation) groupRecords(msgs []json.RawMessage, sum *streamSummary) (groups map[string][]events.ExportRecord, order []string, transient error) {
+	groups = map[string][]events.ExportRecord{}
 	for _, msg := range msgs {
 		sum.Messages++
 		recs, err := events.DecodeExport(msg)
 		if err != nil {
-			if rerr := inv.reject(state.Rejection{Body: msg}, err, inv.log); rerr != nil {
+			if rerr := inv.reject(watch.Rejection{Body: msg}, err, inv.log); rerr != nil {
 				transient = rerr
 			}
 			continue
@@ -164,8 +182,13 @@ func (s *Server) activityLogStream(w http.ResponseWriter, r *http.Request) {
 			groups[key] = append(groups[key], rec)
 		}
 	}
+	return groups, order, transient
+}
 
-	// One child invocation per cluster: its own tally, merged at the end.
+// commitGroups commits each cluster's records in a child invocation of its
+// own (records of one cluster in order, clusters in parallel), merging their
+// tallies at the end. The error says records could not be committed.
+func (inv *invocation) commitGroups(groups map[string][]events.ExportRecord, order []string) error {
 	children := make([]*invocation, len(order))
 	work := make(chan int)
 	var wg sync.WaitGroup
@@ -174,7 +197,7 @@ func (s *Server) activityLogStream(w http.ResponseWriter, r *http.Request) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				child := &invocation{s: s, fn: inv.fn, ctx: inv.ctx, id: inv.id, log: inv.log, retry: inv.retry}
+				child := &invocation{s: inv.s, fn: inv.fn, ctx: inv.ctx, id: inv.id, log: inv.log, retry: inv.retry}
 				child.commitRecords(groups[order[i]])
 				children[i] = child
 			}
@@ -185,23 +208,15 @@ func (s *Server) activityLogStream(w http.ResponseWriter, r *http.Request) {
 	}
 	close(work)
 	wg.Wait()
+	var failed error
 	for _, child := range children {
 		inv.sum.add(child.sum)
 		inv.lines = append(inv.lines, child.lines...)
 		if child.sum.Failed > 0 {
-			transient = fmt.Errorf("%w: %d record(s) could not be committed", state.ErrUnavailable, child.sum.Failed)
+			failed = fmt.Errorf("%w: %d record(s) could not be committed", fleet.ErrUnavailable, child.sum.Failed)
 		}
 	}
-	if transient != nil && inv.retry.Last() {
-		// The host moves on whatever we answer; the export still holds the
-		// records for its retention, to replay from another consumer group.
-		inv.log.Error("activity log records lost: not committed or recorded by the last retry", "failed", inv.sum.Failed,
-			"retry", inv.retry.Count, "error", transient)
-	}
-	inv.log.Info("activity log batch done", "messages", sum.Messages, "records", sum.Records, "committed", inv.sum.Committed,
-		"duplicates", inv.sum.Duplicates, "ignored", inv.sum.Ignored, "rejected", inv.sum.Rejected, "failed", inv.sum.Failed,
-		"retry", inv.retry.Count)
-	respond(transient)
+	return failed
 }
 
 // errPoison marks a record that fails the same way at every attempt (it
@@ -227,7 +242,7 @@ func (inv *invocation) commitRecords(recs []events.ExportRecord) {
 			if !poison {
 				reason = fmt.Errorf("%w: not committed by the last of %d attempts: %w", errPoison, inv.retry.Max+1, err)
 			}
-			rej := state.Rejection{EventID: rec.Signal.ID, EventType: rec.Signal.Type, Source: rec.Signal.Source,
+			rej := watch.Rejection{EventID: rec.Signal.ID, EventType: rec.Signal.Type, Source: rec.Signal.Source,
 				Subject: rec.Signal.Subject, Body: rec.Raw}
 			if inv.reject(rej, reason, l) == nil {
 				continue

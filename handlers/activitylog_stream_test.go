@@ -14,6 +14,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/azuritetest"
 	"github.com/upgradewatch/upgradewatch/internal/host"
 	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 const legacyKey = "8f1c2b3a-4d5e-4f60-9a7b-1c2d3e4f5a6b~rg-legacy-weu~aks-legacy-weu"
@@ -106,7 +107,7 @@ func TestActivityLogStreamPoisonRecord(t *testing.T) {
 // Storage down answers 503 on every attempt, the last one included: nothing
 // could be committed or kept.
 func TestActivityLogStreamStorageDown(t *testing.T) {
-	down := handlers.New(downStore(t), handlers.Options{Now: func() time.Time { return received }})
+	down := newServer(downStore(t), watch.Options{}, handlers.Options{Now: func() time.Time { return received }})
 	batch := activityStream(t, "export-four-clusters-1.json")
 	for _, attempt := range []int{0, 10} {
 		code, sum := invokeFn(t, down, handlers.FunctionActivityLogStream, withRetry(t, batch, attempt, 10))

@@ -16,6 +16,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/host"
 	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 const prodKey = "8f1c2b3a-4d5e-4f60-9a7b-1c2d3e4f5a6b~rg-platform-weu~aks-prod-weu"
@@ -234,7 +235,7 @@ func TestActivityLogAlertDispositions(t *testing.T) {
 		t.Errorf("Rejected table has %d rejected and %d unsupported alerts, want 1 and 1", rejected, unsupported)
 	}
 
-	down := handlers.New(downStore(t), handlers.Options{Now: func() time.Time { return received }})
+	down := newServer(downStore(t), watch.Options{}, handlers.Options{Now: func() time.Time { return received }})
 	if code, _ := postAlert(t, down, readFixture(t, "activity/alert-cluster-write.json")); code != http.StatusServiceUnavailable {
 		t.Errorf("alert with storage down: %d, want 503", code)
 	}
@@ -244,7 +245,7 @@ func TestActivityLogAlertDispositions(t *testing.T) {
 // unreadable ones with their reason; storage down fails the whole batch for
 // the host's retry, and the retry loses nothing and duplicates nothing.
 func TestActivityLogStreamBatch(t *testing.T) {
-	down := handlers.New(downStore(t), handlers.Options{Now: func() time.Time { return received }})
+	down := newServer(downStore(t), watch.Options{}, handlers.Options{Now: func() time.Time { return received }})
 	batch := activityStream(t, "export-cluster-write.json")
 	if code, sum := invokeFn(t, down, handlers.FunctionActivityLogStream, batch); code != http.StatusServiceUnavailable || sum["failed"] != float64(1) {
 		t.Fatalf("storage down: %d %v, want 503 with one failed record", code, sum)

@@ -11,7 +11,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/events"
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/host"
-	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 // Function and binding names, as in functions/<Name>/function.json.
@@ -65,7 +65,7 @@ func (s *Server) eventGridInvocation(fn string, w http.ResponseWriter, r *http.R
 	}
 	items, err := events.Split(raw)
 	if err != nil {
-		respond(inv.reject(state.Rejection{Body: raw}, err, inv.log))
+		respond(inv.reject(watch.Rejection{Body: raw}, err, inv.log))
 		return
 	}
 	var transient error
@@ -88,9 +88,9 @@ func (inv *invocation) binding(r *http.Request, name string) (raw []byte, done b
 	if err != nil {
 		if !errors.Is(err, host.ErrTooLarge) && !errors.Is(err, host.ErrMalformed) {
 			inv.log.Error("could not read invocation", "error", err)
-			return nil, true, fmt.Errorf("%w: %v", state.ErrUnavailable, err)
+			return nil, true, fmt.Errorf("%w: %v", fleet.ErrUnavailable, err)
 		}
-		return nil, true, inv.reject(state.Rejection{Body: body}, err, inv.log)
+		return nil, true, inv.reject(watch.Rejection{Body: body}, err, inv.log)
 	}
 	if inv.id == "" {
 		inv.id = req.Sys().RandGuid
@@ -99,7 +99,7 @@ func (inv *invocation) binding(r *http.Request, name string) (raw []byte, done b
 	inv.retry = req.Retry()
 	raw, err = req.Binding(name)
 	if err != nil {
-		return nil, true, inv.reject(state.Rejection{Body: body}, err, inv.log)
+		return nil, true, inv.reject(watch.Rejection{Body: body}, err, inv.log)
 	}
 	return raw, false, nil
 }
@@ -140,7 +140,7 @@ func (inv *invocation) ingest(item []byte) error {
 // an error only when the input must be redelivered.
 func (inv *invocation) handle(sig fleet.Signal, err error, body []byte) error {
 	l := inv.log.With("event_id", sig.ID, "event_type", sig.Type)
-	rej := state.Rejection{EventID: sig.ID, EventType: sig.Type, Source: sig.Source, Subject: sig.Subject, Body: body}
+	rej := watch.Rejection{EventID: sig.ID, EventType: sig.Type, Source: sig.Source, Subject: sig.Subject, Body: body}
 	if err != nil {
 		return inv.reject(rej, err, l)
 	}
@@ -154,7 +154,7 @@ func (inv *invocation) handle(sig fleet.Signal, err error, body []byte) error {
 			l.Debug("activity not tracked; ignored", "operation", op)
 			return nil
 		}
-		rej.Disposition = state.DispositionUnsupported
+		rej.Disposition = watch.DispositionUnsupported
 		rej.Reason = "not an activity upgradewatch tracks: " + cmp.Or(op, sig.Type)
 		if err := inv.record(rej, l); err != nil {
 			inv.sum.Ignored--
@@ -166,7 +166,7 @@ func (inv *invocation) handle(sig fleet.Signal, err error, body []byte) error {
 	}
 	if sig.Cluster.IsZero() {
 		// Well-formed, not ours to track, and no cluster to file it under.
-		rej.Disposition = state.DispositionUnsupported
+		rej.Disposition = watch.DispositionUnsupported
 		rej.Reason = "event type " + sig.Type + " is not tracked and names no managed cluster"
 		if err := inv.record(rej, l); err != nil {
 			return err
@@ -177,9 +177,9 @@ func (inv *invocation) handle(sig fleet.Signal, err error, body []byte) error {
 		return nil
 	}
 	l = l.With("cluster", sig.Cluster.Key())
-	out, err := inv.s.commit(inv.ctx, sig)
+	out, err := inv.s.app.Ingest(inv.ctx, sig)
 	switch {
-	case err == nil && out.Result == state.Duplicate:
+	case err == nil && out.Result == watch.Duplicate:
 		l.Info("duplicate event ignored", "seq", out.Seq)
 		inv.sum.Duplicates++
 		inv.lines = append(inv.lines, "duplicate: "+sig.ID)
@@ -191,11 +191,10 @@ func (inv *invocation) handle(sig fleet.Signal, err error, body []byte) error {
 		}
 		inv.sum.Committed++
 		inv.lines = append(inv.lines, fmt.Sprintf("committed: %s %s (seq %d)", sig.Kind, sig.ID, out.Seq))
-		inv.s.enrichAfter(sig)
 		return nil
-	case errors.Is(err, state.ErrRejected):
+	case errors.Is(err, fleet.ErrRejected):
 		return inv.reject(rej, err, l)
-	case out.Result == state.Committed:
+	case out.Result == watch.Committed:
 		// The state is in; the index is not. The redelivery will be a
 		// duplicate, and duplicates repair the index.
 		l.Error("event committed but index not updated; asking for redelivery", "seq", out.Seq, "error", err)
@@ -207,8 +206,8 @@ func (inv *invocation) handle(sig fleet.Signal, err error, body []byte) error {
 }
 
 // reject records an input that can never be accepted.
-func (inv *invocation) reject(rej state.Rejection, reason error, l *slog.Logger) error {
-	rej.Disposition, rej.Reason = state.DispositionRejected, reason.Error()
+func (inv *invocation) reject(rej watch.Rejection, reason error, l *slog.Logger) error {
+	rej.Disposition, rej.Reason = watch.DispositionRejected, reason.Error()
 	inv.rejected = rej.Reason
 	l.Warn("input rejected", "reason", rej.Reason, "event_id", rej.EventID, "event_type", rej.EventType)
 	inv.lines = append(inv.lines, "rejected: "+rej.Reason)
@@ -220,9 +219,9 @@ func (inv *invocation) reject(rej state.Rejection, reason error, l *slog.Logger)
 }
 
 // record writes a rejection; failing that, the input must be redelivered.
-func (inv *invocation) record(rej state.Rejection, l *slog.Logger) error {
+func (inv *invocation) record(rej watch.Rejection, l *slog.Logger) error {
 	rej.Function, rej.InvocationID, rej.ReceivedAt = inv.fn, inv.id, inv.s.now()
-	if err := inv.s.store.RecordRejection(inv.ctx, rej); err != nil {
+	if err := inv.s.app.Reject(inv.ctx, rej); err != nil {
 		l.Error("could not record the input; asking for redelivery", "error", err, "disposition", rej.Disposition)
 		return err
 	}

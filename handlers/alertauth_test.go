@@ -15,6 +15,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/auth/authtest"
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 const (
@@ -49,7 +50,7 @@ func TestActivityLogAlertSecureWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := newStore(t, state.Options{})
-	srv := handlers.New(store, handlers.Options{Now: clk.now, AlertTokens: verifier})
+	srv := newServer(store, watch.Options{}, handlers.Options{Now: clk.now, AlertTokens: verifier})
 	body := readFixture(t, "activity/alert-cluster-write.json")
 	good := authtest.Claims(t, "../internal/auth/testdata/entra-v1-action-group.json", entra.ServerURL()+"/"+alertTenant+"/", received, time.Hour)
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/upgradewatch/upgradewatch/internal/auth"
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
-	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 // ClusterTokenVerifier checks a node reporter's bearer token against the OIDC
@@ -60,8 +60,8 @@ func (s *Server) authorizeNodes(w http.ResponseWriter, r *http.Request, id fleet
 		return true
 	}
 	ctx := r.Context()
-	rej := state.Rejection{Function: FunctionNodeInventory, InvocationID: r.Header.Get("X-Azure-Functions-InvocationId"),
-		Source: id.ResourceID(), Subject: r.URL.Path, ReceivedAt: s.now(), Disposition: state.DispositionRejected}
+	rej := watch.Rejection{Function: FunctionNodeInventory, InvocationID: r.Header.Get("X-Azure-Functions-InvocationId"),
+		Source: id.ResourceID(), Subject: r.URL.Path, ReceivedAt: s.now(), Disposition: watch.DispositionRejected}
 	token := auth.Bearer(r.Header.Get("Authorization"))
 	if token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="upgradewatch"`)
@@ -69,8 +69,8 @@ func (s *Server) authorizeNodes(w http.ResponseWriter, r *http.Request, id fleet
 			"service-account token as Authorization: Bearer (by hand: kubectl create token node-reporter -n upgradewatch --audience upgradewatch)")
 		return false
 	}
-	c, err := s.store.Cluster(ctx, id)
-	if err != nil && !errors.Is(err, state.ErrNotFound) {
+	c, err := s.app.Cluster(ctx, id)
+	if err != nil && !errors.Is(err, fleet.ErrNotFound) {
 		l.Error("could not read the cluster to check the node reporter's token", "error", err)
 		unavailable(w)
 		return false
@@ -111,7 +111,7 @@ func (s *Server) authorizeNodes(w http.ResponseWriter, r *http.Request, id fleet
 // askIssuer asks for an ARM read of the cluster, at most every
 // issuerAskEvery, and says so in words for the refusal.
 func (s *Server) askIssuer(id fleet.ClusterID) string {
-	if s.enrich == nil {
+	if !s.app.Enriching() {
 		return " ARM reads are switched off (UPGRADEWATCH_ENRICH=false), so it never will be."
 	}
 	key, now := id.Key(), s.now()
@@ -127,7 +127,7 @@ func (s *Server) askIssuer(id fleet.ClusterID) string {
 	}
 	t.mu.Unlock()
 	if ask {
-		s.enrich.request(id, "node reporter's issuer")
+		s.app.RequestRefresh(id, "node reporter's issuer")
 	}
 	return " An ARM read of the cluster was requested; the next run can succeed."
 }
@@ -136,7 +136,7 @@ func (s *Server) askIssuer(id fleet.ClusterID) string {
 // request body is never read, so the record holds who was refused and why:
 // the route's cluster and, for a token of another issuer, the issuer it
 // claims (unverified, for the audit). Never the token.
-func (s *Server) refuseAuth(ctx context.Context, w http.ResponseWriter, l *slog.Logger, rej state.Rejection, tokenIssuer string, status int, reason string) {
+func (s *Server) refuseAuth(ctx context.Context, w http.ResponseWriter, l *slog.Logger, rej watch.Rejection, tokenIssuer string, status int, reason string) {
 	rej.Reason = "authentication: " + reason
 	rej.Body, _ = json.Marshal(struct {
 		Refused     string `json:"refused"`
@@ -166,7 +166,7 @@ func (s *Server) authorizeAlert(w http.ResponseWriter, r *http.Request, inv *inv
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="upgradewatch", error="invalid_token"`)
 	reason := "authentication: " + err.Error() + " (ActivityLogAlert requires the action group's secure webhook token)"
-	if rerr := inv.reject(state.Rejection{Body: body}, errors.New(reason), inv.log); rerr != nil {
+	if rerr := inv.reject(watch.Rejection{Body: body}, errors.New(reason), inv.log); rerr != nil {
 		unavailable(w)
 		return false
 	}

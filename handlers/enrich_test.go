@@ -26,6 +26,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/host"
 	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 const (
@@ -131,10 +132,10 @@ func (w *armWorld) reader() *arm.Reader {
 
 func ptr[T any](v T) *T { return &v }
 
-func newEnrichEnv(t *testing.T, e handlers.Enricher) (*handlers.Server, *state.Store) {
+func newEnrichEnv(t *testing.T, e watch.Enricher) (*handlers.Server, *state.Store) {
 	t.Helper()
 	store := newStore(t, state.Options{})
-	srv := handlers.New(store, handlers.Options{Now: func() time.Time { return received }, Enricher: e, EnrichTimeout: 10 * time.Second})
+	srv := newServer(store, watch.Options{Enricher: e, EnrichTimeout: 10 * time.Second}, handlers.Options{Now: func() time.Time { return received }})
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	return srv, store
 }

@@ -2,14 +2,12 @@ package handlers
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
-	"github.com/upgradewatch/upgradewatch/internal/state"
 )
 
 // FunctionFindings is the httpTrigger GET /api/findings: the fleet's open findings.
@@ -129,11 +127,11 @@ func (s *Server) listFindings(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: bad})
 		return
 	}
-	if s.sweeper == nil {
+	if !s.app.HasRules() {
 		writeJSON(w, http.StatusNotImplemented, errorBody{Error: "finding rules are not configured"})
 		return
 	}
-	list, err := s.sweeper.OpenFindings(r.Context())
+	list, err := s.app.OpenFindings(r.Context())
 	if err != nil {
 		s.log.Error("list findings failed", "function", FunctionFindings, "error", err)
 		unavailable(w)
@@ -164,13 +162,9 @@ func (s *Server) clusterFindings(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: bad})
 		return
 	}
-	c, err := s.store.Cluster(r.Context(), id)
-	switch {
-	case errors.Is(err, state.ErrNotFound):
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "no state for cluster " + id.ResourceID()})
-		return
-	case err != nil:
-		unavailable(w)
+	c, err := s.app.Cluster(r.Context(), id)
+	if err != nil {
+		apiError(w, err, id)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"cluster": id.ResourceID(), "findings": clusterFindingList(c, f)})

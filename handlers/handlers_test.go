@@ -16,6 +16,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/host"
 	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 var received = time.Date(2026, 11, 24, 9, 30, 0, 0, time.UTC)
@@ -39,10 +40,19 @@ func newStore(t testing.TB, o state.Options) *state.Store {
 	return store
 }
 
+// newServer serves store through the application layer, as cmd/handler wires
+// them: app options o, HTTP options ho (o.Now defaults to ho.Now).
+func newServer(store *state.Store, o watch.Options, ho handlers.Options) *handlers.Server {
+	if o.Now == nil {
+		o.Now = ho.Now
+	}
+	return handlers.New(watch.New(store, o), ho)
+}
+
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	store := newStore(t, state.Options{})
-	srv := handlers.New(store, handlers.Options{Now: func() time.Time { return received }, MaxBodyBytes: 1 << 20})
+	srv := newServer(store, watch.Options{}, handlers.Options{Now: func() time.Time { return received }, MaxBodyBytes: 1 << 20})
 	return &env{srv: srv, store: store}
 }
 
@@ -213,7 +223,7 @@ func TestAksEventsStorageDownIs5xx(t *testing.T) {
 	svc := azuritetest.Service(t, "http://127.0.0.1:1/devstoreaccount1")
 	store := state.New(svc, state.Options{TablePrefix: "down"})
 	defer store.Close()
-	srv := handlers.New(store, handlers.Options{})
+	srv := newServer(store, watch.Options{}, handlers.Options{})
 	for _, body := range [][]byte{readFixture(t, "envelope-eventgrid-object.json"), []byte(`{"Data":`)} {
 		rec := httptest.NewRecorder()
 		srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/AksEvents", bytes.NewReader(body)))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/upgradewatch/upgradewatch/handlers"
 	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 // shopNodesAPI is the nodes route of the i-th shop cluster.
@@ -49,7 +50,7 @@ func TestParallelSnapshotsStayWithinTheBudget(t *testing.T) {
 	budget := 3*size + size/2 // three at a time
 	clk := &clock{t: time.Date(2026, 10, 5, 8, 0, 0, 0, time.UTC)}
 	store := newStore(t, state.Options{})
-	srv := handlers.New(store, handlers.Options{Now: clk.now, MaxInflightBytes: budget, InflightWait: time.Minute})
+	srv := newServer(store, watch.Options{}, handlers.Options{Now: clk.now, MaxInflightBytes: budget, InflightWait: time.Minute})
 
 	var wg sync.WaitGroup
 	for i := range 16 {
@@ -79,7 +80,7 @@ func TestFullBudgetAnswersBusyAndRetriesCommit(t *testing.T) {
 	size := int64(len(snapshot))
 	clk := &clock{t: time.Date(2026, 10, 5, 8, 0, 0, 0, time.UTC)}
 	store := newStore(t, state.Options{})
-	srv := handlers.New(store, handlers.Options{Now: clk.now, MaxInflightBytes: 2 * size, InflightWait: 100 * time.Millisecond})
+	srv := newServer(store, watch.Options{}, handlers.Options{Now: clk.now, MaxInflightBytes: 2 * size, InflightWait: 100 * time.Millisecond})
 
 	// Two snapshots whose bodies are still arriving hold the whole budget.
 	var held sync.WaitGroup

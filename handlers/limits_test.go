@@ -21,6 +21,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/notify"
 	"github.com/upgradewatch/upgradewatch/internal/outbox"
 	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 // weuProd is the cluster of eg-cluster-35-pools.json.
@@ -89,14 +90,14 @@ type allSinksEnv struct {
 
 func newAllSinks(t *testing.T) *allSinksEnv {
 	e := &allSinksEnv{webhook: newSinkServer(t), eventGrid: newSinkServer(t), teams: newSinkServer(t), slack: newSinkServer(t)}
-	settings := map[string]string{
-		notify.EnvWebhookURL:        e.webhook.srv.URL + "/hooks/upgradewatch",
-		notify.EnvEventGridEndpoint: e.eventGrid.srv.URL + "/api/events",
-		notify.EnvEventGridKey:      "dGVzdC1ldmVudGdyaWQta2V5",
-		notify.EnvTeamsURL:          e.teams.srv.URL + "/workflows/teams",
-		notify.EnvSlackURL:          e.slack.srv.URL + "/services/T0/B0/slack",
+	cfg := notify.Config{
+		WebhookURL:        e.webhook.srv.URL + "/hooks/upgradewatch",
+		EventGridEndpoint: e.eventGrid.srv.URL + "/api/events",
+		EventGridKey:      "dGVzdC1ldmVudGdyaWQta2V5",
+		TeamsURL:          e.teams.srv.URL + "/workflows/teams",
+		SlackURL:          e.slack.srv.URL + "/services/T0/B0/slack",
 	}
-	sinks, err := notify.SinksFromEnv(func(k string) string { return settings[k] }, nil, notify.Options{HTTPClient: e.webhook.srv.Client()})
+	sinks, err := notify.NewSinks(cfg, nil, notify.Options{HTTPClient: e.webhook.srv.Client()})
 	if err != nil || len(sinks) != 4 {
 		t.Fatalf("sinks: %d %v", len(sinks), err)
 	}
@@ -114,14 +115,14 @@ func instance(t *testing.T, prefix string, s *allSinksEnv, clk *clock) (*handler
 		cfg.Sinks = append(cfg.Sinks, sk.Name())
 	}
 	p := fleet.Policy{NodeOSChannel: fleet.ChannelNodeImage}.WithDefaults()
-	store := state.New(svc, state.Options{TablePrefix: prefix, CacheSize: 100, Now: clk.now,
-		Evaluate: outbox.Evaluator(findings.Evaluator(func(*fleet.Cluster) (fleet.Policy, []string) { return p, nil }), cfg)})
+	store := state.New(svc, state.Options{TablePrefix: prefix, CacheSize: 100, Now: clk.now})
 	t.Cleanup(store.Close)
 	if err := store.EnsureTables(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	d := outbox.NewDispatcher(store, s.sinks, outbox.Options{Now: clk.now, PublicURL: "https://upgradewatch-prod.azurewebsites.net"})
-	srv := handlers.New(store, handlers.Options{Now: clk.now, Sweeper: store, Dispatcher: d})
+	srv := newServer(store, watch.Options{Rules: outbox.Evaluator(findings.Evaluator(func(*fleet.Cluster) (fleet.Policy, []string) { return p, nil }), cfg),
+		Sinks: s.sinks, Dispatch: outbox.Options{Now: clk.now, PublicURL: "https://upgradewatch-prod.azurewebsites.net"}},
+		handlers.Options{Now: clk.now})
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	return srv, store
 }
@@ -236,7 +237,7 @@ func forgedPoolWrite(t *testing.T, i int) []byte {
 func TestForgedPoolWritesAreBoundedAndBlockNothing(t *testing.T) {
 	clk := &clock{t: limitsNow}
 	store := newStore(t, state.Options{})
-	srv := handlers.New(store, handlers.Options{Now: clk.now})
+	srv := newServer(store, watch.Options{}, handlers.Options{Now: clk.now})
 	for i := range 110 {
 		if code, res := postAlert(t, srv, forgedPoolWrite(t, i)); code != http.StatusOK {
 			t.Fatalf("forged write %d: %d %v", i, code, res)

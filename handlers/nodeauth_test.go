@@ -24,6 +24,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/auth/authtest"
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 const (
@@ -146,7 +147,7 @@ func TestNodeInventoryClusterTokens(t *testing.T) {
 	issB := authtest.New(t, "/72f988bf-86f1-41af-91ab-2d7cd011db47/5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a/", "/openid/v1/jwks")
 	fakeARM := newIssuerARM(t, map[string]*string{"aks-team-a": &issA.URL, "aks-team-b": &issB.URL})
 	store := newStore(t, state.Options{})
-	srv := handlers.New(store, handlers.Options{Now: clk.now, Enricher: fakeARM.reader(clk.now), EnrichTimeout: 10 * time.Second,
+	srv := newServer(store, watch.Options{Enricher: fakeARM.reader(clk.now), EnrichTimeout: 10 * time.Second}, handlers.Options{Now: clk.now,
 		NodeTokens: auth.NewClusterTokens(auth.DefaultAudience, auth.DefaultSubject, auth.Options{Transport: authtest.Transport(issA, issB), Now: clk.now})})
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 
@@ -244,7 +245,7 @@ func TestNodeInventoryClusterTokens(t *testing.T) {
 	// The finding as it was, and still is in key mode (UPGRADEWATCH_NODE_AUTH=key,
 	// local development only): the function key alone lets A's one node
 	// replace B's three.
-	keyOnly := handlers.New(store, handlers.Options{Now: clk.now})
+	keyOnly := newServer(store, watch.Options{}, handlers.Options{Now: clk.now})
 	if rec, res = postNodes(t, keyOnly, "aks-team-b", "", snapA); rec.Code != http.StatusOK {
 		t.Fatalf("key mode: %d %v", rec.Code, res)
 	}
@@ -261,7 +262,7 @@ func TestNodeInventoryIssuerFailures(t *testing.T) {
 	issC := authtest.New(t, "/72f988bf-86f1-41af-91ab-2d7cd011db47/9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a/", "/openid/v1/jwks")
 	fakeARM := newIssuerARM(t, map[string]*string{"aks-team-c": &issC.URL, "aks-team-d": nil})
 	store := newStore(t, state.Options{})
-	srv := handlers.New(store, handlers.Options{Now: clk.now, Enricher: fakeARM.reader(clk.now), EnrichTimeout: 10 * time.Second,
+	srv := newServer(store, watch.Options{Enricher: fakeARM.reader(clk.now), EnrichTimeout: 10 * time.Second}, handlers.Options{Now: clk.now,
 		NodeTokens: auth.NewClusterTokens(auth.DefaultAudience, auth.DefaultSubject, auth.Options{Transport: authtest.Transport(issC), Now: clk.now})})
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	for _, name := range []string{"aks-team-c", "aks-team-d"} {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/inventory"
-	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 // FunctionNodeInventory is the httpTrigger that takes node snapshots:
@@ -61,8 +61,8 @@ func (s *Server) nodeInventory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	rej := state.Rejection{Function: FunctionNodeInventory, InvocationID: r.Header.Get("X-Azure-Functions-InvocationId"),
-		Source: id.ResourceID(), Subject: r.URL.Path, ReceivedAt: s.now(), Disposition: state.DispositionRejected}
+	rej := watch.Rejection{Function: FunctionNodeInventory, InvocationID: r.Header.Get("X-Azure-Functions-InvocationId"),
+		Source: id.ResourceID(), Subject: r.URL.Path, ReceivedAt: s.now(), Disposition: watch.DispositionRejected}
 	if int64(len(body)) > s.maxInventory {
 		rej.Body, rej.Reason = body[:4096], fmt.Sprintf("node snapshot larger than %d bytes", s.maxInventory)
 		s.refuse(r.Context(), w, l, rej, http.StatusRequestEntityTooLarge)
@@ -81,58 +81,31 @@ func (s *Server) nodeInventory(w http.ResponseWriter, r *http.Request) {
 		l.Warn("nodes left out of the snapshot", "skipped", len(dec.Skipped), "skipped_nodes", named, "skipped_not_named", notNamed)
 	}
 
-	out, err := s.store.ApplyNodes(r.Context(), id, snap)
-	if err != nil {
-		if errors.Is(err, state.ErrRejected) {
-			rej.Body, rej.Reason = body, err.Error()
-			s.refuse(r.Context(), w, l, rej, http.StatusBadRequest)
-			return
-		}
-		l.Error("node snapshot not stored; the reporter should retry", "error", err)
+	res, err := s.app.IngestNodes(r.Context(), id, snap)
+	switch {
+	case errors.Is(err, fleet.ErrRejected):
+		rej.Body, rej.Reason = body, err.Error()
+		s.refuse(r.Context(), w, l, rej, http.StatusBadRequest)
+		return
+	case err != nil:
 		unavailable(w)
 		return
 	}
-
-	// The summary of a complete snapshot is the snapshot itself, so that a
-	// redelivery carries the same summary; a partial one is merged with the
-	// nodes already known.
-	summary := fleet.Summarise(out.Nodes, snap.Complete)
-	if snap.Complete {
-		own := make([]fleet.Node, len(snap.Nodes))
-		for i, n := range snap.Nodes {
-			own[i] = fleet.Node{NodeObservation: n}
-		}
-		summary = fleet.Summarise(own, true)
-	}
-	sig := fleet.Signal{ID: "nodes:" + snap.ID, Type: fleet.TypeNodeSnapshot, Source: id.ResourceID(),
-		Subject: id.ResourceID() + "/nodes", Time: snap.ObservedAt, Cluster: id, Kind: fleet.KindNodesObserved, Inventory: &summary}
-	if _, err := s.commit(r.Context(), sig); err != nil {
-		if errors.Is(err, state.ErrRejected) {
-			rej.Body, rej.Reason = body, err.Error()
-			s.refuse(r.Context(), w, l, rej, http.StatusBadRequest)
-			return
-		}
-		l.Error("node rows stored but the pool summary not; the reporter should retry", "error", err)
-		unavailable(w)
-		return
-	}
-	l.Info("node snapshot applied", "result", string(out.Result), "changed", out.Changed, "history", out.History,
-		"transactions", out.Transactions, "nodes", len(snap.Nodes))
 	writeJSON(w, http.StatusOK, inventoryResult{
-		Result: string(out.Result), Cluster: id.ResourceID(), SnapshotID: snap.ID,
+		Result: res.Result, Cluster: id.ResourceID(), SnapshotID: snap.ID,
 		ObservedAt: snap.ObservedAt.UTC().Format("2006-01-02T15:04:05.999999999Z07:00"), Complete: snap.Complete,
 		Nodes: len(snap.Nodes), Skipped: len(dec.Skipped), SkippedNodes: named, SkippedNotNamed: notNamed,
-		Changed: out.Changed, History: out.History,
-		Transactions: out.Transactions, Pools: spreadOf(summary),
+		Changed: res.Changed, History: res.History,
+		Transactions: res.Transactions, Pools: spreadOf(res.Summary),
 	})
 }
 
 // refuse records a request that can never be accepted and answers with its
 // reason. If the record cannot be written the caller is asked to retry, so
 // nothing it sent is lost without a trace.
-func (s *Server) refuse(ctx context.Context, w http.ResponseWriter, l *slog.Logger, rej state.Rejection, status int) {
+func (s *Server) refuse(ctx context.Context, w http.ResponseWriter, l *slog.Logger, rej watch.Rejection, status int) {
 	l.Warn("request rejected", "reason", rej.Reason)
-	if err := s.store.RecordRejection(ctx, rej); err != nil {
+	if err := s.app.Reject(ctx, rej); err != nil {
 		l.Error("could not record the rejected request", "error", err)
 		unavailable(w)
 		return

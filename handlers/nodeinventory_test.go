@@ -13,6 +13,7 @@ import (
 
 	"github.com/upgradewatch/upgradewatch/handlers"
 	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 const (
@@ -36,7 +37,7 @@ func (c *clock) set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 func newClockEnv(t *testing.T, c *clock, maxInventory int64) (*handlers.Server, *state.Store) {
 	t.Helper()
 	store := newStore(t, state.Options{})
-	return handlers.New(store, handlers.Options{Now: c.now, MaxInventoryBytes: maxInventory}), store
+	return newServer(store, watch.Options{}, handlers.Options{Now: c.now, MaxInventoryBytes: maxInventory}), store
 }
 
 func inventoryFixture(t *testing.T, name string) []byte {

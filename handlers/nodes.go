@@ -52,7 +52,7 @@ func (s *Server) getNodes(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	withGone := r.URL.Query().Get("gone") == "true"
-	inv, nodes, err := s.store.Nodes(r.Context(), id)
+	inv, nodes, err := s.app.Nodes(r.Context(), id)
 	if err != nil {
 		s.log.Error("read nodes failed", "function", FunctionStatus, "cluster", id.Key(), "error", err)
 		unavailable(w)
@@ -63,7 +63,7 @@ func (s *Server) getNodes(w http.ResponseWriter, r *http.Request) {
 			" (deploy node-reporter or POST `kubectl get nodes -o json` to this path)"})
 		return
 	}
-	hist, err := s.store.NodeHistory(r.Context(), id, s.now().AddDate(0, 0, -days), "", 0)
+	hist, err := s.app.NodeHistory(r.Context(), id, s.now().AddDate(0, 0, -days), "", 0)
 	if err != nil {
 		s.log.Error("read node history failed", "function", FunctionStatus, "cluster", id.Key(), "error", err)
 		unavailable(w)
@@ -97,7 +97,7 @@ func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("node")
-	n, ok, err := s.store.Node(r.Context(), id, name)
+	n, ok, err := s.app.Node(r.Context(), id, name)
 	switch {
 	case err != nil:
 		s.log.Error("read node failed", "function", FunctionStatus, "cluster", id.Key(), "error", err)
@@ -107,7 +107,7 @@ func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: "no node " + name + " in " + id.ResourceID()})
 		return
 	}
-	hist, err := s.store.NodeHistory(r.Context(), id, time.Time{}, name, 0)
+	hist, err := s.app.NodeHistory(r.Context(), id, time.Time{}, name, 0)
 	if err != nil {
 		unavailable(w)
 		return

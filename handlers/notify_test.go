@@ -18,6 +18,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/notify"
 	"github.com/upgradewatch/upgradewatch/internal/outbox"
 	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 // webhookReceiver is an HTTP receiver of the webhook sink: it counts the
@@ -97,9 +98,10 @@ func TestHangingSinkNeverDelaysAnother(t *testing.T) {
 	sinks := []notify.Sink{webhook, teams}
 	cfg := outbox.Config{Sinks: []string{"webhook", "teams"}}
 	p := fleet.Policy{NodeOSChannel: fleet.ChannelNodeImage, Source: "defaults"}.WithDefaults()
-	store := newStore(t, state.Options{Now: clk.now, Evaluate: outbox.Evaluator(findings.Evaluator(
-		func(*fleet.Cluster) (fleet.Policy, []string) { return p, nil }), cfg)})
-	srv := handlers.New(store, handlers.Options{Now: clk.now, Dispatcher: outbox.NewDispatcher(store, sinks, outbox.Options{Now: clk.now})})
+	store := newStore(t, state.Options{Now: clk.now})
+	srv := newServer(store, watch.Options{Rules: outbox.Evaluator(findings.Evaluator(
+		func(*fleet.Cluster) (fleet.Policy, []string) { return p, nil }), cfg),
+		Sinks: sinks, Dispatch: outbox.Options{Now: clk.now}}, handlers.Options{Now: clk.now})
 	t.Cleanup(func() {
 		close(release) // the hanging sends now answer 200, and the lanes drain
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

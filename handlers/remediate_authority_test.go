@@ -18,6 +18,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/policy"
 	"github.com/upgradewatch/upgradewatch/internal/remediate"
 	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 // newPolicyEnv is newRemediationEnv with the real policy document and tags
@@ -43,12 +44,13 @@ func newPolicyEnv(t *testing.T, doc string, tags map[string]string, ceiling stri
 		return p, out
 	}
 	cfg := outbox.Config{Sinks: []string{e.sink.Name()}, RemindEvery: 24 * time.Hour}
-	e.store = newStore(t, state.Options{Now: e.clk.now, Evaluate: outbox.Evaluator(findings.Evaluator(resolve), cfg)})
-	d := outbox.NewDispatcher(e.store, []notify.Sink{e.sink}, outbox.Options{Now: e.clk.now, PublicURL: "https://upgradewatch-prod.azurewebsites.net"})
-	e.srv = handlers.New(e.store, handlers.Options{Now: e.clk.now, Sweeper: e.store, Dispatcher: d,
+	e.store = newStore(t, state.Options{Now: e.clk.now})
+	e.srv = newServer(e.store, watch.Options{Rules: outbox.Evaluator(findings.Evaluator(resolve), cfg),
+		Sinks: []notify.Sink{e.sink}, Dispatch: outbox.Options{Now: e.clk.now, PublicURL: "https://upgradewatch-prod.azurewebsites.net"},
 		Enricher: arm.NewReader(&azfake.TokenCredential{}, arm.Options{ClientOptions: e.arm.options(), Now: e.clk.now}),
-		Remediator: &handlers.Remediator{Policy: policyFor, Ceiling: ceiling, PerSweep: 5, Outbox: cfg, Owner: "test",
-			Executor: remediate.NewExecutor(&azfake.TokenCredential{}, remediate.Options{ClientOptions: e.arm.options(), Now: e.clk.now})}})
+		Remediation: &watch.Remediation{Policy: policyFor, Ceiling: ceiling, PerSweep: 5, Outbox: cfg, Owner: "test",
+			Executor: remediate.NewExecutor(&azfake.TokenCredential{}, remediate.Options{ClientOptions: e.arm.options(), Now: e.clk.now})}},
+		handlers.Options{Now: e.clk.now})
 	t.Cleanup(func() { _ = e.srv.Shutdown(context.Background()) })
 	if code, body := serve(t, e.srv, http.MethodPost, analyticsAPI+"/refresh", nil); code != http.StatusOK {
 		t.Fatalf("refresh: %d %v", code, body)

@@ -28,6 +28,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/outbox"
 	"github.com/upgradewatch/upgradewatch/internal/remediate"
 	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 const (
@@ -235,13 +236,14 @@ func newRemediationEnv(t *testing.T, tag, ceiling string, at time.Time) *remedia
 		return q
 	}
 	cfg := outbox.Config{Sinks: []string{e.sink.Name()}, RemindEvery: 24 * time.Hour}
-	e.store = newStore(t, state.Options{Now: e.clk.now, Evaluate: outbox.Evaluator(findings.Evaluator(
-		func(c *fleet.Cluster) (fleet.Policy, []string) { return policyFor(c), nil }), cfg)})
-	d := outbox.NewDispatcher(e.store, []notify.Sink{e.sink}, outbox.Options{Now: e.clk.now, PublicURL: "https://upgradewatch-prod.azurewebsites.net"})
-	e.srv = handlers.New(e.store, handlers.Options{Now: e.clk.now, Sweeper: e.store, Dispatcher: d,
+	e.store = newStore(t, state.Options{Now: e.clk.now})
+	e.srv = newServer(e.store, watch.Options{Rules: outbox.Evaluator(findings.Evaluator(
+		func(c *fleet.Cluster) (fleet.Policy, []string) { return policyFor(c), nil }), cfg),
+		Sinks: []notify.Sink{e.sink}, Dispatch: outbox.Options{Now: e.clk.now, PublicURL: "https://upgradewatch-prod.azurewebsites.net"},
 		Enricher: arm.NewReader(&azfake.TokenCredential{}, arm.Options{ClientOptions: e.arm.options(), Now: e.clk.now}),
-		Remediator: &handlers.Remediator{Policy: policyFor, Ceiling: ceiling, PerSweep: 5, Outbox: cfg, Owner: "test",
-			Executor: remediate.NewExecutor(&azfake.TokenCredential{}, remediate.Options{ClientOptions: e.arm.options(), Now: e.clk.now})}})
+		Remediation: &watch.Remediation{Policy: policyFor, Ceiling: ceiling, PerSweep: 5, Outbox: cfg, Owner: "test",
+			Executor: remediate.NewExecutor(&azfake.TokenCredential{}, remediate.Options{ClientOptions: e.arm.options(), Now: e.clk.now})}},
+		handlers.Options{Now: e.clk.now})
 	t.Cleanup(func() { _ = e.srv.Shutdown(context.Background()) })
 	// The cluster as ARM shows it: ChannelDrift (Unmanaged, NodeImage expected)
 	// and ImageStale on spark open.

@@ -1,7 +1,9 @@
 // Package handlers serves the Functions host: one route per function
 // (functions/<Name> ↔ POST /<Name> or its /api route ↔ <name>.go), the readiness
 // probe, and the mapping from outcomes to status codes, which is the host's
-// retry policy.
+// retry policy. A handler decodes the envelope or request, calls one use case
+// of the application layer (package watch) and writes the answer; the use
+// cases, their storage and their background work are watch's.
 package handlers
 
 import (
@@ -14,45 +16,8 @@ import (
 	"time"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
-	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
-
-// Store is what the handlers need of the state store (implemented by
-// *state.Store). Commit is exactly-once per signal id and safe to call
-// concurrently; errors are state.ErrRejected (permanent) or state.ErrUnavailable
-// (transient). RecordRejection is idempotent and returns ErrUnavailable when it
-// could not write.
-type Store interface {
-	Commit(ctx context.Context, sig fleet.Signal) (state.Outcome, error)
-	RecordRejection(ctx context.Context, r state.Rejection) error
-	Cluster(ctx context.Context, id fleet.ClusterID) (*fleet.Cluster, error)
-	Clusters(ctx context.Context) ([]state.ClusterEntry, error)
-
-	// ApplyNodes applies a node snapshot exactly once (duplicates and older
-	// snapshots change nothing); Nodes and NodeHistory read what it wrote.
-	ApplyNodes(ctx context.Context, id fleet.ClusterID, snap fleet.NodeSnapshot) (state.NodesOutcome, error)
-	Nodes(ctx context.Context, id fleet.ClusterID) (fleet.NodeInventory, []fleet.Node, error)
-	Node(ctx context.Context, id fleet.ClusterID, name string) (fleet.Node, bool, error)
-	NodeHistory(ctx context.Context, id fleet.ClusterID, since time.Time, node string, limit int) ([]fleet.NodeVersionChange, error)
-}
-
-var _ Store = (*state.Store)(nil)
-
-// Sweeper is what the Sweep and the findings API need of the store
-// (implemented by *state.Store when it has finding rules). Evaluate is
-// fenced per cluster, so concurrent sweeps open a finding once.
-type Sweeper interface {
-	Due(ctx context.Context, now time.Time, limit int) ([]state.DueEntry, error)
-	EvaluateMany(ctx context.Context, ids []fleet.ClusterID, workers int) ([]state.Evaluated, []error, error)
-	DropDue(ctx context.Context, e state.DueEntry) error
-	RepairIndex(ctx context.Context, id fleet.ClusterID) error
-	OpenFindings(ctx context.Context) ([]state.FindingEntry, error)
-	// Update is a guarded read-modify-write of one cluster (the outbox
-	// and remediation records).
-	Update(ctx context.Context, id fleet.ClusterID, fn func(c *fleet.Cluster, now time.Time) bool) (state.Evaluated, error)
-}
-
-var _ Sweeper = (*state.Store)(nil)
 
 // Options configure the server.
 type Options struct {
@@ -67,21 +32,6 @@ type Options struct {
 	MaxInflightBytes int64
 	InflightWait     time.Duration
 	Now              func() time.Time
-	// Enricher, if set, reads clusters from ARM after their rolling events and
-	// on demand (POST …/refresh). Nil switches enrichment off.
-	Enricher Enricher
-	// EnrichTimeout bounds one enrichment, ARM retries included (default 2m).
-	EnrichTimeout time.Duration
-	// EnrichWorkers is how many enrichments run at once (default 2).
-	EnrichWorkers int
-	// Sweeper, if set, serves the Sweep and /api/findings.
-	Sweeper Sweeper
-	// Dispatcher, if set, sends the notifications commits record in the
-	// outbox: in the background after each commit, and in the Sweep for
-	// what is due again.
-	Dispatcher Dispatcher
-	// Remediator, if set, lets the Sweep plan and carry out remediations.
-	Remediator *Remediator
 	// StorageRequests, if set, is reported by the stats endpoint (for benchmarks).
 	StorageRequests *atomic.Int64
 	// NodeTokens, if set, must accept a NodeInventory request's bearer token
@@ -96,9 +46,14 @@ type Options struct {
 // DefaultMaxBodyBytes bounds an invocation body: 1 MiB.
 const DefaultMaxBodyBytes = 1 << 20
 
-// Server holds the handlers' dependencies.
+// DefaultRemediationsPerSweep is watch.DefaultRemediationsPerSweep, for the
+// configuration's default.
+const DefaultRemediationsPerSweep = watch.DefaultRemediationsPerSweep
+
+// Server holds the handlers' dependencies: the application layer and what
+// HTTP itself needs.
 type Server struct {
-	store   Store
+	app     *watch.App
 	log     *slog.Logger
 	maxBody int64
 	now     func() time.Time
@@ -106,18 +61,12 @@ type Server struct {
 	mux     *http.ServeMux
 
 	maxInventory int64
-	budget       *budget       // large bodies in flight
-	enrich       *clusterQueue // nil when enrichment is off
-	enricher     Enricher
-	notify       *clusterQueue // nil when no notification sink is configured
-	dispatcher   Dispatcher
-	remediator   *Remediator
-	sweeper      Sweeper
+	budget       *budget // large bodies in flight
 	trust        trust
 }
 
-// New builds the server and its routes.
-func New(store Store, o Options) *Server {
+// New builds the server and its routes over the application layer app.
+func New(app *watch.App, o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -130,21 +79,9 @@ func New(store Store, o Options) *Server {
 	if o.MaxInventoryBytes <= 0 {
 		o.MaxInventoryBytes = DefaultMaxInventoryBytes
 	}
-	s := &Server{store: store, log: o.Logger, maxBody: o.MaxBodyBytes, now: o.Now, reqs: o.StorageRequests, mux: http.NewServeMux(),
-		maxInventory: o.MaxInventoryBytes, sweeper: o.Sweeper, budget: newBudget(o.MaxInflightBytes, o.InflightWait),
+	s := &Server{app: app, log: o.Logger, maxBody: o.MaxBodyBytes, now: o.Now, reqs: o.StorageRequests, mux: http.NewServeMux(),
+		maxInventory: o.MaxInventoryBytes, budget: newBudget(o.MaxInflightBytes, o.InflightWait),
 		trust: trust{nodes: o.NodeTokens, alerts: o.AlertTokens, asked: map[string]time.Time{}}}
-	if o.Enricher != nil {
-		s.enricher = o.Enricher
-		s.enrich = newClusterQueue(s, "enrichment", func(ctx context.Context, id fleet.ClusterID) error {
-			_, err := s.enrichNow(ctx, id)
-			return err
-		}, o.EnrichWorkers, o.EnrichTimeout)
-	}
-	if o.Dispatcher != nil {
-		s.dispatcher = o.Dispatcher
-		s.notify = newDispatchQueue(s, o.Dispatcher)
-	}
-	s.remediator = o.Remediator
 	s.mux.HandleFunc("GET /{$}", s.ready)
 	s.mux.HandleFunc("POST /AksEvents", s.bounded(FunctionAksEvents, s.eventGrid(FunctionAksEvents)))
 	s.mux.HandleFunc("POST /ActivityLog", s.bounded(FunctionActivityLog, s.eventGrid(FunctionActivityLog)))
@@ -181,10 +118,8 @@ func (s *Server) stats(w http.ResponseWriter, _ *http.Request) {
 	}
 	out := map[string]int64{"storageRequests": n}
 	s.budgetStats(out)
-	if q := s.enrich; q != nil {
-		q.mu.Lock()
-		out["enrichmentsOk"], out["enrichmentsFailed"] = q.ok, q.failed
-		q.mu.Unlock()
+	if s.app != nil && s.app.Enriching() {
+		out["enrichmentsOk"], out["enrichmentsFailed"] = s.app.EnrichStats()
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -218,8 +153,48 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // statusFor is the one place that turns an outcome into the host's retry
 // policy: only a transient failure asks for redelivery.
 func statusFor(err error) int {
-	if err != nil && errors.Is(err, state.ErrUnavailable) {
+	if err != nil && errors.Is(err, fleet.ErrUnavailable) {
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusOK
+}
+
+// apiError answers an HTTP API route's failure: the one mapping of the
+// application layer's errors to HTTP status codes, as the API's callers read
+// them (statusFor is the host invocations'). id names the route's cluster.
+// Anything it does not know is taken as transient: the caller may retry.
+func apiError(w http.ResponseWriter, err error, id fleet.ClusterID) {
+	switch {
+	case errors.Is(err, fleet.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "no state for cluster " + id.ResourceID()})
+	case errors.Is(err, fleet.ErrRejected):
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
+	case errors.Is(err, watch.ErrRefreshOff):
+		writeJSON(w, http.StatusNotImplemented, errorBody{Error: "ARM enrichment is switched off (UPGRADEWATCH_ENRICH=false)"})
+	case errors.Is(err, watch.ErrForbidden):
+		writeJSON(w, http.StatusBadGateway, errorBody{Error: "ARM refused the read: the app's identity needs read access to " + id.ResourceID()})
+	case errors.Is(err, watch.ErrReadFailed):
+		w.Header().Set("Retry-After", "60")
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: err.Error()})
+	default:
+		unavailable(w)
+	}
+}
+
+// Shutdown stops the application layer's background work (enrichments, then
+// the notifications they caused), letting queued work finish until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.app == nil {
+		return nil
+	}
+	return s.app.Shutdown(ctx)
+}
+
+// WaitIdle waits until no background enrichment or dispatch is queued or
+// running (tests, benchmarks).
+func (s *Server) WaitIdle(ctx context.Context) error {
+	if s.app == nil {
+		return nil
+	}
+	return s.app.WaitIdle(ctx)
 }

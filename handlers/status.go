@@ -13,7 +13,6 @@ import (
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/host"
-	"github.com/upgradewatch/upgradewatch/internal/state"
 )
 
 // FunctionStatus is the Status function: GET /api/clusters[/{sub}/{rg}/{name}].
@@ -149,7 +148,7 @@ func timePtr(t time.Time) *time.Time {
 
 // listClusters: GET /api/clusters, the fleet from the index.
 func (s *Server) listClusters(w http.ResponseWriter, r *http.Request) {
-	list, err := s.store.Clusters(r.Context())
+	list, err := s.app.Clusters(r.Context())
 	if err != nil {
 		s.log.Error("list clusters failed", "function", FunctionStatus, "error", err)
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "state storage unavailable; try again"})
@@ -174,55 +173,19 @@ func (s *Server) getCluster(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
 		return
 	}
-	c, err := s.store.Cluster(r.Context(), id)
-	switch {
-	case errors.Is(err, state.ErrNotFound):
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "no state for cluster " + id.ResourceID()})
-		return
-	case err != nil:
-		s.log.Error("read cluster failed", "function", FunctionStatus, "cluster", id.Key(), "error", err)
-		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "state storage unavailable; try again"})
+	c, err := s.app.Cluster(r.Context(), id)
+	if err != nil {
+		if !errors.Is(err, fleet.ErrNotFound) {
+			s.log.Error("read cluster failed", "function", FunctionStatus, "cluster", id.Key(), "error", err)
+		}
+		apiError(w, err, id)
 		return
 	}
 	writeJSON(w, http.StatusOK, clusterDetail(c))
 }
 
 func clusterDetail(c *fleet.Cluster) map[string]any {
-	pools := make([]poolJSON, 0, len(c.Pools))
-	rolling, live := 0, 0
-	for _, p := range c.SortedPools() {
-		if p.RollingState == fleet.RollingActive {
-			rolling++
-		}
-		if !p.Removed {
-			live++
-		}
-		pj := poolJSON{
-			Name: p.Name, Mode: p.Spec.Mode, OSType: p.Spec.OSType, OSSKU: p.Spec.OSSKU, VMSize: p.Spec.VMSize,
-			Count: p.Spec.Count, NodeImageVersion: p.Spec.NodeImageVersion, OrchestratorVersion: p.Spec.OrchestratorVersion,
-			MaxSurge: p.Spec.MaxSurge, DrainTimeoutMinutes: p.Spec.DrainTimeoutMinutes,
-			RollingState: p.RollingState, RollingSince: timePtr(p.RollingSince), LatestUpgrade: p.LatestUpgrade,
-			Removed: p.Removed, GPU: fleet.IsGPUSize(p.Spec.VMSize), LatestNodeImageVersion: p.LatestImage,
-			DeletionReported: p.DeletionReported,
-		}
-		if p.Nodes != nil {
-			spread := poolSpread(p.Name, *p.Nodes)
-			pj.Nodes, pj.NodesObservedAt = &spread, timePtr(p.NodesAt.At)
-		}
-		pools = append(pools, pj)
-	}
-	ups := []upgradeJSON{}
-	for _, u := range c.RecentUpgrades(recentUpgrades) {
-		uj := upgradeJSON{Key: u.Key, Pool: u.Pool, Outcome: u.Outcome,
-			StartedAt: timePtr(u.StartedAt), EndedAt: timePtr(u.EndedAt), Signals: u.Signals,
-			ImageBefore: u.ImageBefore, ImageAfter: u.ImageAfter,
-			Trigger: u.Trigger, RequestedBy: u.RequestedBy, RequestedAt: timePtr(u.RequestedAt),
-			CorrelationID: u.RequestCorrelationID, ChannelChange: u.ChannelChange, ClosedBy: u.ClosedBy}
-		for _, f := range u.Failures {
-			uj.Failures = append(uj.Failures, activityOut(f))
-		}
-		ups = append(ups, uj)
-	}
+	pools, live, rolling := poolsOut(c)
 	acts := []activityJSON{}
 	for i := len(c.Activities) - 1; i >= 0 && len(acts) < recentActivities; i-- {
 		acts = append(acts, activityOut(c.Activities[i]))
@@ -244,8 +207,58 @@ func clusterDetail(c *fleet.Cluster) map[string]any {
 		cj.LatestVersions = &versionsJSON{Supported: c.Versions.LatestSupported, Stable: c.Versions.LatestStable,
 			LowestMin: c.Versions.LowestMinor, Preview: c.Versions.LatestPreview}
 	}
-	detail := map[string]any{"cluster": cj, "pools": pools, "upgrades": ups, "scheduledEvents": sched,
+	detail := map[string]any{"cluster": cj, "pools": pools, "upgrades": upgradesOut(c), "scheduledEvents": sched,
 		"findings": clusterFindingList(c, findingFilter{status: "open"}), "activity": acts}
+	detailExtras(c, detail)
+	return detail
+}
+
+// poolsOut lists the cluster's pools, with how many are live and rolling.
+func poolsOut(c *fleet.Cluster) (pools []poolJSON, live, rolling int) {
+	pools = make([]poolJSON, 0, len(c.Pools))
+	for _, p := range c.SortedPools() {
+		if p.RollingState == fleet.RollingActive {
+			rolling++
+		}
+		if !p.Removed {
+			live++
+		}
+		pj := poolJSON{
+			Name: p.Name, Mode: p.Spec.Mode, OSType: p.Spec.OSType, OSSKU: p.Spec.OSSKU, VMSize: p.Spec.VMSize,
+			Count: p.Spec.Count, NodeImageVersion: p.Spec.NodeImageVersion, OrchestratorVersion: p.Spec.OrchestratorVersion,
+			MaxSurge: p.Spec.MaxSurge, DrainTimeoutMinutes: p.Spec.DrainTimeoutMinutes,
+			RollingState: p.RollingState, RollingSince: timePtr(p.RollingSince), LatestUpgrade: p.LatestUpgrade,
+			Removed: p.Removed, GPU: fleet.IsGPUSize(p.Spec.VMSize), LatestNodeImageVersion: p.LatestImage,
+			DeletionReported: p.DeletionReported,
+		}
+		if p.Nodes != nil {
+			spread := poolSpread(p.Name, *p.Nodes)
+			pj.Nodes, pj.NodesObservedAt = &spread, timePtr(p.NodesAt.At)
+		}
+		pools = append(pools, pj)
+	}
+	return pools, live, rolling
+}
+
+// upgradesOut lists the cluster's recent upgrades.
+func upgradesOut(c *fleet.Cluster) []upgradeJSON {
+	ups := []upgradeJSON{}
+	for _, u := range c.RecentUpgrades(recentUpgrades) {
+		uj := upgradeJSON{Key: u.Key, Pool: u.Pool, Outcome: u.Outcome,
+			StartedAt: timePtr(u.StartedAt), EndedAt: timePtr(u.EndedAt), Signals: u.Signals,
+			ImageBefore: u.ImageBefore, ImageAfter: u.ImageAfter,
+			Trigger: u.Trigger, RequestedBy: u.RequestedBy, RequestedAt: timePtr(u.RequestedAt),
+			CorrelationID: u.RequestCorrelationID, ChannelChange: u.ChannelChange, ClosedBy: u.ClosedBy}
+		for _, f := range u.Failures {
+			uj.Failures = append(uj.Failures, activityOut(f))
+		}
+		ups = append(ups, uj)
+	}
+	return ups
+}
+
+// detailExtras adds what a cluster shows only when it has it.
+func detailExtras(c *fleet.Cluster, detail map[string]any) {
 	changes := map[string]*fleet.ChannelChange{}
 	if ch := c.NodeOSChannelChange; ch != nil {
 		changes["nodeOS"] = ch
@@ -279,7 +292,6 @@ func clusterDetail(c *fleet.Cluster) map[string]any {
 		detail["maintenanceWindows"] = mw
 		detail["maintenanceObservedAt"] = c.MaintenanceAt.At
 	}
-	return detail
 }
 
 func sortedScheduled(c *fleet.Cluster) []*fleet.ScheduledState {

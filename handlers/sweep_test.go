@@ -11,13 +11,14 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/host"
 	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 func newFindingsEnv(t *testing.T, clk *clock, p fleet.Policy) (*handlers.Server, *state.Store) {
 	t.Helper()
-	store := newStore(t, state.Options{Now: clk.now,
-		Evaluate: findings.Evaluator(func(*fleet.Cluster) (fleet.Policy, []string) { return p, nil })})
-	return handlers.New(store, handlers.Options{Now: clk.now, Sweeper: store}), store
+	store := newStore(t, state.Options{Now: clk.now})
+	return newServer(store, watch.Options{Rules: findings.Evaluator(func(*fleet.Cluster) (fleet.Policy, []string) { return p, nil })},
+		handlers.Options{Now: clk.now}), store
 }
 
 // timerInvocation is what the host POSTs to /Sweep.

@@ -15,6 +15,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/host"
 	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 // trustEnv is the app as deployed: findings evaluated on commit under a
@@ -34,9 +35,9 @@ func newTrustEnv(t *testing.T) *trustEnv {
 	world.nodeOS = "None" // drifted from the policy's NodeImage: a finding is open
 	world.now = received.Add(-time.Hour)
 	p := fleet.Policy{NodeOSChannel: "NodeImage", Source: "test policy"}
-	store := newStore(t, state.Options{Now: clk.now,
-		Evaluate: findings.Evaluator(func(*fleet.Cluster) (fleet.Policy, []string) { return p, nil })})
-	srv := handlers.New(store, handlers.Options{Now: clk.now, Sweeper: store, Enricher: world.reader(), EnrichTimeout: 10 * time.Second})
+	store := newStore(t, state.Options{Now: clk.now})
+	srv := newServer(store, watch.Options{Rules: findings.Evaluator(func(*fleet.Cluster) (fleet.Policy, []string) { return p, nil }),
+		Enricher: world.reader(), EnrichTimeout: 10 * time.Second}, handlers.Options{Now: clk.now})
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	e := &trustEnv{srv: srv, store: store, world: world, clk: clk}
 

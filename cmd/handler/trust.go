@@ -36,27 +36,20 @@ type TrustConfig struct {
 
 var subjectRE = regexp.MustCompile(`^system:serviceaccount:[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?:[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
 
-// parseTrust reads the authentication settings.
+// parseTrust reads the authentication settings, reporting every bad one.
 func parseTrust(getenv func(string) string) (TrustConfig, error) {
-	t := TrustConfig{NodeAuth: NodeAuthOIDC, NodeAudience: auth.DefaultAudience, NodeSubject: auth.DefaultSubject}
-	if v := getenv("UPGRADEWATCH_NODE_AUTH"); v != "" {
-		switch m := strings.ToLower(v); m {
-		case NodeAuthOIDC, NodeAuthKey:
-			t.NodeAuth = m
-		default:
-			return t, fmt.Errorf("UPGRADEWATCH_NODE_AUTH=%q: want oidc (the cluster's service-account token) or key (the function key alone, local development only)", v)
-		}
-	}
-	if v := getenv("UPGRADEWATCH_NODE_TOKEN_AUDIENCE"); v != "" {
-		if strings.ContainsAny(v, " ,") {
-			return t, fmt.Errorf("UPGRADEWATCH_NODE_TOKEN_AUDIENCE=%q: want one audience", v)
-		}
+	s := settings{getenv: getenv}
+	t := TrustConfig{NodeAuth: s.choice("UPGRADEWATCH_NODE_AUTH", NodeAuthOIDC,
+		"oidc (the cluster's service-account token) or key (the function key alone, local development only)", NodeAuthOIDC, NodeAuthKey),
+		NodeAudience: auth.DefaultAudience, NodeSubject: auth.DefaultSubject}
+	if v := getenv("UPGRADEWATCH_NODE_TOKEN_AUDIENCE"); strings.ContainsAny(v, " ,") {
+		s.invalid("UPGRADEWATCH_NODE_TOKEN_AUDIENCE", v, "one audience")
+	} else if v != "" {
 		t.NodeAudience = v
 	}
-	if v := getenv("UPGRADEWATCH_NODE_TOKEN_SUBJECT"); v != "" {
-		if !subjectRE.MatchString(v) {
-			return t, fmt.Errorf("UPGRADEWATCH_NODE_TOKEN_SUBJECT=%q: want system:serviceaccount:<namespace>:<service account>", v)
-		}
+	if v := getenv("UPGRADEWATCH_NODE_TOKEN_SUBJECT"); v != "" && !subjectRE.MatchString(v) {
+		s.invalid("UPGRADEWATCH_NODE_TOKEN_SUBJECT", v, "system:serviceaccount:<namespace>:<service account>")
+	} else if v != "" {
 		t.NodeSubject = v
 	}
 	t.AlertTenantID = strings.TrimSpace(getenv("UPGRADEWATCH_ALERT_TENANT_ID"))
@@ -65,28 +58,28 @@ func parseTrust(getenv func(string) string) (TrustConfig, error) {
 			t.AlertAudiences = append(t.AlertAudiences, a)
 		}
 	}
-	if (t.AlertTenantID == "") != (len(t.AlertAudiences) == 0) {
-		return t, errors.New("set both UPGRADEWATCH_ALERT_TENANT_ID and UPGRADEWATCH_ALERT_AUDIENCE for the secure webhook, or neither")
-	}
-	if t.AlertTenantID != "" {
+	switch {
+	case (t.AlertTenantID == "") != (len(t.AlertAudiences) == 0):
+		s.fail(errors.New("set both UPGRADEWATCH_ALERT_TENANT_ID and UPGRADEWATCH_ALERT_AUDIENCE for the secure webhook, or neither"))
+	case t.AlertTenantID != "":
 		// Checked now, so a typo stops the start instead of refusing every alert.
 		if _, err := auth.NewEntraTokens(auth.EntraConfig{TenantID: t.AlertTenantID, Audiences: t.AlertAudiences}, auth.Options{}); err != nil {
-			return t, fmt.Errorf("UPGRADEWATCH_ALERT_TENANT_ID / UPGRADEWATCH_ALERT_AUDIENCE: %w", err)
+			s.fail(fmt.Errorf("UPGRADEWATCH_ALERT_TENANT_ID / UPGRADEWATCH_ALERT_AUDIENCE: %w", err))
 		}
 	}
-	return t, nil
+	return t, s.err()
 }
 
 // trustOptions sets the token verifiers the configuration asks for, and says
 // at start what each input is trusted on.
-// It runs after o.Enricher is set: the issuers come from ARM reads.
-func trustOptions(o *handlers.Options, t TrustConfig, log *slog.Logger) {
+// enriching says whether ARM reads are on: the issuers come from them.
+func trustOptions(o *handlers.Options, t TrustConfig, enriching bool, log *slog.Logger) {
 	switch {
 	case t.NodeAuth == NodeAuthKey:
 		log.Warn("node snapshots are trusted on the function key alone (UPGRADEWATCH_NODE_AUTH=key): whoever holds it can write any cluster's nodes; use it for local development and the demo only")
 	default:
 		o.NodeTokens = auth.NewClusterTokens(t.NodeAudience, t.NodeSubject, auth.Options{})
-		if o.Enricher == nil {
+		if !enriching {
 			log.Warn("node snapshots need the cluster's OIDC issuer, which only ARM reads provide, and ARM reads are off: every snapshot will be refused")
 		}
 	}

@@ -18,16 +18,19 @@ import (
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/notify"
-	"github.com/upgradewatch/upgradewatch/internal/state"
 )
 
-// Store is what the dispatcher needs of the state store (*state.Store):
-// a guarded read-modify-write of one cluster.
+// Store is what the dispatcher needs to record what it does (implemented by
+// the application layer, watch.App, over the repository's Update): Modify
+// runs fn on a copy of the cluster's committed state at the store's now and,
+// unless fn returns false, re-runs the rules and commits the result in one
+// guarded transaction. After a conflict fn runs again on the state another
+// writer left. It returns how many intents the cluster still owes some sink
+// after the call. Errors: ErrNotFound (no such cluster), ErrUnavailable
+// (transient). Safe for concurrent use.
 type Store interface {
-	Update(ctx context.Context, id fleet.ClusterID, fn func(c *fleet.Cluster, now time.Time) bool) (state.Evaluated, error)
+	Modify(ctx context.Context, id fleet.ClusterID, fn func(c *fleet.Cluster, now time.Time) bool) (owed int, err error)
 }
-
-var _ Store = (*state.Store)(nil)
 
 // Dispatcher sends what clusters' outboxes owe. It is safe for concurrent
 // use, and any number of dispatchers (in one process or many) may work on one
@@ -152,7 +155,7 @@ type result struct {
 
 // Dispatch sends what the cluster's outbox owes and is due now to every sink,
 // each on its own (see DispatchSink), and adds up what they did. Errors are
-// the store's, joined (state.ErrUnavailable: the sweep tries again; what was
+// the store's, joined (ErrUnavailable: the sweep tries again; what was
 // sent but not committed is sent again after the lease).
 func (d *Dispatcher) Dispatch(ctx context.Context, id fleet.ClusterID) (Report, error) {
 	var mu sync.Mutex
@@ -180,7 +183,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, id fleet.ClusterID) (Report, 
 // own, so that it never waits for, or holds up, another sink. While the
 // sink's breaker is open nothing is sent: what is due is pushed back to when
 // the breaker lets a probe through, where the Sweep's Due index finds it.
-// Errors are the store's (state.ErrNotFound for an unknown cluster).
+// Errors are the store's (ErrNotFound for an unknown cluster).
 func (d *Dispatcher) DispatchSink(ctx context.Context, id fleet.ClusterID, name string) (Report, error) {
 	sink, br := d.sinks[name], d.breakers[name]
 	if sink == nil {
@@ -193,23 +196,23 @@ func (d *Dispatcher) DispatchSink(ctx context.Context, id fleet.ClusterID, name 
 	// dispatcher (the sweep's and a background one) must not share them.
 	token := fmt.Sprintf("%s/%d", d.owner, d.seq.Add(1))
 	var claims []*fleet.Intent
-	out, err := d.store.Update(ctx, id, func(c *fleet.Cluster, now time.Time) bool {
+	owed, err := d.store.Modify(ctx, id, func(c *fleet.Cluster, now time.Time) bool {
 		claims = d.claim(c, name, token, now)
 		return len(claims) > 0
 	})
 	if err != nil || len(claims) == 0 {
-		return Report{Pending: out.Outbox}, err
+		return Report{Pending: owed}, err
 	}
 	results := d.send(ctx, id, name, claims)
 	var rep Report
-	out, err = d.store.Update(context.WithoutCancel(ctx), id, func(c *fleet.Cluster, now time.Time) bool {
+	owed, err = d.store.Modify(context.WithoutCancel(ctx), id, func(c *fleet.Cluster, now time.Time) bool {
 		rep = d.settle(c, name, token, claims, results, now)
 		return true
 	})
 	if err != nil {
 		return rep, fmt.Errorf("commit what %d sends to %s answered: %w", len(results), name, err)
 	}
-	rep.Pending = out.Outbox
+	rep.Pending = owed
 	return rep, nil
 }
 
@@ -255,7 +258,7 @@ func (d *Dispatcher) send(ctx context.Context, id fleet.ClusterID, name string, 
 		case err == nil:
 			br.success()
 			l.Info("notification sent")
-		case errors.Is(err, notify.ErrPermanent):
+		case errors.Is(err, fleet.ErrRejected): // a sink's permanent refusal (notify.ErrPermanent)
 			br.success() // the sink answered: it is up, this notification is not for it
 			l.Error("notification refused for good", "error", err)
 		default:
@@ -290,7 +293,7 @@ func (d *Dispatcher) settle(c *fleet.Cluster, name, token string, claims []*flee
 		case r.err == nil:
 			dl.SentAt, dl.LastError = r.at, ""
 			rep.Sent++
-		case errors.Is(r.err, notify.ErrPermanent):
+		case errors.Is(r.err, fleet.ErrRejected):
 			dl.GaveUp, dl.LastError = true, oneLine(r.err.Error())
 			rep.GaveUp++
 		default:
@@ -318,7 +321,7 @@ func (d *Dispatcher) settle(c *fleet.Cluster, name, token string, claims []*flee
 // next evaluation (the Sweep's Due index) comes no earlier than that.
 func (d *Dispatcher) holdBack(ctx context.Context, id fleet.ClusterID, name string, until time.Time) (Report, error) {
 	var rep Report
-	out, err := d.store.Update(ctx, id, func(c *fleet.Cluster, now time.Time) bool {
+	owed, err := d.store.Modify(ctx, id, func(c *fleet.Cluster, now time.Time) bool {
 		rep = Report{}
 		for _, i := range c.Outbox {
 			dl, ok := i.Deliveries[name]
@@ -333,7 +336,7 @@ func (d *Dispatcher) holdBack(ctx context.Context, id fleet.ClusterID, name stri
 		}
 		return rep.Deferred > 0
 	})
-	rep.Pending = out.Outbox
+	rep.Pending = owed
 	return rep, err
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/notify"
 	"github.com/upgradewatch/upgradewatch/internal/outbox"
 	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 // clock is the one time the store and the dispatchers see.
@@ -110,7 +111,7 @@ func newFixture(t *testing.T, sinks ...string) *fixture {
 	svc := azuritetest.Service(t, azuritetest.Endpoint(t))
 	f := &fixture{clk: &clock{t: t0}, svc: svc, prefix: azuritetest.Prefix(t),
 		cfg: outbox.Config{Sinks: sinks, RemindEvery: 24 * time.Hour}}
-	s := f.store(t)
+	s := f.store(t).store
 	azuritetest.DropTables(t, svc, s.Tables()...)
 	if err := s.EnsureTables(context.Background()); err != nil {
 		t.Fatal(err)
@@ -118,13 +119,24 @@ func newFixture(t *testing.T, sinks ...string) *fixture {
 	return f
 }
 
-// store opens a store on the fixture's tables: each is one instance of the app.
-func (f *fixture) store(t *testing.T) *state.Store {
+// instance is one instance of the app: the application layer (which the
+// dispatcher records through) over its own store on the fixture's tables.
+type instance struct {
+	*watch.App
+	store *state.Store
+	now   func() time.Time
+}
+
+func (i instance) Due(ctx context.Context, now time.Time, limit int) ([]state.DueEntry, error) {
+	return i.store.Due(ctx, now, limit)
+}
+
+// store opens an instance of the app on the fixture's tables.
+func (f *fixture) store(t *testing.T) instance {
 	rules := findings.Evaluator(func(*fleet.Cluster) (fleet.Policy, []string) { return policyNodeImage, nil })
-	s := state.New(f.svc, state.Options{TablePrefix: f.prefix, CacheSize: 100, Now: f.clk.Now,
-		Evaluate: outbox.Evaluator(rules, f.cfg)})
+	s := state.New(f.svc, state.Options{TablePrefix: f.prefix, CacheSize: 100, Now: f.clk.Now})
 	t.Cleanup(s.Close)
-	return s
+	return instance{App: watch.New(s, watch.Options{Now: f.clk.Now, Rules: outbox.Evaluator(rules, f.cfg)}), store: s, now: f.clk.Now}
 }
 
 // read is an ARM read of the cluster showing its node OS channel, with no
@@ -138,9 +150,15 @@ func read(id string, at time.Time, nodeOS string) fleet.Signal {
 				Count: 3, NodeImageVersion: "AKSUbuntu-2204gen2containerd-202611.17.0", LatestNodeImageVersion: "AKSUbuntu-2204gen2containerd-202611.17.0"}}}}
 }
 
-func commit(t *testing.T, s *state.Store, sig fleet.Signal) state.Outcome {
+// commit ingests a signal as the app receives it. The application layer
+// refuses a signal dated after its receipt; these fixtures' reads may be
+// dated ahead of the test clock, so they are received no later than it.
+func commit(t *testing.T, s instance, sig fleet.Signal) watch.Outcome {
 	t.Helper()
-	out, err := s.Commit(context.Background(), sig)
+	if now := s.now(); sig.Time.After(now) {
+		sig.Time = now
+	}
+	out, err := s.Ingest(context.Background(), sig)
 	if err != nil {
 		t.Fatalf("commit %s: %v", sig.ID, err)
 	}
@@ -247,7 +265,7 @@ func TestTwoConcurrentSweepsSendEachStepOnce(t *testing.T) {
 		read("arm-3", t0.Add(2*time.Hour), fleet.ChannelSecurityPatch)}
 	for round, sig := range sigs {
 		f.clk.Add(30 * time.Minute)
-		commit(t, []*state.Store{a, b}[round%2], sig)
+		commit(t, []instance{a, b}[round%2], sig)
 		var wg sync.WaitGroup
 		for i := range 6 {
 			wg.Add(1)
@@ -270,7 +288,7 @@ func TestTwoConcurrentSweepsSendEachStepOnce(t *testing.T) {
 	f.clk.Add(25 * time.Hour) // a reminder of each open finding is due
 	var wg sync.WaitGroup
 	for _, p := range []struct {
-		s *state.Store
+		s instance
 		d *outbox.Dispatcher
 	}{{a, da}, {b, db}, {a, da}, {b, db}} {
 		wg.Add(1)
@@ -449,8 +467,9 @@ func TestWebhookReceivesCloudEventsWithStableIDs(t *testing.T) {
 
 func TestDispatchReportsStorageDown(t *testing.T) {
 	svc := azuritetest.Service(t, "http://127.0.0.1:1/devstoreaccount1")
-	s := state.New(svc, state.Options{Evaluate: outbox.Evaluator(findings.Evaluator(nil), outbox.Config{Sinks: []string{"webhook"}})})
-	defer s.Close()
+	st := state.New(svc, state.Options{})
+	defer st.Close()
+	s := watch.New(st, watch.Options{Rules: outbox.Evaluator(findings.Evaluator(nil), outbox.Config{Sinks: []string{"webhook"}})})
 	d := outbox.NewDispatcher(s, []notify.Sink{&sink{name: "webhook"}}, outbox.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

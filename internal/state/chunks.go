@@ -63,10 +63,6 @@ type change struct {
 	final    unit
 }
 
-func (c *change) empty() bool {
-	return len(c.facts) == 0 && len(c.findings) == 0 && len(c.final.acts) == 0
-}
-
 // changeBuilder collects a change's actions by row.
 type changeBuilder struct {
 	pk     string
@@ -139,8 +135,8 @@ func deleteAction(pk, rk string) aztables.TransactionAction {
 // changeOf builds the change that moves a partition from snap to rows: every
 // changed row, and the signal's audit row when there is a signal (the
 // sweep's re-evaluations have none). last holds the final form of rows that
-// leave the state in this change (intents delivered: see
-// fleet.Cluster.Delivered), for the archive. seq is the sequence number the
+// leave the state in this change (intents every sink is done with: see
+// leaving), for the archive. seq is the sequence number the
 // signal's row records (the partition's after the commit).
 func (s *Store) changeOf(pk string, snap *snapshot, rows, last map[string]row, sig *fleet.Signal, seq int64) (*change, error) {
 	b := newChangeBuilder(pk)
@@ -263,11 +259,20 @@ func (s *Store) plan(pk string, snap *snapshot, rows, last map[string]row, sig *
 
 // guard moves the sequence row from seq~n to seq~n+1: deleting seq~n fails if
 // another writer already moved past n; adding seq~n+1 fails if one got to n+1
-// first (or the partition was created concurrently).
+// first. A partition's first commit (n = 0) has no row to delete, and seq~1
+// is gone once the partition passed seq~2, so it also adds seq~0, which no
+// commit ever deletes: a writer that saw the partition empty before another
+// created it fails there instead of committing on an empty view.
 func guard(pk string, n int64, partial bool) ([]aztables.TransactionAction, error) {
 	var acts []aztables.TransactionAction
 	if n > 0 {
 		acts = append(acts, deleteAction(pk, seqKey(n)))
+	} else {
+		born, err := row{"Kind": KindSequence, "Seq": int64(0)}.marshal(pk, seqKey(0))
+		if err != nil {
+			return nil, err
+		}
+		acts = append(acts, aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: born})
 	}
 	r := row{"Kind": KindSequence, "Seq": n + 1}
 	if partial {

@@ -30,8 +30,8 @@ func evalStore(t *testing.T, clk *clock, prefix string, opened *atomic.Int64) *s
 	rules := findings.Evaluator(func(*fleet.Cluster) (fleet.Policy, []string) {
 		return fleet.Policy{NodeOSChannel: fleet.ChannelNodeImage, Source: "test"}, nil
 	})
-	s := state.New(svc, state.Options{TablePrefix: prefix, CacheSize: 100, Now: clk.now,
-		Evaluate: func(c *fleet.Cluster, now time.Time) []fleet.Transition {
+	s := newWithRules(svc, state.Options{TablePrefix: prefix, CacheSize: 100, Now: clk.now},
+		func(c *fleet.Cluster, now time.Time) []fleet.Transition {
 			tr := rules(c, now)
 			for _, x := range tr {
 				if x.Kind == fleet.TransitionOpened && opened != nil {
@@ -39,7 +39,7 @@ func evalStore(t *testing.T, clk *clock, prefix string, opened *atomic.Int64) *s
 				}
 			}
 			return tr
-		}})
+		})
 	t.Cleanup(s.Close)
 	if err := s.EnsureTables(context.Background()); err != nil {
 		t.Fatal(err)
@@ -112,7 +112,7 @@ func TestFindingsCommitAndSweep(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := st.Evaluate(ctx, aks1); err != nil {
+			if _, err := evaluate(ctx, st, aks1); err != nil {
 				t.Errorf("evaluate: %v", err)
 			}
 		}()

@@ -82,7 +82,7 @@ const nodeItems = maxBatch - 3
 // stay: snapshots never read them. Errors: ErrRejected (invalid node names),
 // ErrUnavailable.
 func (s *Store) ApplyNodes(ctx context.Context, id fleet.ClusterID, snap fleet.NodeSnapshot) (NodesOutcome, error) {
-	snap.ObservedAt = snap.ObservedAt.UTC().Truncate(100 * time.Nanosecond)
+	snap.ObservedAt = snap.ObservedAt.UTC().Truncate(storedTime)
 	for _, n := range snap.Nodes {
 		if !validNodeKey(n.Name) {
 			return NodesOutcome{}, fmt.Errorf("%w: node name %q cannot be a row key", ErrRejected, n.Name)
@@ -94,74 +94,70 @@ func (s *Store) ApplyNodes(ctx context.Context, id fleet.ClusterID, snap fleet.N
 	defer mu.Unlock()
 
 	out := NodesOutcome{Result: NodesApplied}
-	for attempt := 1; ; attempt++ {
-		inv, seq, nodes, err := s.loadNodes(ctx, pk)
-		if err != nil {
-			return NodesOutcome{}, err
-		}
-		if inv.SnapshotID == snap.ID && inv.Complete && out.Transactions == 0 {
-			return NodesOutcome{Result: NodesDuplicate, Inventory: inv, Nodes: sortedNodes(nodes)}, nil
-		}
-		if inv.SnapshotID != snap.ID && !inv.Newer(snap) {
-			if out.Transactions == 0 {
-				out.Result = NodesStale
-			}
-			out.Inventory, out.Nodes = inv, sortedNodes(nodes)
-			return out, nil
-		}
-		diff := fleet.DiffNodes(nodes, snap)
-		for _, n := range diff.Changed {
-			nodes[n.Name] = n
-		}
-		prune := fleet.PruneGone(nodes, snap.ObservedAt, s.nodeRetention, fleet.MaxPrunePerSnapshot)
-		for _, name := range prune {
-			delete(nodes, name)
-		}
-		chunks := chunkNodes(diff, prune)
-		final := fleet.NodeInventory{SnapshotID: snap.ID, ObservedAt: snap.ObservedAt, Complete: true, Nodes: countPresent(nodes)}
+	err := s.retry(ctx, pk+" nodes", func() error { return s.applyNodes(ctx, pk, snap, &out) })
+	if err != nil {
+		return NodesOutcome{}, err
+	}
+	return out, nil
+}
 
-		conflict := false
-		for i, chunk := range chunks {
-			mark := final
-			mark.Complete = i == len(chunks)-1
-			acts, err := nodeActions(pk, seq, mark, snap.Reporter, s.now(), chunk)
-			if err != nil {
-				return NodesOutcome{}, err
-			}
-			_, err = s.fleet.SubmitTransaction(ctx, acts, nil)
-			if err != nil {
-				switch classify(err) {
-				case classTransient:
-					return NodesOutcome{}, wrapStorage(err)
-				case classInvalid:
-					return NodesOutcome{}, fmt.Errorf("%w: storage refused node rows: %v", ErrRejected, firstLine(err))
-				}
-				conflict = true
-				break
-			}
-			seq++
-			out.Transactions++
-			for _, it := range chunk {
-				switch {
-				case it.hist != nil:
-					out.History++
-				case it.node != nil:
-					out.Changed++
-				default:
-					out.Pruned++
-				}
-			}
+// applyNodes is one attempt of ApplyNodes: it reloads the node rows and
+// commits the diff in order, counting into out what it committed (which
+// stands when a later transaction conflicts). errConflict asks for another.
+func (s *Store) applyNodes(ctx context.Context, pk string, snap fleet.NodeSnapshot, out *NodesOutcome) error {
+	inv, seq, nodes, err := s.loadNodes(ctx, pk)
+	if err != nil {
+		return err
+	}
+	if inv.SnapshotID == snap.ID && inv.Complete && out.Transactions == 0 {
+		*out = NodesOutcome{Result: NodesDuplicate, Inventory: inv, Nodes: sortedNodes(nodes)}
+		return nil
+	}
+	if inv.SnapshotID != snap.ID && !inv.Newer(snap) {
+		if out.Transactions == 0 {
+			out.Result = NodesStale
 		}
-		if !conflict {
-			out.Inventory, out.Nodes = final, sortedNodes(nodes)
-			return out, nil
+		out.Inventory, out.Nodes = inv, sortedNodes(nodes)
+		return nil
+	}
+	diff := fleet.DiffNodes(nodes, snap)
+	for _, n := range diff.Changed {
+		nodes[n.Name] = n
+	}
+	prune := fleet.PruneGone(nodes, snap.ObservedAt, s.nodeRetention, fleet.MaxPrunePerSnapshot)
+	for _, name := range prune {
+		delete(nodes, name)
+	}
+	chunks := chunkNodes(diff, prune)
+	final := fleet.NodeInventory{SnapshotID: snap.ID, ObservedAt: snap.ObservedAt, Complete: true, Nodes: countPresent(nodes)}
+	for i, chunk := range chunks {
+		mark := final
+		mark.Complete = i == len(chunks)-1
+		acts, err := nodeActions(pk, seq, mark, snap.Reporter, s.now(), chunk)
+		if err != nil {
+			return err
 		}
-		if attempt >= commitAttempts {
-			return NodesOutcome{}, fmt.Errorf("%w: nodes of %s still contended after %d attempts", ErrUnavailable, pk, attempt)
+		if _, err := s.fleet.SubmitTransaction(ctx, acts, nil); err != nil {
+			return storageErr(err)
 		}
-		s.log.Debug("node snapshot conflict, reloading", "cluster", pk, "snapshot", snap.ID, "attempt", attempt)
-		if err := backoff(ctx, attempt); err != nil {
-			return NodesOutcome{}, err
+		seq++
+		out.Transactions++
+		out.count(chunk)
+	}
+	out.Inventory, out.Nodes = final, sortedNodes(nodes)
+	return nil
+}
+
+// count adds a committed transaction's rows to the outcome.
+func (o *NodesOutcome) count(chunk []nodeItem) {
+	for _, it := range chunk {
+		switch {
+		case it.hist != nil:
+			o.History++
+		case it.node != nil:
+			o.Changed++
+		default:
+			o.Pruned++
 		}
 	}
 }
@@ -216,6 +212,9 @@ func nodeActions(pk string, seq int64, mark fleet.NodeInventory, reporter string
 	if seq > 0 {
 		b, _ := row{}.marshal(pk, nodeSeqKey(seq))
 		acts = append(acts, aztables.TransactionAction{ActionType: aztables.TransactionTypeDelete, Entity: b, IfMatch: to.Ptr(azcore.ETagAny)})
+	} else if err := put(aztables.TransactionTypeAdd, nodeSeqKey(0), row{"Kind": KindSequence, "Seq": int64(0)}); err != nil {
+		// vseq~0, never deleted: the first node write's guard (see guard in chunks.go).
+		return nil, err
 	}
 	if err := put(aztables.TransactionTypeAdd, nodeSeqKey(seq+1), row{"Kind": KindSequence, "Seq": seq + 1}); err != nil {
 		return nil, err

@@ -1,6 +1,12 @@
 // Package state keeps upgradewatch's fleet state in Azure Table storage (Azurite
 // locally) through aztables.
 //
+// Store is the repository of the application layer (internal/watch): every
+// write goes through its one primitive, Update (update.go), which loads a
+// cluster, runs the caller's closure on a copy and commits what changed; the
+// store itself never runs a rule. Node snapshots (nodes.go) keep their own
+// rows and guard but go through the same retry loop.
+//
 // Table Fleet holds one partition per cluster. Every accepted signal commits as
 // an entity-group transaction in its cluster's partition: the move of the
 // partition's sequence row from seq~n to seq~n+1 (the optimistic-concurrency
@@ -33,17 +39,19 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 )
 
-// Errors. Callers use errors.Is; the handler maps them to status codes.
+// Errors: the domain's sentinels (fleet.ErrUnavailable, …), which the store
+// maps its failures to; these aliases keep errors.Is(err, state.ErrX) working
+// while callers move to the fleet names.
 var (
 	// ErrUnavailable: storage could not be reached or answered with a transient
 	// failure (timeouts, 408, 429, 5xx), or contention did not settle. The same
 	// call may succeed later: the event must be redelivered.
-	ErrUnavailable = errors.New("state storage unavailable")
+	ErrUnavailable = fleet.ErrUnavailable
 	// ErrRejected: the signal can never be committed (the transition refused it,
 	// or storage refused its rows as invalid). Redelivery would not help.
-	ErrRejected = errors.New("signal rejected")
+	ErrRejected = fleet.ErrRejected
 	// ErrNotFound: no state for the cluster.
-	ErrNotFound = errors.New("cluster not found")
+	ErrNotFound = fleet.ErrNotFound
 )
 
 // Table base names; Options.TablePrefix is prepended.
@@ -67,11 +75,6 @@ type Options struct {
 	CacheSize   int // clusters whose last committed state is kept in memory; 0 disables
 	Logger      *slog.Logger
 	Now         func() time.Time
-	// Evaluate, if set, runs the finding rules on a cluster about to be
-	// committed: it updates c.Findings and c.NextEvaluation (see
-	// internal/findings) so that findings commit in the same transaction as
-	// the state change that caused them. It must be pure given now.
-	Evaluate func(c *fleet.Cluster, now time.Time) []fleet.Transition
 	// NodeRetention is how long the row of a node gone from the cluster's
 	// snapshots is kept (fleet.DefaultNodeRetention when zero).
 	NodeRetention time.Duration
@@ -88,7 +91,6 @@ type Store struct {
 	cache                  *lru
 	locks                  [256]sync.Mutex
 	idx                    *indexWriter
-	evaluate               func(c *fleet.Cluster, now time.Time) []fleet.Transition
 	nodeRetention          time.Duration
 	// chunkHook, when set (tests only), runs after each transaction but the
 	// last of a change committed in several; an error stops the commit there,
@@ -113,7 +115,6 @@ func New(svc *aztables.ServiceClient, o Options) *Store {
 		log:      o.Logger,
 		now:      o.Now,
 		cache:    newLRU(o.CacheSize),
-		evaluate: o.Evaluate,
 		// Gone nodes' rows are pruned after it (internal/state/nodes.go).
 		nodeRetention: o.NodeRetention,
 	}
@@ -140,112 +141,6 @@ func (s *Store) EnsureTables(ctx context.Context) error {
 // Close stops the index writer. No call may be in flight.
 func (s *Store) Close() { s.idx.close() }
 
-// Result says what a Commit did.
-type Result string
-
-// Commit results.
-const (
-	Committed Result = "committed"
-	Duplicate Result = "duplicate"
-)
-
-// Outcome is the result of a Commit.
-type Outcome struct {
-	Result Result
-	Seq    int64 // the partition's sequence number after the commit
-	// Outbox is how many notification intents the cluster owes some sink
-	// after a Committed signal (see Evaluated.Outbox); 0 for a Duplicate.
-	Outbox int
-}
-
-// Commit applies one signal to its cluster's state exactly once.
-//
-// It returns Duplicate, with no change, when the signal id was already
-// committed. Errors: ErrRejected (permanent: record and drop), ErrUnavailable
-// (transient: redeliver). A signal whose state commit succeeded but whose index
-// update failed returns ErrUnavailable too; its redelivery is a Duplicate that
-// repairs the index.
-func (s *Store) Commit(ctx context.Context, sig fleet.Signal) (Outcome, error) {
-	if sig.Cluster.IsZero() {
-		return Outcome{}, fmt.Errorf("%w: signal %s has no cluster", ErrRejected, sig.ID)
-	}
-	sig.Time = sig.Time.UTC().Truncate(100 * time.Nanosecond)
-	pk := sig.Cluster.Key()
-	mu := s.lock(pk)
-	mu.Lock()
-	defer mu.Unlock()
-
-	for attempt := 1; ; attempt++ {
-		snap, err := s.snapshot(ctx, sig.Cluster)
-		if err != nil {
-			return Outcome{}, err
-		}
-		next := snap.cluster.Clone()
-		if err := fleet.Apply(next, sig); err != nil {
-			return Outcome{}, fmt.Errorf("%w: %v", ErrRejected, err)
-		}
-		if s.evaluate != nil {
-			s.evaluate(next, s.now())
-		}
-		rows := rowsOf(next)
-		chunks, seq, err := s.plan(pk, snap, rows, leaving(next), &sig)
-		if err != nil {
-			return Outcome{}, err
-		}
-		reached, err := s.submit(ctx, pk, snap.seq, chunks)
-		if err == nil {
-			s.cache.put(pk, &snapshot{cluster: next, rows: rows, seq: seq})
-			out := Outcome{Result: Committed, Seq: seq, Outbox: len(next.Outbox)}
-			if err := s.indexAfter(ctx, snap, next, seq); err != nil {
-				return out, fmt.Errorf("%w: index update after commit %d: %v", ErrUnavailable, seq, err)
-			}
-			return out, nil
-		}
-		s.cache.drop(pk)
-		if reached > snap.seq {
-			s.log.Info("signal partly committed; the rest follows on retry or redelivery", "cluster", pk,
-				"event_id", sig.ID, "parts_committed", reached-snap.seq, "parts", len(chunks))
-		}
-		switch classify(err) {
-		case classTransient:
-			return Outcome{}, wrapStorage(err)
-		case classInvalid:
-			return Outcome{}, fmt.Errorf("%w: storage refused the rows: %v", ErrRejected, firstLine(err))
-		}
-		// Conflict: either this signal is already in, or another writer moved the
-		// partition on. The audit row tells which.
-		dup, err := s.hasSignal(ctx, pk, sig.ID)
-		if err != nil {
-			return Outcome{}, err
-		}
-		if dup {
-			return s.duplicate(ctx, sig.Cluster)
-		}
-		if attempt >= commitAttempts {
-			return Outcome{}, fmt.Errorf("%w: cluster %s still contended after %d attempts", ErrUnavailable, pk, attempt)
-		}
-		s.log.Debug("commit conflict, reloading", "cluster", pk, "event_id", sig.ID, "attempt", attempt)
-		if err := backoff(ctx, attempt); err != nil {
-			return Outcome{}, err
-		}
-	}
-}
-
-// indexAfter writes the index changes of a commit from snap to next, which
-// made the partition's sequence seq. When snap was partially applied (an
-// earlier commit of a change in several transactions did not finish), the
-// index changes of its committed parts were never written: the cluster's
-// entries are rewritten from next instead.
-func (s *Store) indexAfter(ctx context.Context, snap *snapshot, next *fleet.Cluster, seq int64) error {
-	if snap.partial {
-		if err := s.reconcileIndex(ctx, next); err != nil {
-			return err
-		}
-		return s.verifyIndex(ctx, next.ID, seq)
-	}
-	return s.applyIndex(ctx, next.ID, seq, indexOps(snap.cluster, next))
-}
-
 // backoff waits a random time that grows with the attempt before a writer
 // that lost a race on a partition's guard reloads and tries again, so that
 // two instances fighting over one partition stop colliding.
@@ -260,20 +155,21 @@ func backoff(ctx context.Context, attempt int) error {
 
 // duplicate answers a redelivered signal, repairing the index from the
 // committed state in case the first delivery failed between commit and index.
-func (s *Store) duplicate(ctx context.Context, id fleet.ClusterID) (Outcome, error) {
+func (s *Store) duplicate(ctx context.Context, id fleet.ClusterID) (Change, error) {
 	snap, err := s.load(ctx, id)
 	if err != nil {
-		return Outcome{}, err
+		return Change{}, err
 	}
 	s.cache.put(id.Key(), snap)
+	out := Change{Result: Duplicate, Seq: snap.seq, Cluster: snap.cluster.Clone()}
 	err = s.reconcileIndex(ctx, snap.cluster)
 	if err == nil {
 		err = s.verifyIndex(ctx, id, snap.seq)
 	}
 	if err != nil {
-		return Outcome{Result: Duplicate, Seq: snap.seq}, fmt.Errorf("%w: index repair: %v", ErrUnavailable, err)
+		return out, fmt.Errorf("%w: index repair: %v", ErrUnavailable, err)
 	}
-	return Outcome{Result: Duplicate, Seq: snap.seq}, nil
+	return out, nil
 }
 
 // snapshot is a cluster's committed state with the rows that encode it.
@@ -294,17 +190,43 @@ func (s *Store) snapshot(ctx context.Context, id fleet.ClusterID) (*snapshot, er
 	if err != nil {
 		return nil, err
 	}
-	s.cache.put(id.Key(), snap)
+	// A cluster with no state is never cached: the guard of a partition's
+	// first commit is only "add seq~1", which a stale empty view would pass
+	// once the partition has moved past seq~2 (seq~1 is gone by then).
+	if snap.seq > 0 {
+		s.cache.put(id.Key(), snap)
+	}
 	return snap, nil
 }
 
-// load reads a cluster's state rows (everything before the audit rows).
+// load reads a cluster's state rows (everything before the audit rows). A
+// read that finds state rows but no sequence row saw a transaction half
+// applied (the emulator does not isolate a query from a concurrent
+// transaction); committing on it would pass the first commit's guard
+// (see snapshot), so it is read again.
 func (s *Store) load(ctx context.Context, id fleet.ClusterID) (*snapshot, error) {
+	for attempt := 1; ; attempt++ {
+		snap, stored, err := s.loadOnce(ctx, id)
+		if err != nil || snap.seq > 0 || stored == 0 {
+			return snap, err
+		}
+		if attempt >= 3 {
+			return nil, fmt.Errorf("%w: load %s: state rows without a sequence row", ErrUnavailable, id.Key())
+		}
+		s.log.Debug("torn read of a partition; reading again", "cluster", id.Key())
+		if err := backoff(ctx, attempt); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// loadOnce is one read of load; stored is how many state rows it found.
+func (s *Store) loadOnce(ctx context.Context, id fleet.ClusterID) (snap *snapshot, stored int, err error) {
 	pk := id.Key()
 	filter := fmt.Sprintf("PartitionKey eq %s and RowKey lt %s", odataString(pk), odataString(stateRowsEnd))
 	ents, err := s.query(ctx, s.fleet, filter)
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", pk, err)
+		return nil, 0, fmt.Errorf("load %s: %w", pk, err)
 	}
 	rows := map[string]entity{}
 	var seq int64
@@ -321,12 +243,12 @@ func (s *Store) load(ctx context.Context, id fleet.ClusterID) (*snapshot, error)
 	}
 	c, err := clusterOf(id, rows)
 	if err != nil {
-		return nil, fmt.Errorf("%w: load %s: %v", ErrUnavailable, pk, err)
+		return nil, 0, fmt.Errorf("%w: load %s: %v", ErrUnavailable, pk, err)
 	}
 	if _, ok := rows[rkCluster]; !ok {
 		c.ID = id
 	}
-	return &snapshot{cluster: c, rows: rowsOf(c), seq: seq, partial: partial}, nil
+	return &snapshot{cluster: c, rows: rowsOf(c), seq: seq, partial: partial}, len(rows), nil
 }
 
 func (s *Store) query(ctx context.Context, c *aztables.Client, filter string) ([]entity, error) {

@@ -50,7 +50,7 @@ func open(t *testing.T, svc *aztables.ServiceClient, prefix string) *state.Store
 
 func mustCommit(t *testing.T, s *state.Store, sig fleet.Signal, want state.Result) {
 	t.Helper()
-	out, err := s.Commit(context.Background(), sig)
+	out, err := commit(context.Background(), s, sig)
 	if err != nil {
 		t.Fatalf("commit %s: %v", sig.ID, err)
 	}
@@ -170,7 +170,7 @@ func TestCommitConcurrentInstancesLoseNothing(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := st.Commit(context.Background(), sig); err != nil {
+			if _, err := commit(context.Background(), st, sig); err != nil {
 				errs <- err
 			}
 		}()
@@ -254,7 +254,7 @@ func firstUpgradeKey(t *testing.T, s *state.Store) string {
 func TestCommitRejectsInvalidSignal(t *testing.T) {
 	s, _, _ := newStore(t)
 	sig := rolling("f1", fleet.KindRollingStarted, "bad'pool", t0())
-	_, err := s.Commit(context.Background(), sig)
+	_, err := commit(context.Background(), s, sig)
 	if !errors.Is(err, state.ErrRejected) {
 		t.Fatalf("got %v, want ErrRejected", err)
 	}
@@ -287,7 +287,7 @@ func TestStorageDownIsUnavailable(t *testing.T) {
 	svc := azuritetest.Service(t, "http://127.0.0.1:1/devstoreaccount1")
 	s := state.New(svc, state.Options{TablePrefix: "down"})
 	defer s.Close()
-	_, err := s.Commit(context.Background(), rolling("g1", fleet.KindRollingStarted, "nodepool1", t0()))
+	_, err := commit(context.Background(), s, rolling("g1", fleet.KindRollingStarted, "nodepool1", t0()))
 	if !errors.Is(err, state.ErrUnavailable) {
 		t.Fatalf("got %v, want ErrUnavailable", err)
 	}

@@ -1,7 +1,8 @@
-package handlers
+package watch
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 // its own backlog and workers, and a request runs in every lane, so that a
 // lane whose work hangs never delays another's.
 type clusterQueue struct {
-	s       *Server
+	log     *slog.Logger
 	what    string // "enrichment", "dispatch": for logs
 	do      func(ctx context.Context, id fleet.ClusterID, lane string) error
 	timeout time.Duration
@@ -40,19 +41,19 @@ type laneKey struct{ lane, cluster string }
 const queueBacklog = 4096
 
 // newClusterQueue is a queue of one lane.
-func newClusterQueue(s *Server, what string, do func(ctx context.Context, id fleet.ClusterID) error, workers int, timeout time.Duration) *clusterQueue {
-	return newLaneQueue(s, what, []string{""}, func(ctx context.Context, id fleet.ClusterID, _ string) error { return do(ctx, id) }, workers, timeout)
+func newClusterQueue(log *slog.Logger, what string, do func(ctx context.Context, id fleet.ClusterID) error, workers int, timeout time.Duration) *clusterQueue {
+	return newLaneQueue(log, what, []string{""}, func(ctx context.Context, id fleet.ClusterID, _ string) error { return do(ctx, id) }, workers, timeout)
 }
 
 // newLaneQueue is a queue with a lane per name, each with its own workers.
-func newLaneQueue(s *Server, what string, lanes []string, do func(ctx context.Context, id fleet.ClusterID, lane string) error, workers int, timeout time.Duration) *clusterQueue {
+func newLaneQueue(log *slog.Logger, what string, lanes []string, do func(ctx context.Context, id fleet.ClusterID, lane string) error, workers int, timeout time.Duration) *clusterQueue {
 	if workers <= 0 {
 		workers = 2
 	}
 	if timeout <= 0 {
 		timeout = 2 * time.Minute
 	}
-	q := &clusterQueue{s: s, what: what, do: do, timeout: timeout, lanes: map[string]chan fleet.ClusterID{}, pending: map[laneKey]bool{}}
+	q := &clusterQueue{log: log, what: what, do: do, timeout: timeout, lanes: map[string]chan fleet.ClusterID{}, pending: map[laneKey]bool{}}
 	for _, lane := range lanes {
 		work := make(chan fleet.ClusterID, queueBacklog)
 		q.lanes[lane] = work
@@ -80,9 +81,9 @@ func (q *clusterQueue) request(id fleet.ClusterID, reason string) {
 		case work <- id:
 			q.pending[k] = true
 			q.busy.Add(1)
-			q.s.log.Debug(q.what+" queued", "cluster", k.cluster, "lane", lane, "reason", reason)
+			q.log.Debug(q.what+" queued", "cluster", k.cluster, "lane", lane, "reason", reason)
 		default:
-			q.s.log.Warn(q.what+" queue full; request dropped", "cluster", k.cluster, "lane", lane, "reason", reason)
+			q.log.Warn(q.what+" queue full; request dropped", "cluster", k.cluster, "lane", lane, "reason", reason)
 		}
 	}
 }
@@ -137,4 +138,11 @@ func (q *clusterQueue) idle(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// counts returns how many runs succeeded and failed.
+func (q *clusterQueue) counts() (ok, failed int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.ok, q.failed
 }

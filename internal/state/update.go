@@ -1,0 +1,267 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/upgradewatch/upgradewatch/internal/fleet"
+)
+
+// Result says what an Update did.
+type Result string
+
+// Update results.
+const (
+	// Committed: the change is in, under a new sequence number.
+	Committed Result = "committed"
+	// Duplicate: the mark's signal was committed before; nothing was written
+	// (the index was repaired from the committed state).
+	Duplicate Result = "duplicate"
+	// Unchanged: fn left the state as it was and there was no mark; nothing
+	// was written.
+	Unchanged Result = "unchanged"
+)
+
+// Change reports an Update.
+type Change struct {
+	Result Result
+	Seq    int64 // the partition's sequence number after the call
+	// Cluster is the state after the call (as committed, or as found for a
+	// Duplicate or Unchanged). It is the caller's own copy.
+	Cluster *fleet.Cluster
+}
+
+// storedTime is the precision Table storage keeps times to.
+const storedTime = 100 * time.Nanosecond
+
+// ErrNoChange, returned by an Update's fn (wrapped or not), declines the
+// change: nothing is written (not even a mark) and Update answers Unchanged
+// with the state as it was.
+var ErrNoChange = errors.New("no change")
+
+// errConflict: the partition moved on (another writer, or this signal's own
+// earlier delivery) between load and commit. retry reloads and tries again.
+var errConflict = errors.New("partition moved on")
+
+// Update is the store's one write primitive: it loads the cluster's committed
+// state (from the cache when this instance holds the latest), runs fn on a
+// copy, and commits the rows fn changed as one guarded change: one
+// entity-group transaction, or several in order when the change is bigger
+// than one holds (chunks.go). Two writers racing on one cluster are fenced by
+// the partition's sequence row: the loser reloads and fn runs again on the
+// state the winner left, so fn must decide from what it is given, never from
+// what an earlier run saw.
+//
+// mark, when set, makes the call exactly once per mark.ID: its audit row
+// (signal~<id>, the dedupe marker) commits with the change, and a call whose
+// mark is already committed writes nothing and answers Duplicate, repairing
+// the cluster's index entries in case its first delivery failed between the
+// commit and the index. Without a mark, a cluster with no state is
+// ErrNotFound and a change that writes no row is Unchanged.
+//
+// fn returning ErrNoChange declines the change: Unchanged, nothing written.
+// fn returning another error aborts the call with nothing written: the error is
+// returned as is when it is one of the sentinels (ErrRejected,
+// ErrUnavailable, ErrNotFound), else wrapped in ErrRejected. Other errors:
+// ErrRejected (storage refused the rows), ErrUnavailable (transient, or
+// contention did not settle). A change committed whose index update failed
+// answers Committed with ErrUnavailable: the state is in, the next
+// Duplicate (or the sweep) repairs the index. Safe for concurrent use.
+func (s *Store) Update(ctx context.Context, id fleet.ClusterID, mark *fleet.Signal, fn func(*fleet.Cluster) error) (Change, error) {
+	out, ops, err := s.change(ctx, id, mark, fn)
+	if err != nil || out.Result != Committed {
+		return out, err
+	}
+	if err := s.applyIndex(ctx, id, out.Seq, ops); err != nil {
+		return out, fmt.Errorf("%w: index update after commit %d: %v", ErrUnavailable, out.Seq, err)
+	}
+	return out, nil
+}
+
+// UpdateMany runs Update without a mark on several clusters (fn gets the
+// index of the cluster in ids), a few at a time,
+// and writes all their index changes together at the end: a sweep costs one
+// transaction per changed cluster plus one per index partition, not one per
+// cluster per partition. Changes and errors are in the order of ids. The
+// returned error is the index write's (ErrUnavailable): the commits stand,
+// and the next sweep repairs the entries.
+func (s *Store) UpdateMany(ctx context.Context, ids []fleet.ClusterID, workers int, fn func(i int, c *fleet.Cluster) error) ([]Change, []error, error) {
+	outs, errs := make([]Change, len(ids)), make([]error, len(ids))
+	ops := make([][]indexOp, len(ids))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, min(workers, len(ids))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				outs[i], ops[i], errs[i] = s.change(ctx, ids[i], nil, func(c *fleet.Cluster) error { return fn(i, c) })
+			}
+		}()
+	}
+	for i := range ids {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	var all []indexOp
+	for _, o := range ops {
+		all = append(all, o...)
+	}
+	if err := s.idx.apply(ctx, all); err != nil {
+		return outs, errs, fmt.Errorf("%w: index update after update: %v", ErrUnavailable, err)
+	}
+	// As applyIndex does for one commit: entries of a cluster that moved on
+	// meanwhile are rewritten from its latest state.
+	for i, o := range ops {
+		if len(o) > 0 {
+			if err := s.verifyIndex(ctx, ids[i], outs[i].Seq); err != nil {
+				return outs, errs, fmt.Errorf("%w: index check after update: %v", ErrUnavailable, err)
+			}
+		}
+	}
+	return outs, errs, nil
+}
+
+// change is Update without the index write: it returns the index changes
+// the commit calls for.
+func (s *Store) change(ctx context.Context, id fleet.ClusterID, mark *fleet.Signal, fn func(*fleet.Cluster) error) (Change, []indexOp, error) {
+	if id.IsZero() {
+		return Change{}, nil, fmt.Errorf("%w: no cluster to update", ErrRejected)
+	}
+	if fn == nil {
+		return Change{}, nil, fmt.Errorf("update %s: no change given", id.Key())
+	}
+	if mark != nil {
+		m := *mark
+		m.Time = m.Time.UTC().Truncate(storedTime)
+		mark = &m
+	}
+	pk := id.Key()
+	mu := s.lock(pk)
+	mu.Lock()
+	defer mu.Unlock()
+	var out Change
+	var ops []indexOp
+	err := s.retry(ctx, pk, func() error {
+		var err error
+		out, ops, err = s.try(ctx, id, mark, fn)
+		return err
+	})
+	return out, ops, err
+}
+
+// try is one attempt of a change: errConflict asks retry for another.
+func (s *Store) try(ctx context.Context, id fleet.ClusterID, mark *fleet.Signal, fn func(*fleet.Cluster) error) (Change, []indexOp, error) {
+	pk := id.Key()
+	snap, err := s.snapshot(ctx, id)
+	if err != nil {
+		return Change{}, nil, err
+	}
+	if mark == nil && snap.seq == 0 {
+		return Change{}, nil, fmt.Errorf("%w: %s", ErrNotFound, pk)
+	}
+	next := snap.cluster.Clone()
+	if err := fn(next); err != nil {
+		if errors.Is(err, ErrNoChange) {
+			return Change{Result: Unchanged, Seq: snap.seq, Cluster: snap.cluster.Clone()}, nil, nil
+		}
+		return Change{}, nil, aborted(err)
+	}
+	rows := rowsOf(next)
+	if mark == nil && sameRows(snap.rows, rows) {
+		return Change{Result: Unchanged, Seq: snap.seq, Cluster: next}, nil, nil
+	}
+	chunks, seq, err := s.plan(pk, snap, rows, leaving(next), mark)
+	if err != nil {
+		return Change{}, nil, err
+	}
+	reached, err := s.submit(ctx, pk, snap.seq, chunks)
+	if err == nil {
+		s.cache.put(pk, &snapshot{cluster: settled(next), rows: rows, seq: seq})
+		// The caller gets the state as it reloads, in a copy of its own.
+		out := Change{Result: Committed, Seq: seq, Cluster: settled(next)}
+		if snap.partial {
+			// What the committed parts of an unfinished change did to the
+			// index was never written: rewrite the cluster's entries.
+			if err := s.reconcileIndex(ctx, next); err != nil {
+				return out, nil, fmt.Errorf("%w: index repair after commit %d: %v", ErrUnavailable, seq, err)
+			}
+		}
+		return out, indexOps(snap.cluster, next), nil
+	}
+	s.cache.drop(pk)
+	if reached > snap.seq {
+		s.log.Info("change partly committed; the rest follows on retry or redelivery", "cluster", pk,
+			"parts_committed", reached-snap.seq, "parts", len(chunks))
+	}
+	if err := storageErr(err); !errors.Is(err, errConflict) || mark == nil {
+		return Change{}, nil, err
+	}
+	// Either this signal is already in, or another writer moved the
+	// partition on. The audit row tells which.
+	dup, err := s.hasSignal(ctx, pk, mark.ID)
+	if err != nil {
+		return Change{}, nil, err
+	}
+	if dup {
+		out, err := s.duplicate(ctx, id)
+		return out, nil, err
+	}
+	return Change{}, nil, errConflict
+}
+
+// retry is the store's one reload-and-retry loop, for cluster changes and
+// node snapshots alike: it runs attempt until that returns anything but
+// errConflict, backing off between attempts, at most commitAttempts times.
+func (s *Store) retry(ctx context.Context, pk string, attempt func() error) error {
+	for n := 1; ; n++ {
+		err := attempt()
+		if !errors.Is(err, errConflict) {
+			return err
+		}
+		if n >= commitAttempts {
+			return fmt.Errorf("%w: %s still contended after %d attempts", ErrUnavailable, pk, n)
+		}
+		s.log.Debug("commit conflict, reloading", "cluster", pk, "attempt", n)
+		if err := backoff(ctx, n); err != nil {
+			return err
+		}
+	}
+}
+
+// storageErr sorts a failed transaction: transient (ErrUnavailable), rows
+// storage can never hold (ErrRejected), or a conflict (errConflict).
+func storageErr(err error) error {
+	switch classify(err) {
+	case classTransient:
+		return wrapStorage(err)
+	case classInvalid:
+		return fmt.Errorf("%w: storage refused the rows: %v", ErrRejected, firstLine(err))
+	}
+	return errConflict
+}
+
+// aborted is the error of an Update whose fn refused the change.
+func aborted(err error) error {
+	if errors.Is(err, ErrRejected) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrRejected, err)
+}
+
+// sameRows reports whether two encodings of a state are equal.
+func sameRows(a, b map[string]row) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, r := range a {
+		if o, ok := b[k]; !ok || !o.equal(r) {
+			return false
+		}
+	}
+	return true
+}

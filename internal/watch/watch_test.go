@@ -1,0 +1,7 @@
+package watch
+
+import (
+	"log/slog"
+)
+
+var discard = slog.New(slog.DiscardHandler)
