@@ -1,9 +1,12 @@
-// Command bench measures upgradewatch's ingestion against a baseline taken in
+// Command bench measures upgradewatch's ingestion against baselines taken in
 // the same run on the same Azurite: events/s through the running handler (the
 // built executable, spoken to over the host protocol) versus raw aztables
-// single-entity upserts. The machine is shared and noisy, so the two are
-// interleaved in rounds and reported as a ratio of medians, never as absolute
-// pass/fail times.
+// single-entity upserts and the minimal exactly-once commit (one transaction
+// moving the sequence guard and adding the dedupe row). The machine is shared
+// and noisy, so baselines and handler are interleaved in rounds and reported as
+// ratios of medians, never as absolute pass/fail times. Storage requests are
+// counted by the handler itself (GET /_upgradewatch/stats) or, where the kind
+// of request matters, by a counting proxy in front of Azurite.
 package main
 
 import (
@@ -28,9 +31,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
-	"github.com/google/uuid"
 
-	"github.com/upgradewatch/upgradewatch/internal/host"
 	"github.com/upgradewatch/upgradewatch/internal/state"
 	"github.com/upgradewatch/upgradewatch/internal/timeline"
 )
@@ -38,45 +39,85 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 type config struct {
-	bin         string
-	endpoint    string
-	clusters    int
-	weeks       int
-	rounds      int
-	concurrency []int
-	readyRuns   int
-	only        string
+	bin          string
+	endpoint     string
+	clusters     int
+	weeks        int
+	rounds       int
+	concurrency  []int
+	readyRuns    int
+	only         string
+	coldClusters int
+	coldWeeks    int
+	batches      []int
 }
+
+// parts are the values -only accepts; "" runs them all.
+var parts = []string{"ingest", "cold", "batch", "nodes", "sweep", "notify", "stream"}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c config
-	var conc string
+	var conc, batches string
 	fs.StringVar(&c.bin, "handler", "bin/handler", "path of the built handler executable")
 	fs.StringVar(&c.endpoint, "endpoint", envOr("AZURITE_TABLE_ENDPOINT", "http://127.0.0.1:10002/devstoreaccount1"), "Azurite table endpoint")
-	fs.IntVar(&c.clusters, "clusters", 150, "clusters in the generated stream")
-	fs.IntVar(&c.weeks, "weeks", 3, "weeks of upgrades in the generated stream")
+	fs.IntVar(&c.clusters, "clusters", 150, "clusters in the default stream")
+	fs.IntVar(&c.weeks, "weeks", 3, "weeks of upgrades in the default stream")
 	fs.IntVar(&c.rounds, "rounds", 3, "interleaved baseline/handler rounds per concurrency")
 	fs.StringVar(&conc, "concurrency", "1,8", "comma-separated concurrency levels")
 	fs.IntVar(&c.readyRuns, "ready-runs", 15, "handler starts for the exec-to-ready measurement")
-	fs.StringVar(&c.only, "only", "", "run one part only: ingest, nodes, sweep or stream")
+	fs.StringVar(&c.only, "only", "", "run one part only: "+strings.Join(parts, ", "))
+	fs.IntVar(&c.coldClusters, "cold-clusters", 300, "clusters in the cold-fleet stream, a week each (the issue's full size: 1500; 300 keeps a routine run short)")
+	fs.IntVar(&c.coldWeeks, "cold-weeks", 1, "weeks of upgrades in the cold-fleet stream")
+	fs.StringVar(&batches, "batches", "1,10,100", "comma-separated Event Grid batch sizes (events per invocation)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	for _, s := range strings.Split(conc, ",") {
-		var n int
-		if _, err := fmt.Sscan(strings.TrimSpace(s), &n); err != nil || n < 1 {
-			fmt.Fprintf(stderr, "bad -concurrency %q\n", conc)
-			return 2
-		}
-		c.concurrency = append(c.concurrency, n)
+	var err error
+	if c.concurrency, err = positiveInts(conc); err != nil {
+		fmt.Fprintf(stderr, "bad -concurrency: %v\n", err)
+		return 2
+	}
+	if c.batches, err = positiveInts(batches); err != nil {
+		fmt.Fprintf(stderr, "bad -batches: %v\n", err)
+		return 2
+	}
+	if c.only != "" && !contains(parts, c.only) {
+		fmt.Fprintf(stderr, "bad -only %q: want one of %s\n", c.only, strings.Join(parts, ", "))
+		return 2
+	}
+	if c.rounds < 1 || c.clusters < 1 || c.weeks < 1 || c.coldClusters < 1 || c.coldWeeks < 1 {
+		fmt.Fprintln(stderr, "-rounds, -clusters, -weeks, -cold-clusters and -cold-weeks must be at least 1")
+		return 2
 	}
 	if err := bench(c, stdout); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 1
 	}
 	return 0
+}
+
+// positiveInts parses a comma-separated list of numbers of at least 1.
+func positiveInts(list string) ([]int, error) {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		var n int
+		if _, err := fmt.Sscan(strings.TrimSpace(s), &n); err != nil || n < 1 {
+			return nil, fmt.Errorf("%q: want numbers of at least 1, comma-separated", list)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
 }
 
 func envOr(k, def string) string {
@@ -97,55 +138,83 @@ func bench(c config, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "# upgradewatch benchmark (%s)\n\n", time.Now().UTC().Format(time.RFC3339))
-	switch c.only {
-	case "nodes":
-		return nodeBench(c, svc, out)
-	case "sweep":
-		return sweepBench(c, out)
-	case "stream":
-		return streamBench(c, svc, out)
+	sum := &summary{}
+	steps := []struct {
+		part string
+		run  func() error
+	}{
+		{"ingest", func() error { return ingestBench(c, svc, out, sum) }},
+		{"cold", func() error { return coldBench(c, svc, out, sum) }},
+		{"batch", func() error { return batchBench(c, out, sum) }},
+		{"nodes", func() error { return nodeBench(c, svc, out) }},
+		{"sweep", func() error { return sweepBench(c, out) }},
+		{"notify", func() error { return sweepNotifyBench(c, out, sum) }},
+		{"stream", func() error { return streamBench(c, svc, out) }},
 	}
+	for _, st := range steps {
+		if c.only != "" && c.only != st.part {
+			continue
+		}
+		if err := st.run(); err != nil {
+			return err
+		}
+	}
+	sum.write(out)
+	return nil
+}
 
+// ingestBench: exec-to-ready, then per concurrency level the default stream
+// through the handler, interleaved with three baselines.
+func ingestBench(c config, svc *aztables.ServiceClient, out io.Writer, sum *summary) error {
 	ready, err := execToReady(c)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "exec-to-ready (GET / answers), %d starts: p50 %s, max %s\n\n", len(ready), pct(ready, 50), pct(ready, 100))
-
-	fmt.Fprintln(out, "| concurrency | baseline upserts/s | baseline guard transactions/s | handler events/s | ratio to upserts | ratio to transactions | storage requests/event | handler p50 | handler p99 | upsert p50 | upsert p99 |")
-	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|")
+	evs := defaultStream(c, 0)
+	fmt.Fprintf(out, "## ingestion, default stream (%d clusters, %d weeks, %d events, one event per invocation)\n\n", c.clusters, c.weeks, len(evs))
+	fmt.Fprintln(out, "| concurrency | baseline upserts/s | baseline guard transactions/s | minimal commits/s | handler events/s | ratio to upserts | ratio to transactions | ratio to minimal commit | storage requests/event | handler p50 | handler p99 | minimal commit p50 | minimal commit p99 |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, n := range c.concurrency {
-		var baseRates, txRates, evRates, reqPer []float64
-		var baseLat, evLat []time.Duration
+		var baseRates, txRates, minRates, evRates, reqPer []float64
+		var minLat, evLat []time.Duration
 		for r := 0; r < c.rounds; r++ {
-			rate, lat, err := baseline(svc, n, 3000)
+			rate, _, err := baseline(svc, n, 3000)
 			if err != nil {
 				return fmt.Errorf("baseline: %w", err)
 			}
-			baseRates, baseLat = append(baseRates, rate), append(baseLat, lat...)
-			rate, err = baselineTx(svc, n, 3000)
-			if err != nil {
+			baseRates = append(baseRates, rate)
+			if rate, err = baselineTx(svc, n, 3000); err != nil {
 				return fmt.Errorf("transaction baseline: %w", err)
 			}
 			txRates = append(txRates, rate)
-			rate, lat, rpe, err := ingest(c, n, int64(r))
+			evs := defaultStream(c, int64(r))
+			m, err := minimalCommit(svc, evs, n)
+			if err != nil {
+				return fmt.Errorf("minimal commit: %w", err)
+			}
+			minRates, minLat = append(minRates, m.rate), append(minLat, m.lat...)
+			d, err := deliver(c, evs, n, 1)
 			if err != nil {
 				return fmt.Errorf("handler: %w", err)
 			}
-			evRates, evLat, reqPer = append(evRates, rate), append(evLat, lat...), append(reqPer, rpe)
+			evRates, evLat, reqPer = append(evRates, d.rate), append(evLat, d.lat...), append(reqPer, d.perEvent())
 		}
-		b, tx, e := median(baseRates), median(txRates), median(evRates)
-		fmt.Fprintf(out, "| %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %s | %s | %s | %s |\n", n, b, tx, e, e/b, e/tx, median(reqPer),
-			pct(evLat, 50), pct(evLat, 99), pct(baseLat, 50), pct(baseLat, 99))
+		b, tx, m, e := median(baseRates), median(txRates), median(minRates), median(evRates)
+		fmt.Fprintf(out, "| %d | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %s |\n", n, b, tx, m, e, e/b, e/tx, e/m,
+			median(reqPer), pct(evLat, 50), pct(evLat, 99), pct(minLat, 50), pct(minLat, 99))
+		sum.add(check{Name: fmt.Sprintf("requests/event, default stream, concurrency %d", n), Value: median(reqPer), Op: opAtMost, Limit: 1.5})
+		sum.add(check{Name: fmt.Sprintf("events/s ÷ minimal commit/s, default stream, concurrency %d", n), Value: e / m, Op: opAtLeast, Limit: 0.5})
 	}
-	fmt.Fprintf(out, "\nrounds: %d per concurrency (baseline and handler interleaved); medians reported.\n", c.rounds)
-	if err := nodeBench(c, svc, out); err != nil {
-		return err
-	}
-	if err := sweepBench(c, out); err != nil {
-		return err
-	}
-	return streamBench(c, svc, out)
+	fmt.Fprintf(out, "\nrounds: %d per concurrency (baselines and handler interleaved); medians reported. Minimal commit: per event one "+
+		"entity-group transaction in its cluster's partition (delete seq~n, add seq~n+1, add signal~<event id>), same stream, same order.\n", c.rounds)
+	return nil
+}
+
+// defaultStream is the generated fleet stream of round r.
+func defaultStream(c config, r int64) []timeline.Event {
+	return timeline.Generate(timeline.Options{Seed: 100 + r, Clusters: c.clusters, Weeks: c.weeks, Schema: "mixed",
+		Start: time.Date(2026, 10, 5, 0, 0, 0, 0, time.UTC)})
 }
 
 // drive runs op(worker, i) for every i below total on `workers` goroutines and
@@ -260,49 +329,6 @@ func baselineTx(svc *aztables.ServiceClient, workers, total int) (float64, error
 	return rate, err
 }
 
-// ingest delivers a generated fleet stream to a fresh handler process (its own
-// tables) and measures events/s, latency, and storage requests per event.
-func ingest(c config, workers int, seed int64) (float64, []time.Duration, float64, error) {
-	prefix := fmt.Sprintf("bench%d", time.Now().UnixNano()%1e9)
-	p, err := startHandler(c, prefix)
-	if err != nil {
-		return 0, nil, 0, err
-	}
-	defer p.stop()
-	defer dropTables(c, prefix)
-	evs := timeline.Generate(timeline.Options{Seed: 100 + seed, Clusters: c.clusters, Weeks: c.weeks, Schema: "mixed",
-		Start: time.Date(2026, 10, 5, 0, 0, 0, 0, time.UTC)})
-	bodies := make([][]byte, len(evs))
-	for i, e := range evs {
-		bodies[i], _ = host.NewEventGridRequest("event", "AksEvents", e.Raw, time.Now(), uuid.NewString())
-	}
-	before, err := p.storageRequests()
-	if err != nil {
-		return 0, nil, 0, err
-	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
-	rate, lat, err := drive(workers, len(bodies), func(_, i int) error {
-		resp, err := client.Post(p.url+"/AksEvents", "application/json; charset=utf-8", bytes.NewReader(bodies[i]))
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("event %s: status %d", evs[i].ID, resp.StatusCode)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, nil, 0, err
-	}
-	after, err := p.storageRequests()
-	if err != nil {
-		return 0, nil, 0, err
-	}
-	return rate, lat, float64(after-before) / float64(len(evs)), nil
-}
-
 func dropTables(c config, prefix string) {
 	svc, err := state.NewServiceClient(state.Connection{Name: "bench", ConnectionString: connString(c.endpoint)}, state.ClientOptions{})
 	if err != nil {
@@ -322,7 +348,7 @@ type proc struct {
 
 // launch starts the handler on a free port, as the Functions host would, without
 // waiting for it.
-func launch(c config, prefix, logLevel string) (*proc, error) {
+func launch(c config, prefix, logLevel string, env ...string) (*proc, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -335,6 +361,7 @@ func launch(c config, prefix, logLevel string) (*proc, error) {
 		"AzureWebJobsStorage="+connString(c.endpoint), "UPGRADEWATCH_TABLE_PREFIX="+prefix, "UPGRADEWATCH_LOG_LEVEL="+logLevel,
 		"UPGRADEWATCH_ENRICH=false",  // no ARM here; a background read would only add noise
 		"UPGRADEWATCH_NODE_AUTH=key") // and so no cluster OIDC issuer to verify node snapshots against
+	cmd.Env = append(cmd.Env, env...)
 	p := &proc{url: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd, log: &bytes.Buffer{}}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	p.start = time.Now()
@@ -360,8 +387,8 @@ func (p *proc) waitFor(path string, want int, poll time.Duration) error {
 }
 
 // startHandler launches the handler and waits until its tables exist.
-func startHandler(c config, prefix string) (*proc, error) {
-	p, err := launch(c, prefix, "warn")
+func startHandler(c config, prefix string, env ...string) (*proc, error) {
+	p, err := launch(c, prefix, "warn", env...)
 	if err != nil {
 		return nil, err
 	}

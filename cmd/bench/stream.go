@@ -18,6 +18,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/handlers"
 	"github.com/upgradewatch/upgradewatch/internal/host"
 	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 // The export carries a whole subscription's activity log; AKS is a small part.
@@ -42,7 +43,7 @@ func streamBench(c config, svc *aztables.ServiceClient, out io.Writer) error {
 	if err := store.EnsureTables(context.Background()); err != nil {
 		return err
 	}
-	srv := handlers.New(store, handlers.Options{MaxBodyBytes: 16 << 20})
+	srv := handlers.New(watch.New(store, watch.Options{}), handlers.Options{MaxBodyBytes: 16 << 20})
 	scratch, drop, err := scratchTable(svc, "benchstreamtx")
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/findings"
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 // sweepInFlight is how many clusters are rolling (and come due) per sweep,
@@ -116,9 +117,10 @@ func sweepFleet(c config, size int) (ms, raw float64, due int, reqs float64, fil
 	t0 := time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC)
 	clk := &benchClock{t: t0}
 	policy := fleet.Policy{NodeOSChannel: fleet.ChannelNodeImage, UpgradeChannel: fleet.UpgradePatch, Source: "bench"}
-	store := state.New(svc, state.Options{TablePrefix: prefix, CacheSize: 2000, Now: clk.now,
-		Evaluate: findings.Evaluator(func(*fleet.Cluster) (fleet.Policy, []string) { return policy, nil })})
+	store := state.New(svc, state.Options{TablePrefix: prefix, CacheSize: 2000, Now: clk.now})
 	defer store.Close()
+	app := watch.New(store, watch.Options{Now: clk.now,
+		Rules: findings.Evaluator(func(*fleet.Cluster) (fleet.Policy, []string) { return policy, nil })})
 	if err := store.EnsureTables(context.Background()); err != nil {
 		return 0, 0, 0, 0, 0, err
 	}
@@ -127,7 +129,7 @@ func sweepFleet(c config, size int) (ms, raw float64, due int, reqs float64, fil
 	}
 	start := time.Now()
 	_, _, err = drive(8, size, func(_, i int) error {
-		_, err := store.Commit(context.Background(), fleet.Signal{ID: fmt.Sprintf("arm-%d", i), Type: fleet.TypeARMRead,
+		_, err := app.Ingest(context.Background(), fleet.Signal{ID: fmt.Sprintf("arm-%d", i), Type: fleet.TypeARMRead,
 			Time: t0, Cluster: id(i), Kind: fleet.KindClusterUpdated, Profile: &fleet.ClusterProfile{
 				NodeOSUpgradeChannel: "NodeImage", UpgradeChannel: "patch", KubernetesVersion: "1.32.6",
 				Pools: []fleet.PoolProfile{{Name: "system", OSType: "Linux", OSSKU: "Ubuntu", Count: 3, MaxSurge: "33%",
@@ -139,7 +141,7 @@ func sweepFleet(c config, size int) (ms, raw float64, due int, reqs float64, fil
 	}
 	fill = time.Since(start)
 
-	srv := handlers.New(store, handlers.Options{Now: clk.now, Sweeper: store})
+	srv := handlers.New(app, handlers.Options{Now: clk.now})
 	var times, counts, raws []float64
 	for r := 0; r < c.rounds; r++ {
 		// This round's clusters start rolling ten minutes after the last round's.
@@ -147,7 +149,7 @@ func sweepFleet(c config, size int) (ms, raw float64, due int, reqs float64, fil
 		clk.set(started)
 		for k := 0; k < sweepInFlight; k++ {
 			i := (r*sweepInFlight + k) % size
-			if _, err := store.Commit(context.Background(), fleet.Signal{ID: fmt.Sprintf("s-%d-%d", r, k), Time: started,
+			if _, err := app.Ingest(context.Background(), fleet.Signal{ID: fmt.Sprintf("s-%d-%d", r, k), Time: started,
 				Cluster: id(i), Kind: fleet.KindRollingStarted, Pool: "system"}); err != nil {
 				return 0, 0, 0, 0, 0, err
 			}
