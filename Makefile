@@ -33,7 +33,7 @@ TEST_TIMEOUT ?= 15m
 # fuzz coordinator can fail a target with a bare "context deadline exceeded"
 # at the deadline (go.dev/issue/75804, fixed in Go 1.27) on a loaded machine.
 FUZZTIME     ?= 100000x
-FUZZ_TARGETS ?= internal/events:FuzzDecode internal/events:FuzzSplit internal/events:FuzzDecodeAlert internal/events:FuzzDecodeExport internal/events:FuzzDecodeResourceEvent internal/host:FuzzDecodeRequest internal/versions:FuzzParse internal/inventory:FuzzDecode internal/policy:FuzzParse internal/maintenance:FuzzBetween internal/notify:FuzzEscapeCard internal/auth:FuzzVerifyClusterToken
+FUZZ_TARGETS ?= internal/events:FuzzDecode internal/events:FuzzSplit internal/events:FuzzDecodeAlert internal/events:FuzzDecodeExport internal/events:FuzzDecodeResourceEvent internal/host:FuzzDecodeRequest internal/versions:FuzzParse internal/versions:FuzzReleaseDate internal/versions:FuzzFamily internal/inventory:FuzzDecode internal/policy:FuzzParse internal/maintenance:FuzzBetween internal/notify:FuzzEscapeCard internal/auth:FuzzVerifyClusterToken
 
 # node-reporter, the in-cluster CronJob (docs/node-reporter.md).
 NODE_REPORTER_VERSION ?= 0.1.0

@@ -245,3 +245,63 @@ func date(y, m, d int) (time.Time, bool) {
 	}
 	return t, true
 }
+
+// Image lines. AKS publishes two series of images per OS SKU: node images
+// (NodeImage channel, weekly) and security-patched images, whose versions
+// carry a -YYYY.MM.DD suffix (SecurityPatch channel). They are built and
+// rolled out separately, so a pool is only ever behind an image of its own
+// line.
+const (
+	LineNodeImage     = "NodeImage"
+	LineSecurityPatch = "SecurityPatch"
+)
+
+// familyLineSep separates the OS SKU from the line in a SecurityPatch family.
+const familyLineSep = "+"
+
+// Line is the image line a version belongs to: LineSecurityPatch when it
+// carries a SecurityPatch suffix, else LineNodeImage; "" when unknown.
+func Line(v Version) string {
+	switch {
+	case !v.Known:
+		return ""
+	case v.Patch != "":
+		return LineSecurityPatch
+	}
+	return LineNodeImage
+}
+
+// Family is the image family a version is compared within: its OS and SKU
+// (which carries the generation, architecture and flavour: 2204gen2containerd,
+// V3gen2arm64, 2022-containerd-gen2) and, for a SecurityPatch image, the
+// patch line: AKSUbuntu-2204gen2containerd+SecurityPatch. "" when the version
+// is unknown. Unlike the Family method it separates the two lines.
+func Family(v Version) string { return FamilyOn(v, Line(v)) }
+
+// FamilyOn is the family of v's OS and SKU on the given line: the family a
+// pool on the SecurityPatch channel is compared in even when the version it
+// reports carries no suffix (ARM may leave it out).
+func FamilyOn(v Version, line string) string {
+	if !v.Known {
+		return ""
+	}
+	if line == LineSecurityPatch {
+		return v.Family() + familyLineSep + LineSecurityPatch
+	}
+	return v.Family()
+}
+
+// ReleaseDate is when the image was released, read from the version itself:
+// the SecurityPatch suffix's date when it has one (the patched image is
+// newer than its base), else the build's date (YYYYMM.DD, legacy
+// YYYY.MM.DD, or Windows' YYMMDD). False for an unknown version.
+func ReleaseDate(v Version) (time.Time, bool) {
+	if !v.Known {
+		return time.Time{}, false
+	}
+	d := v.BuildDate
+	if v.PatchDate.After(d) {
+		d = v.PatchDate
+	}
+	return d, !d.IsZero()
+}
