@@ -260,7 +260,9 @@ func blockMarker(rs []rune, i int) int {
 // opensTarget reports whether rs[i:], after blanks, starts a link's target or
 // reference ("(", "[", ":"): after a "]" that makes a link.
 func opensTarget(rs []rune, i int) bool {
-	for i < len(rs) && (rs[i] == ' ' || rs[i] == '\t') {
+	// Any white space, not only blanks: a form feed or a line break between
+	// "]" and "(" must not leave a link that some renderer forms.
+	for i < len(rs) && unicode.IsSpace(rs[i]) {
 		i++
 	}
 	r := runeAt(rs, i)
