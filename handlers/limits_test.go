@@ -121,7 +121,7 @@ func instance(t *testing.T, prefix string, s *allSinksEnv, clk *clock) (*handler
 		t.Fatal(err)
 	}
 	srv := newServer(store, watch.Options{Rules: outbox.Evaluator(findings.Evaluator(func(*fleet.Cluster) (fleet.Policy, []string) { return p, nil }), cfg),
-		Sinks: s.sinks, Dispatch: outbox.Options{Now: clk.now, PublicURL: "https://upgradewatch-prod.azurewebsites.net"}},
+		NewDispatcher: dispatcher(s.sinks, outbox.Options{Now: clk.now, PublicURL: "https://upgradewatch-prod.azurewebsites.net"})},
 		handlers.Options{Now: clk.now})
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	return srv, store

@@ -101,7 +101,7 @@ func TestHangingSinkNeverDelaysAnother(t *testing.T) {
 	store := newStore(t, state.Options{Now: clk.now})
 	srv := newServer(store, watch.Options{Rules: outbox.Evaluator(findings.Evaluator(
 		func(*fleet.Cluster) (fleet.Policy, []string) { return p, nil }), cfg),
-		Sinks: sinks, Dispatch: outbox.Options{Now: clk.now}}, handlers.Options{Now: clk.now})
+		NewDispatcher: dispatcher(sinks, outbox.Options{Now: clk.now})}, handlers.Options{Now: clk.now})
 	t.Cleanup(func() {
 		close(release) // the hanging sends now answer 200, and the lanes drain
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -156,4 +156,10 @@ func TestHangingSinkNeverDelaysAnother(t *testing.T) {
 			}
 		}
 	}
+}
+
+// dispatcher makes the App's notification dispatcher over sinks, as
+// cmd/handler wires it.
+func dispatcher(sinks []notify.Sink, o outbox.Options) func(outbox.Store) watch.Dispatcher {
+	return func(store outbox.Store) watch.Dispatcher { return outbox.NewDispatcher(store, sinks, o) }
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/notify"
 	"github.com/upgradewatch/upgradewatch/internal/outbox"
 	"github.com/upgradewatch/upgradewatch/internal/policy"
-	"github.com/upgradewatch/upgradewatch/internal/remediate"
+	"github.com/upgradewatch/upgradewatch/internal/remediate/armexec"
 	"github.com/upgradewatch/upgradewatch/internal/state"
 	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
@@ -46,10 +46,10 @@ func newPolicyEnv(t *testing.T, doc string, tags map[string]string, ceiling stri
 	cfg := outbox.Config{Sinks: []string{e.sink.Name()}, RemindEvery: 24 * time.Hour}
 	e.store = newStore(t, state.Options{Now: e.clk.now})
 	e.srv = newServer(e.store, watch.Options{Rules: outbox.Evaluator(findings.Evaluator(resolve), cfg),
-		Sinks: []notify.Sink{e.sink}, Dispatch: outbox.Options{Now: e.clk.now, PublicURL: "https://upgradewatch-prod.azurewebsites.net"},
-		Enricher: arm.NewReader(&azfake.TokenCredential{}, arm.Options{ClientOptions: e.arm.options(), Now: e.clk.now}),
+		NewDispatcher: dispatcher([]notify.Sink{e.sink}, outbox.Options{Now: e.clk.now, PublicURL: "https://upgradewatch-prod.azurewebsites.net"}),
+		Enricher:      arm.NewReader(&azfake.TokenCredential{}, arm.Options{ClientOptions: e.arm.options(), Now: e.clk.now}),
 		Remediation: &watch.Remediation{Policy: policyFor, Ceiling: ceiling, PerSweep: 5, Outbox: cfg, Owner: "test",
-			Executor: remediate.NewExecutor(&azfake.TokenCredential{}, remediate.Options{ClientOptions: e.arm.options(), Now: e.clk.now})}},
+			Executor: armexec.NewExecutor(&azfake.TokenCredential{}, armexec.Options{ClientOptions: e.arm.options(), Now: e.clk.now})}},
 		handlers.Options{Now: e.clk.now})
 	t.Cleanup(func() { _ = e.srv.Shutdown(context.Background()) })
 	if code, body := serve(t, e.srv, http.MethodPost, analyticsAPI+"/refresh", nil); code != http.StatusOK {

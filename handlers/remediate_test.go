@@ -26,7 +26,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/host"
 	"github.com/upgradewatch/upgradewatch/internal/notify"
 	"github.com/upgradewatch/upgradewatch/internal/outbox"
-	"github.com/upgradewatch/upgradewatch/internal/remediate"
+	"github.com/upgradewatch/upgradewatch/internal/remediate/armexec"
 	"github.com/upgradewatch/upgradewatch/internal/state"
 	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
@@ -60,7 +60,7 @@ func newFleetARM(t *testing.T, remediateTag string, now func() time.Time) *fleet
 	t.Helper()
 	f := &fleetARM{writes: map[string]int{}, now: now}
 	for name, v := range map[string]any{"cluster-unmanaged.json": &f.cluster, "agentpool-spark.json": &f.pool} {
-		b, err := os.ReadFile("../internal/remediate/testdata/" + name)
+		b, err := os.ReadFile("../internal/remediate/armexec/testdata/" + name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -239,10 +239,10 @@ func newRemediationEnv(t *testing.T, tag, ceiling string, at time.Time) *remedia
 	e.store = newStore(t, state.Options{Now: e.clk.now})
 	e.srv = newServer(e.store, watch.Options{Rules: outbox.Evaluator(findings.Evaluator(
 		func(c *fleet.Cluster) (fleet.Policy, []string) { return policyFor(c), nil }), cfg),
-		Sinks: []notify.Sink{e.sink}, Dispatch: outbox.Options{Now: e.clk.now, PublicURL: "https://upgradewatch-prod.azurewebsites.net"},
-		Enricher: arm.NewReader(&azfake.TokenCredential{}, arm.Options{ClientOptions: e.arm.options(), Now: e.clk.now}),
+		NewDispatcher: dispatcher([]notify.Sink{e.sink}, outbox.Options{Now: e.clk.now, PublicURL: "https://upgradewatch-prod.azurewebsites.net"}),
+		Enricher:      arm.NewReader(&azfake.TokenCredential{}, arm.Options{ClientOptions: e.arm.options(), Now: e.clk.now}),
 		Remediation: &watch.Remediation{Policy: policyFor, Ceiling: ceiling, PerSweep: 5, Outbox: cfg, Owner: "test",
-			Executor: remediate.NewExecutor(&azfake.TokenCredential{}, remediate.Options{ClientOptions: e.arm.options(), Now: e.clk.now})}},
+			Executor: armexec.NewExecutor(&azfake.TokenCredential{}, armexec.Options{ClientOptions: e.arm.options(), Now: e.clk.now})}},
 		handlers.Options{Now: e.clk.now})
 	t.Cleanup(func() { _ = e.srv.Shutdown(context.Background()) })
 	// The cluster as ARM shows it: ChannelDrift (Unmanaged, NodeImage expected)

@@ -26,7 +26,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/notify"
 	"github.com/upgradewatch/upgradewatch/internal/outbox"
 	"github.com/upgradewatch/upgradewatch/internal/policy"
-	"github.com/upgradewatch/upgradewatch/internal/remediate"
+	"github.com/upgradewatch/upgradewatch/internal/remediate/armexec"
 	"github.com/upgradewatch/upgradewatch/internal/state"
 	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
@@ -183,7 +183,12 @@ func newApp(cfg Config, store *state.Store, sinks []notify.Sink, policies *polic
 		notifyCfg.Sinks = append(notifyCfg.Sinks, sk.Name())
 	}
 	o := watch.Options{Logger: log, Rules: outbox.Evaluator(findings.Evaluator(resolve), notifyCfg),
-		EnrichTimeout: cfg.EnrichTimeout, Sinks: sinks, Dispatch: outbox.Options{PublicURL: cfg.Notify.PublicURL, Logger: log}}
+		EnrichTimeout: cfg.EnrichTimeout}
+	if len(sinks) > 0 {
+		o.NewDispatcher = func(store outbox.Store) watch.Dispatcher {
+			return outbox.NewDispatcher(store, sinks, outbox.Options{PublicURL: cfg.Notify.PublicURL, Logger: log})
+		}
+	}
 	if cfg.Enrich {
 		if c := credential(); c != nil {
 			o.Enricher = arm.NewReader(c, arm.Options{})
@@ -198,7 +203,7 @@ func newApp(cfg Config, store *state.Store, sinks []notify.Sink, policies *polic
 			// Only clusters that opt in are ever touched; the credential is
 			// made now so that a missing one shows at start.
 			if c := credential(); c != nil {
-				rm.Executor = remediate.NewExecutor(c, remediate.Options{})
+				rm.Executor = armexec.NewExecutor(c, armexec.Options{})
 			} else {
 				log.Error("remediation limited to dry runs: no ARM credential")
 			}

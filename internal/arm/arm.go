@@ -38,8 +38,9 @@ var (
 	// caller can still tell ARM's unavailability from storage's.
 	ErrUnavailable = fmt.Errorf("ARM %w", fleet.ErrUnavailable)
 	// ErrForbidden is permanent until an operator acts: the identity lacks a
-	// role assignment (401/403) or cannot see the subscription at all.
-	ErrForbidden = errors.New("ARM access forbidden")
+	// role assignment (401/403) or cannot see the subscription at all. It is
+	// the domain's fleet.ErrForbidden (errors.Is matches both).
+	ErrForbidden = fmt.Errorf("ARM access %w", fleet.ErrForbidden)
 )
 
 // Options configure a Reader. The zero value is usable.

@@ -20,4 +20,8 @@ var (
 	// ErrNotFound: what was asked for does not exist (no state for the
 	// cluster).
 	ErrNotFound = errors.New("not found")
+	// ErrForbidden: a dependency refused the app's own identity (it lacks a
+	// role assignment, or cannot see the subscription). Retrying will not
+	// help until an operator grants access.
+	ErrForbidden = errors.New("forbidden")
 )

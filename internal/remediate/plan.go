@@ -4,7 +4,8 @@
 //
 // Decide is the planner: a pure function of (cluster state, policy, the
 // deployment's ceiling, now) that names at most one action to take now and
-// says why every other remediable finding waits. The Executor carries one
+// says why every other remediable finding waits. This package is pure: it
+// imports no Azure SDK. The executor (internal/remediate/armexec) carries one
 // action out on Azure Resource Manager and returns once ARM accepted it;
 // rolling events and ARM reads report how it goes.
 //

@@ -17,12 +17,6 @@ func (s *Store) RepairIndex(ctx context.Context, id fleet.ClusterID) error {
 	return s.reconcileIndex(ctx, snap.cluster)
 }
 
-// DueEntry is a cluster the sweep must re-evaluate.
-type DueEntry struct {
-	Cluster fleet.ClusterID
-	At      time.Time
-}
-
 // Due lists clusters whose next evaluation is at or before now, oldest first,
 // at most limit. One range query on the index: its cost depends on how many
 // are due, not on the size of the fleet.
@@ -42,13 +36,6 @@ func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]DueEntry, 
 			ResourceGroup: e.str("ResourceGroup"), Name: e.str("ClusterName")}})
 	}
 	return out, nil
-}
-
-// FindingEntry is one open finding as the index lists it.
-type FindingEntry struct {
-	Cluster  fleet.ClusterID
-	Finding  fleet.Finding
-	Resource string // ARM ID of the cluster
 }
 
 // OpenFindings lists the open findings of the whole fleet from the index: one

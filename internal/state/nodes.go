@@ -37,27 +37,6 @@ const (
 	KindNodeInventory = "NodeInventory"
 )
 
-// NodesResult says what ApplyNodes did.
-type NodesResult string
-
-// ApplyNodes results.
-const (
-	NodesApplied   NodesResult = "applied"
-	NodesDuplicate NodesResult = "duplicate" // this snapshot was already applied: nothing written
-	NodesStale     NodesResult = "stale"     // a newer snapshot is already applied: nothing written
-)
-
-// NodesOutcome reports an ApplyNodes.
-type NodesOutcome struct {
-	Result       NodesResult
-	Changed      int // node rows written
-	History      int // history rows written
-	Pruned       int // rows of nodes gone longer than the retention, deleted
-	Transactions int
-	Inventory    fleet.NodeInventory
-	Nodes        []fleet.Node // the cluster's nodes after the call, gone ones included, by name
-}
-
 // nodeItems is the room left in a transaction after the guard (2 rows) and the
 // inventory mark.
 const nodeItems = maxBatch - 3
@@ -142,14 +121,14 @@ func (s *Store) applyNodes(ctx context.Context, pk string, snap fleet.NodeSnapsh
 		}
 		seq++
 		out.Transactions++
-		out.count(chunk)
+		countRows(out, chunk)
 	}
 	out.Inventory, out.Nodes = final, sortedNodes(nodes)
 	return nil
 }
 
 // count adds a committed transaction's rows to the outcome.
-func (o *NodesOutcome) count(chunk []nodeItem) {
+func countRows(o *NodesOutcome, chunk []nodeItem) {
 	for _, it := range chunk {
 		switch {
 		case it.hist != nil:

@@ -10,30 +10,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 )
 
-// Dispositions of a Rejected row.
-const (
-	DispositionRejected    = "Rejected"    // could not be decoded or committed; never will be
-	DispositionUnsupported = "Unsupported" // well-formed, but nothing upgradewatch tracks, and no cluster to file it under
-)
-
 // maxStoredBody bounds the excerpt of a rejected body kept in its row. It stays
 // well under Table storage's 64 KiB string limit (and under the size at which
 // Azurite corrupts multi-byte characters in single-entity writes).
 const maxStoredBody = 16 * 1024
-
-// Rejection is an input that was answered but not committed to a cluster.
-type Rejection struct {
-	Disposition  string
-	Reason       string
-	Function     string
-	InvocationID string
-	EventID      string
-	EventType    string
-	Source       string
-	Subject      string
-	Body         []byte
-	ReceivedAt   time.Time
-}
 
 // RecordRejection keeps a rejected input in the Rejected table. It is
 // idempotent: a redelivery of the same body overwrites the same row

@@ -161,9 +161,42 @@ func (e entity) stamp(prefix string) fleet.Stamp {
 }
 
 // rowsOf encodes a cluster's state as the rows of its partition (without the
-// sequence row and without signal rows), keyed by RowKey.
+// sequence row and without signal rows), keyed by RowKey: one function per
+// row kind.
 func rowsOf(c *fleet.Cluster) map[string]row {
 	out := make(map[string]row, 2+len(c.Pools)+len(c.Upgrades)+len(c.Scheduled))
+	out[rkCluster] = clusterRow(c)
+	for _, p := range c.Pools {
+		out[rkPoolPrefix+p.Name] = poolRow(p)
+	}
+	for _, u := range c.Upgrades {
+		out[rkOpPrefix+u.Key] = upgradeRow(u)
+	}
+	for _, a := range c.Activities {
+		out[activityKey(a)] = activityRow(a)
+	}
+	for _, f := range c.Findings {
+		out[findingKey(f.Code, f.Target)] = findingRow(f)
+	}
+	for id, i := range c.Outbox {
+		if !i.Done() { // done: archived by the commit (see leaving)
+			out[rkOutPrefix+safeKey(id)] = intentRow(i)
+		}
+	}
+	for id, m := range c.Remediations {
+		out[rkRemPrefix+safeKey(id)] = remediationRow(m)
+	}
+	for id, s := range c.Scheduled {
+		out[rkSchedPrefix+safeKey(id)] = scheduledRow(s)
+	}
+	for _, r := range out {
+		fitRow(r)
+	}
+	return out
+}
+
+// clusterRow is the cluster's head row (RowKey "cluster").
+func clusterRow(c *fleet.Cluster) row {
 	head := row{
 		"Kind":                             KindCluster,
 		"SubscriptionId":                   c.ID.SubscriptionID,
@@ -216,263 +249,290 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 		head["OidcIssuer"] = c.OIDCIssuer
 		setStamp(head, "OidcIssuer", c.OIDCIssuerAt)
 	}
-	out[rkCluster] = head
-
-	for _, p := range c.Pools {
-		r := row{
-			"Kind":                KindNodePool,
-			"Pool":                p.Name,
-			"Mode":                p.Spec.Mode,
-			"OsType":              p.Spec.OSType,
-			"OsSku":               p.Spec.OSSKU,
-			"VmSize":              p.Spec.VMSize,
-			"Count":               int32(p.Spec.Count),
-			"OrchestratorVersion": p.Spec.OrchestratorVersion,
-			"NodeImageVersion":    p.Spec.NodeImageVersion,
-			"ProvisioningState":   p.Spec.ProvisioningState,
-			"MaxSurge":            p.Spec.MaxSurge,
-			"MaxUnavailable":      p.Spec.MaxUnavailable,
-			"DrainTimeoutMinutes": int32(p.Spec.DrainTimeoutMinutes),
-			"NodeSoakMinutes":     int32(p.Spec.NodeSoakMinutes),
-			"UndrainableBehavior": p.Spec.UndrainableBehavior,
-			"Removed":             p.Removed,
-			"RollingState":        p.RollingState,
-			"LatestUpgrade":       p.LatestUpgrade,
-			"Gpu":                 fleet.IsGPUSize(p.Spec.VMSize),
-		}
-		setTime(r, "RollingSince", p.RollingSince)
-		setStamp(r, "Spec", p.SpecAt)
-		setStamp(r, "Presence", p.Presence)
-		setDeletionReport(r, p.DeletionReported)
-		if p.LatestImage != "" {
-			r["LatestNodeImageVersion"] = p.LatestImage
-			setStamp(r, "LatestImage", p.LatestImageAt)
-		}
-		if p.Nodes != nil {
-			r["Nodes"] = int32(p.Nodes.Nodes)
-			r["NodesReady"] = int32(p.Nodes.Ready)
-			r["NodesQuarantined"] = int32(p.Nodes.Quarantined)
-			r["NodesCordoned"] = int32(p.Nodes.Cordoned)
-			nodeVersionsColumn(r, p.Nodes)
-			setStamp(r, "Nodes", p.NodesAt)
-		}
-		imagesColumn(r, p.Images)
-		out[rkPoolPrefix+p.Name] = r
-	}
-	for _, u := range c.Upgrades {
-		r := row{
-			"Kind":        KindUpgrade,
-			"Pool":        u.Pool,
-			"Outcome":     u.Outcome,
-			"SignalCount": int32(len(u.Signals)),
-		}
-		signalsColumn(r, u.Signals)
-		setTime(r, "StartedAt", u.StartedAt)
-		setTime(r, "EndedAt", u.EndedAt)
-		if u.ImageBefore != "" {
-			r["ImageBefore"] = u.ImageBefore
-		}
-		if u.ImageAfter != "" {
-			r["ImageAfter"] = u.ImageAfter
-		}
-		if u.Trigger != "" {
-			r["Trigger"], r["RequestedBy"], r["RequestedByType"] = u.Trigger, u.RequestedBy, u.RequestedByType
-			r["RequestCorrelationId"] = u.RequestCorrelationID
-			setTime(r, "RequestedAt", u.RequestedAt)
-		}
-		if ch := u.ChannelChange; ch != nil {
-			r["ChannelChange"] = clipJSONObject(jsonText(channelChangeColOf(ch)), 4096)
-			r["ChannelFrom"], r["ChannelTo"], r["ChannelChangedBy"] = ch.From, ch.To, ch.Actor
-		}
-		if len(u.Failures) > 0 {
-			r["Failures"] = jsonText(activityJSON(u.Failures[max(0, len(u.Failures)-10):]))
-			r["FailureMessage"] = truncateUTF16(lastFailureMessage(u.Failures), 1024)
-		}
-		if u.ClosedBy != "" {
-			r["ClosedBy"] = u.ClosedBy
-		}
-		out[rkOpPrefix+u.Key] = r
-	}
-	for _, a := range c.Activities {
-		out[activityKey(a)] = activityRow(a)
-	}
-	for _, f := range c.Findings {
-		out[findingKey(f.Code, f.Target)] = findingRow(f)
-	}
-	for id, i := range c.Outbox {
-		if !i.Done() { // done: archived by the commit (see leaving)
-			out[rkOutPrefix+safeKey(id)] = intentRow(i)
-		}
-	}
-	for id, m := range c.Remediations {
-		out[rkRemPrefix+safeKey(id)] = remediationRow(m)
-	}
-	for id, s := range c.Scheduled {
-		r := row{
-			"Kind":        KindScheduled,
-			"EventId":     s.EventID,
-			"Status":      s.Status,
-			"EventSource": s.Source,
-			"Description": s.Description,
-			"UpgradeType": s.UpgradeType,
-			"Details":     truncateUTF16(s.Details, 8000),
-		}
-		setTime(r, "ScheduledTime", s.ScheduledTime)
-		setTime(r, "StartTime", s.StartTime)
-		setTime(r, "LastUpdateTime", s.LastUpdateTime)
-		setStamp(r, "Observed", s.Observed)
-		out[rkSchedPrefix+safeKey(id)] = r
-	}
-	for _, r := range out {
-		fitRow(r)
-	}
-	return out
+	return head
 }
 
-// clusterOf rebuilds the domain state from the rows of a partition.
+// poolRow is a node pool's row (pool~<name>).
+func poolRow(p *fleet.Pool) row {
+	r := row{
+		"Kind":                KindNodePool,
+		"Pool":                p.Name,
+		"Mode":                p.Spec.Mode,
+		"OsType":              p.Spec.OSType,
+		"OsSku":               p.Spec.OSSKU,
+		"VmSize":              p.Spec.VMSize,
+		"Count":               int32(p.Spec.Count),
+		"OrchestratorVersion": p.Spec.OrchestratorVersion,
+		"NodeImageVersion":    p.Spec.NodeImageVersion,
+		"ProvisioningState":   p.Spec.ProvisioningState,
+		"MaxSurge":            p.Spec.MaxSurge,
+		"MaxUnavailable":      p.Spec.MaxUnavailable,
+		"DrainTimeoutMinutes": int32(p.Spec.DrainTimeoutMinutes),
+		"NodeSoakMinutes":     int32(p.Spec.NodeSoakMinutes),
+		"UndrainableBehavior": p.Spec.UndrainableBehavior,
+		"Removed":             p.Removed,
+		"RollingState":        p.RollingState,
+		"LatestUpgrade":       p.LatestUpgrade,
+		"Gpu":                 fleet.IsGPUSize(p.Spec.VMSize),
+	}
+	setTime(r, "RollingSince", p.RollingSince)
+	setStamp(r, "Spec", p.SpecAt)
+	setStamp(r, "Presence", p.Presence)
+	setDeletionReport(r, p.DeletionReported)
+	if p.LatestImage != "" {
+		r["LatestNodeImageVersion"] = p.LatestImage
+		setStamp(r, "LatestImage", p.LatestImageAt)
+	}
+	if p.Nodes != nil {
+		r["Nodes"] = int32(p.Nodes.Nodes)
+		r["NodesReady"] = int32(p.Nodes.Ready)
+		r["NodesQuarantined"] = int32(p.Nodes.Quarantined)
+		r["NodesCordoned"] = int32(p.Nodes.Cordoned)
+		nodeVersionsColumn(r, p.Nodes)
+		setStamp(r, "Nodes", p.NodesAt)
+	}
+	imagesColumn(r, p.Images)
+	return r
+}
+
+// upgradeRow is an upgrade operation's row (op~<key>).
+func upgradeRow(u *fleet.Upgrade) row {
+	r := row{
+		"Kind":        KindUpgrade,
+		"Pool":        u.Pool,
+		"Outcome":     u.Outcome,
+		"SignalCount": int32(len(u.Signals)),
+	}
+	signalsColumn(r, u.Signals)
+	setTime(r, "StartedAt", u.StartedAt)
+	setTime(r, "EndedAt", u.EndedAt)
+	if u.ImageBefore != "" {
+		r["ImageBefore"] = u.ImageBefore
+	}
+	if u.ImageAfter != "" {
+		r["ImageAfter"] = u.ImageAfter
+	}
+	if u.Trigger != "" {
+		r["Trigger"], r["RequestedBy"], r["RequestedByType"] = u.Trigger, u.RequestedBy, u.RequestedByType
+		r["RequestCorrelationId"] = u.RequestCorrelationID
+		setTime(r, "RequestedAt", u.RequestedAt)
+	}
+	if ch := u.ChannelChange; ch != nil {
+		r["ChannelChange"] = clipJSONObject(jsonText(channelChangeColOf(ch)), 4096)
+		r["ChannelFrom"], r["ChannelTo"], r["ChannelChangedBy"] = ch.From, ch.To, ch.Actor
+	}
+	if len(u.Failures) > 0 {
+		r["Failures"] = jsonText(activityJSON(u.Failures[max(0, len(u.Failures)-10):]))
+		r["FailureMessage"] = truncateUTF16(lastFailureMessage(u.Failures), 1024)
+	}
+	if u.ClosedBy != "" {
+		r["ClosedBy"] = u.ClosedBy
+	}
+	return r
+}
+
+// scheduledRow is a scheduled event's row (sched~<event id>).
+func scheduledRow(s *fleet.ScheduledState) row {
+	r := row{
+		"Kind":        KindScheduled,
+		"EventId":     s.EventID,
+		"Status":      s.Status,
+		"EventSource": s.Source,
+		"Description": s.Description,
+		"UpgradeType": s.UpgradeType,
+		"Details":     truncateUTF16(s.Details, 8000),
+	}
+	setTime(r, "ScheduledTime", s.ScheduledTime)
+	setTime(r, "StartTime", s.StartTime)
+	setTime(r, "LastUpdateTime", s.LastUpdateTime)
+	setStamp(r, "Observed", s.Observed)
+	return r
+}
+
+// clusterOf rebuilds the domain state from the rows of a partition: one
+// function per row kind.
 func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, error) {
 	c := fleet.NewCluster(id)
 	if head, ok := rows[rkCluster]; ok {
-		c.ID = fleet.ClusterID{SubscriptionID: head.str("SubscriptionId"), ResourceGroup: head.str("ResourceGroup"), Name: head.str("ClusterName")}
-		c.Signals = head.int("Signals")
-		c.FirstEventAt = head.time("FirstEventAt")
-		c.LastEventAt = head.time("LastEventAt")
-		c.Location = head.str("Location")
-		c.KubernetesVersion = head.str("KubernetesVersion")
-		c.UpgradeChannel = head.str("UpgradeChannel")
-		c.NodeOSUpgradeChannel = head.str("NodeOSUpgradeChannel")
-		c.ProvisioningState = head.str("ProvisioningState")
-		tags, err := readTags(head, id)
-		if err != nil {
+		if err := readClusterRow(c, id, head); err != nil {
 			return nil, err
-		}
-		c.Tags = tags
-		c.Deleted = head.bool("Deleted")
-		c.ProfileAt = head.stamp("Profile")
-		c.Presence = head.stamp("Presence")
-		c.PoolsListed = head.stamp("PoolsListed")
-		c.Support = head.str("Support")
-		c.SupportVersion = head.str("SupportVersion")
-		c.SupportAt = head.stamp("Support")
-		c.Versions = fleet.KubernetesVersions{
-			LatestSupported: head.str("LatestSupportedKubernetesVersion"),
-			LatestStable:    head.str("LatestStableKubernetesVersion"),
-			LowestMinor:     head.str("LowestMinorKubernetesVersion"),
-			LatestPreview:   head.str("LatestPreviewKubernetesVersion"),
-		}
-		c.VersionsAt = head.stamp("Versions")
-		c.NodesListed = head.stamp("NodesListed")
-		c.NodeOSChannelChangedAt = head.time("NodeOSChannelChangedAt")
-		c.UpgradeChannelChangedAt = head.time("UpgradeChannelChangedAt")
-		c.NextEvaluation = head.time("NextEvaluation")
-		if v, ok := head["Channels"].(string); ok {
-			if c.Channels, err = readChannels(v); err != nil {
-				return nil, fmt.Errorf("cluster %s: Channels column: %w", id, err)
-			}
-		}
-		if m, ok := head["Maintenance"].(string); ok {
-			c.MaintenanceKnown, c.MaintenanceAt = true, head.stamp("Maintenance")
-			if c.Maintenance, err = readMaintenance(m); err != nil {
-				return nil, fmt.Errorf("cluster %s: Maintenance column: %w", id, err)
-			}
-		}
-		if at := head.stamp("OidcIssuer"); !at.IsZero() {
-			c.OIDCIssuerKnown, c.OIDCIssuer, c.OIDCIssuerAt = true, head.str("OidcIssuer"), at
 		}
 	}
 	for rk, e := range rows {
-		switch {
-		case strings.HasPrefix(rk, rkPoolPrefix):
-			name := strings.TrimPrefix(rk, rkPoolPrefix)
-			p := &fleet.Pool{
-				Name: name,
-				Spec: fleet.PoolProfile{
-					Name: name, Mode: e.str("Mode"), OSType: e.str("OsType"), OSSKU: e.str("OsSku"),
-					VMSize: e.str("VmSize"), Count: int(e.int("Count")),
-					OrchestratorVersion: e.str("OrchestratorVersion"), NodeImageVersion: e.str("NodeImageVersion"),
-					ProvisioningState: e.str("ProvisioningState"), MaxSurge: e.str("MaxSurge"),
-					MaxUnavailable: e.str("MaxUnavailable"), DrainTimeoutMinutes: int(e.int("DrainTimeoutMinutes")),
-					NodeSoakMinutes: int(e.int("NodeSoakMinutes")), UndrainableBehavior: e.str("UndrainableBehavior"),
-				},
-				SpecAt:        e.stamp("Spec"),
-				Removed:       e.bool("Removed"),
-				Presence:      e.stamp("Presence"),
-				RollingState:  e.str("RollingState"),
-				RollingSince:  e.time("RollingSince"),
-				LatestUpgrade: e.str("LatestUpgrade"),
-				LatestImage:   e.str("LatestNodeImageVersion"),
-				LatestImageAt: e.stamp("LatestImage"),
-			}
-			if v, ok := e["NodeVersions"].(string); ok {
-				p.Nodes = &fleet.PoolNodes{Nodes: int(e.int("Nodes")), Ready: int(e.int("NodesReady")),
-					Quarantined: int(e.int("NodesQuarantined")), Cordoned: int(e.int("NodesCordoned"))}
-				p.NodesAt = e.stamp("Nodes")
-				if err := json.Unmarshal([]byte(v), &p.Nodes.Versions); err != nil {
-					return nil, fmt.Errorf("cluster %s: pool %s: NodeVersions column: %w", id, name, err)
-				}
-				if p.Nodes.Versions == nil {
-					p.Nodes.Versions = map[string]int{}
-				}
-			}
-			if v, ok := e["Images"].(string); ok {
-				var err error
-				if p.Images, err = readImages(v); err != nil {
-					return nil, fmt.Errorf("cluster %s: pool %s: Images column: %w", id, name, err)
-				}
-			}
-			c.Pools[name] = p
-		case strings.HasPrefix(rk, rkOpPrefix):
-			u := &fleet.Upgrade{
-				Key:       strings.TrimPrefix(rk, rkOpPrefix),
-				Pool:      e.str("Pool"),
-				Outcome:   e.str("Outcome"),
-				StartedAt: e.time("StartedAt"),
-				EndedAt:   e.time("EndedAt"),
-
-				ImageBefore: e.str("ImageBefore"),
-				ImageAfter:  e.str("ImageAfter"),
-
-				ClosedBy: e.str("ClosedBy"),
-			}
-			var err error
-			if u.Signals, err = readSignals(e.str("Signals")); err != nil || len(u.Signals) == 0 {
-				return nil, fmt.Errorf("cluster %s: upgrade %s: unreadable Signals column", id, u.Key)
-			}
-			c.Upgrades[u.Key] = u
-		case strings.HasPrefix(rk, rkActPrefix):
-			c.Activities = append(c.Activities, activityOf(e))
-		case strings.HasPrefix(rk, rkFindPrefix):
-			f := findingOf(e)
-			c.Findings[f.Key()] = f
-		case strings.HasPrefix(rk, rkOutPrefix):
-			if c.Outbox == nil {
-				c.Outbox = map[string]*fleet.Intent{}
-			}
-			id := strings.TrimPrefix(rk, rkOutPrefix)
-			c.Outbox[id] = intentOf(id, e)
-		case strings.HasPrefix(rk, rkRemPrefix):
-			if c.Remediations == nil {
-				c.Remediations = map[string]*fleet.Remediation{}
-			}
-			id := strings.TrimPrefix(rk, rkRemPrefix)
-			c.Remediations[id] = remediationOf(id, e)
-		case strings.HasPrefix(rk, rkSchedPrefix):
-			s := &fleet.ScheduledState{
-				ScheduledEvent: fleet.ScheduledEvent{
-					EventID: e.str("EventId"), Status: e.str("Status"), Source: e.str("EventSource"),
-					Description: e.str("Description"), UpgradeType: e.str("UpgradeType"), Details: e.str("Details"),
-					ScheduledTime: e.time("ScheduledTime"), StartTime: e.time("StartTime"),
-					LastUpdateTime: e.time("LastUpdateTime"),
-				},
-				Observed: e.stamp("Observed"),
-			}
-			c.Scheduled[s.EventID] = s
+		if err := readRow(c, id, rk, e); err != nil {
+			return nil, err
 		}
 	}
 	// What derives from the activities (attribution, channel changes) is
 	// derived again rather than read back.
 	c.Rederive()
 	return c, nil
+}
+
+// readRow adds one state row other than the head to c, by its RowKey's kind.
+func readRow(c *fleet.Cluster, id fleet.ClusterID, rk string, e entity) error {
+	switch {
+	case strings.HasPrefix(rk, rkPoolPrefix):
+		p, err := poolOf(id, strings.TrimPrefix(rk, rkPoolPrefix), e)
+		if err != nil {
+			return err
+		}
+		c.Pools[p.Name] = p
+	case strings.HasPrefix(rk, rkOpPrefix):
+		u, err := upgradeOf(id, strings.TrimPrefix(rk, rkOpPrefix), e)
+		if err != nil {
+			return err
+		}
+		c.Upgrades[u.Key] = u
+	case strings.HasPrefix(rk, rkActPrefix):
+		c.Activities = append(c.Activities, activityOf(e))
+	case strings.HasPrefix(rk, rkFindPrefix):
+		f := findingOf(e)
+		c.Findings[f.Key()] = f
+	case strings.HasPrefix(rk, rkOutPrefix):
+		if c.Outbox == nil {
+			c.Outbox = map[string]*fleet.Intent{}
+		}
+		key := strings.TrimPrefix(rk, rkOutPrefix)
+		c.Outbox[key] = intentOf(key, e)
+	case strings.HasPrefix(rk, rkRemPrefix):
+		if c.Remediations == nil {
+			c.Remediations = map[string]*fleet.Remediation{}
+		}
+		key := strings.TrimPrefix(rk, rkRemPrefix)
+		c.Remediations[key] = remediationOf(key, e)
+	case strings.HasPrefix(rk, rkSchedPrefix):
+		s := scheduledOf(e)
+		c.Scheduled[s.EventID] = s
+	}
+	return nil
+}
+
+// readClusterRow reads the head row (RowKey "cluster") into c.
+func readClusterRow(c *fleet.Cluster, id fleet.ClusterID, head entity) error {
+	c.ID = fleet.ClusterID{SubscriptionID: head.str("SubscriptionId"), ResourceGroup: head.str("ResourceGroup"), Name: head.str("ClusterName")}
+	c.Signals = head.int("Signals")
+	c.FirstEventAt = head.time("FirstEventAt")
+	c.LastEventAt = head.time("LastEventAt")
+	c.Location = head.str("Location")
+	c.KubernetesVersion = head.str("KubernetesVersion")
+	c.UpgradeChannel = head.str("UpgradeChannel")
+	c.NodeOSUpgradeChannel = head.str("NodeOSUpgradeChannel")
+	c.ProvisioningState = head.str("ProvisioningState")
+	tags, err := readTags(head, id)
+	if err != nil {
+		return err
+	}
+	c.Tags = tags
+	c.Deleted = head.bool("Deleted")
+	c.ProfileAt = head.stamp("Profile")
+	c.Presence = head.stamp("Presence")
+	c.PoolsListed = head.stamp("PoolsListed")
+	c.Support = head.str("Support")
+	c.SupportVersion = head.str("SupportVersion")
+	c.SupportAt = head.stamp("Support")
+	c.Versions = fleet.KubernetesVersions{
+		LatestSupported: head.str("LatestSupportedKubernetesVersion"),
+		LatestStable:    head.str("LatestStableKubernetesVersion"),
+		LowestMinor:     head.str("LowestMinorKubernetesVersion"),
+		LatestPreview:   head.str("LatestPreviewKubernetesVersion"),
+	}
+	c.VersionsAt = head.stamp("Versions")
+	c.NodesListed = head.stamp("NodesListed")
+	c.NodeOSChannelChangedAt = head.time("NodeOSChannelChangedAt")
+	c.UpgradeChannelChangedAt = head.time("UpgradeChannelChangedAt")
+	c.NextEvaluation = head.time("NextEvaluation")
+	if v, ok := head["Channels"].(string); ok {
+		if c.Channels, err = readChannels(v); err != nil {
+			return fmt.Errorf("cluster %s: Channels column: %w", id, err)
+		}
+	}
+	if m, ok := head["Maintenance"].(string); ok {
+		c.MaintenanceKnown, c.MaintenanceAt = true, head.stamp("Maintenance")
+		if c.Maintenance, err = readMaintenance(m); err != nil {
+			return fmt.Errorf("cluster %s: Maintenance column: %w", id, err)
+		}
+	}
+	if at := head.stamp("OidcIssuer"); !at.IsZero() {
+		c.OIDCIssuerKnown, c.OIDCIssuer, c.OIDCIssuerAt = true, head.str("OidcIssuer"), at
+	}
+	return nil
+}
+
+// poolOf reads a node pool's row.
+func poolOf(id fleet.ClusterID, name string, e entity) (*fleet.Pool, error) {
+	p := &fleet.Pool{
+		Name: name,
+		Spec: fleet.PoolProfile{
+			Name: name, Mode: e.str("Mode"), OSType: e.str("OsType"), OSSKU: e.str("OsSku"),
+			VMSize: e.str("VmSize"), Count: int(e.int("Count")),
+			OrchestratorVersion: e.str("OrchestratorVersion"), NodeImageVersion: e.str("NodeImageVersion"),
+			ProvisioningState: e.str("ProvisioningState"), MaxSurge: e.str("MaxSurge"),
+			MaxUnavailable: e.str("MaxUnavailable"), DrainTimeoutMinutes: int(e.int("DrainTimeoutMinutes")),
+			NodeSoakMinutes: int(e.int("NodeSoakMinutes")), UndrainableBehavior: e.str("UndrainableBehavior"),
+		},
+		SpecAt:        e.stamp("Spec"),
+		Removed:       e.bool("Removed"),
+		Presence:      e.stamp("Presence"),
+		RollingState:  e.str("RollingState"),
+		RollingSince:  e.time("RollingSince"),
+		LatestUpgrade: e.str("LatestUpgrade"),
+		LatestImage:   e.str("LatestNodeImageVersion"),
+		LatestImageAt: e.stamp("LatestImage"),
+	}
+	if v, ok := e["NodeVersions"].(string); ok {
+		p.Nodes = &fleet.PoolNodes{Nodes: int(e.int("Nodes")), Ready: int(e.int("NodesReady")),
+			Quarantined: int(e.int("NodesQuarantined")), Cordoned: int(e.int("NodesCordoned"))}
+		p.NodesAt = e.stamp("Nodes")
+		if err := json.Unmarshal([]byte(v), &p.Nodes.Versions); err != nil {
+			return nil, fmt.Errorf("cluster %s: pool %s: NodeVersions column: %w", id, name, err)
+		}
+		if p.Nodes.Versions == nil {
+			p.Nodes.Versions = map[string]int{}
+		}
+	}
+	if v, ok := e["Images"].(string); ok {
+		var err error
+		if p.Images, err = readImages(v); err != nil {
+			return nil, fmt.Errorf("cluster %s: pool %s: Images column: %w", id, name, err)
+		}
+	}
+	return p, nil
+}
+
+// upgradeOf reads an upgrade operation's row.
+func upgradeOf(id fleet.ClusterID, key string, e entity) (*fleet.Upgrade, error) {
+	u := &fleet.Upgrade{
+		Key:       key,
+		Pool:      e.str("Pool"),
+		Outcome:   e.str("Outcome"),
+		StartedAt: e.time("StartedAt"),
+		EndedAt:   e.time("EndedAt"),
+
+		ImageBefore: e.str("ImageBefore"),
+		ImageAfter:  e.str("ImageAfter"),
+
+		ClosedBy: e.str("ClosedBy"),
+	}
+	var err error
+	if u.Signals, err = readSignals(e.str("Signals")); err != nil || len(u.Signals) == 0 {
+		return nil, fmt.Errorf("cluster %s: upgrade %s: unreadable Signals column", id, u.Key)
+	}
+	return u, nil
+}
+
+// scheduledOf reads a scheduled event's row.
+func scheduledOf(e entity) *fleet.ScheduledState {
+	s := &fleet.ScheduledState{
+		ScheduledEvent: fleet.ScheduledEvent{
+			EventID: e.str("EventId"), Status: e.str("Status"), Source: e.str("EventSource"),
+			Description: e.str("Description"), UpgradeType: e.str("UpgradeType"), Details: e.str("Details"),
+			ScheduledTime: e.time("ScheduledTime"), StartTime: e.time("StartTime"),
+			LastUpdateTime: e.time("LastUpdateTime"),
+		},
+		Observed: e.stamp("Observed"),
+	}
+	return s
 }
 
 // findingKey is a finding's RowKey. Targets hold slashes, which RowKeys may

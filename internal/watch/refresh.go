@@ -5,24 +5,22 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/upgradewatch/upgradewatch/internal/arm"
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 )
 
 // Enricher reads a cluster as ARM shows it now (implemented by *arm.Reader).
 // Read returns a signal to commit (ClusterUpdated, or ClusterDeleted when ARM
-// no longer has the cluster). Errors: arm.ErrUnavailable (transient),
-// arm.ErrForbidden (the app's identity lacks read access). Safe for
+// no longer has the cluster). Errors: fleet.ErrUnavailable (transient),
+// fleet.ErrForbidden (the app's identity lacks read access). Safe for
 // concurrent use; a read changes nothing, so it may be repeated.
 type Enricher interface {
 	Read(ctx context.Context, id fleet.ClusterID) (fleet.Signal, error)
 }
 
-var _ Enricher = (*arm.Reader)(nil)
-
 // ErrForbidden: ARM refused the read; the app's identity needs read access
-// to the cluster. Retrying will not help until someone grants it.
-var ErrForbidden = arm.ErrForbidden
+// to the cluster. Retrying will not help until someone grants it. It is the
+// domain's fleet.ErrForbidden, which the ARM adapter wraps.
+var ErrForbidden = fleet.ErrForbidden
 
 // ErrReadFailed: the ARM read failed for a reason that may pass (ARM
 // unreachable, throttled); the cluster keeps its last known view.

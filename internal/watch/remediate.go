@@ -15,16 +15,15 @@ import (
 )
 
 // Executor carries out one remediation in ARM (implemented by
-// *remediate.Executor). Errors wrapping remediate.ErrTransient may pass and
-// are retried (up to remediationAttempts); any other error is final. Apply
+// *armexec.Executor, internal/remediate/armexec). Errors wrapping
+// remediate.ErrTransient may pass and are retried (up to
+// remediationAttempts); any other error is final. Apply
 // is called only by the sweep whose commit took the remediation's lease, so
 // it is not called twice for one attempt while the lease holds. Safe for
 // concurrent use.
 type Executor interface {
 	Apply(ctx context.Context, id fleet.ClusterID, r fleet.Remediation) (remediate.Result, error)
 }
-
-var _ Executor = (*remediate.Executor)(nil)
 
 // Remediation configures the Sweep's remediation pass. Remediation is off
 // unless a cluster opts in (tag upgradewatch.remediate or the policy), and

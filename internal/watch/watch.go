@@ -18,9 +18,7 @@ import (
 	"time"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
-	"github.com/upgradewatch/upgradewatch/internal/notify"
 	"github.com/upgradewatch/upgradewatch/internal/outbox"
-	"github.com/upgradewatch/upgradewatch/internal/state"
 )
 
 // The use cases answer with the domain's sentinels (fleet.ErrUnavailable:
@@ -31,34 +29,6 @@ var (
 	ErrRefreshOff = errors.New("ARM enrichment is switched off")
 )
 
-// Types the use cases share with the repository. They are the storage
-// adapter's today; naming them here keeps the callers off the adapter.
-type (
-	// Result says what a commit did (Committed, Duplicate, Unchanged).
-	Result = state.Result
-	// Rejection is an input that could not be accepted, for the Rejected table.
-	Rejection = state.Rejection
-	// ClusterEntry is one cluster as the index lists it.
-	ClusterEntry = state.ClusterEntry
-	// FindingEntry is one open finding as the index lists it.
-	FindingEntry = state.FindingEntry
-	// DueEntry is a cluster the Sweep must re-evaluate.
-	DueEntry = state.DueEntry
-	// NodesOutcome reports what a node snapshot changed in the node rows.
-	NodesOutcome = state.NodesOutcome
-	// Change reports a repository Update.
-	Change = state.Change
-)
-
-// Commit results and rejection dispositions.
-const (
-	Committed              = state.Committed
-	Duplicate              = state.Duplicate
-	Unchanged              = state.Unchanged
-	DispositionRejected    = state.DispositionRejected
-	DispositionUnsupported = state.DispositionUnsupported
-)
-
 // Repository is the cluster state store (implemented by *state.Store).
 //
 // Update is the one write primitive: load, run fn on a copy, commit the rows
@@ -66,7 +36,7 @@ const (
 // (so fn decides from what it is given). mark != nil makes it exactly once
 // per mark.ID (Duplicate when already in); without a mark, an unknown cluster
 // is fleet.ErrNotFound and a change that writes nothing is Unchanged. fn
-// returning state.ErrNoChange declines the change (Unchanged); any other
+// returning ErrNoChange declines the change (Unchanged); any other
 // error aborts with nothing written (fleet.ErrRejected unless a sentinel).
 // UpdateMany is Update without marks over several clusters with the index
 // writes batched. Errors: fleet.ErrRejected (never storable), fleet.ErrUnavailable
@@ -76,6 +46,12 @@ const (
 type Repository interface {
 	Update(ctx context.Context, id fleet.ClusterID, mark *fleet.Signal, fn func(*fleet.Cluster) error) (Change, error)
 	UpdateMany(ctx context.Context, ids []fleet.ClusterID, workers int, fn func(i int, c *fleet.Cluster) error) ([]Change, []error, error)
+	// UpdateBatch is Update with several marks (signals of one cluster
+	// delivered together): one guarded change, each mark exactly once. fn gets
+	// the indexes of the marks not committed yet and answers those it
+	// applied; results, one per mark: Committed, Duplicate, Unchanged (fn
+	// left it out) or "" (undecided: the call failed first).
+	UpdateBatch(ctx context.Context, id fleet.ClusterID, marks []*fleet.Signal, fn func(c *fleet.Cluster, pending []int) ([]int, error)) (Change, []Result, error)
 	// ApplyNodes applies a node snapshot to the node rows exactly once
 	// (duplicates and older snapshots change nothing). fleet.ErrRejected, fleet.ErrUnavailable.
 	ApplyNodes(ctx context.Context, id fleet.ClusterID, snap fleet.NodeSnapshot) (NodesOutcome, error)
@@ -89,8 +65,6 @@ type Repository interface {
 	RepairIndex(ctx context.Context, id fleet.ClusterID) error
 	Reader
 }
-
-var _ Repository = (*state.Store)(nil)
 
 // Reader is what the Status API reads (implemented by *state.Store). Cluster
 // reads storage, never a cache (fleet.ErrNotFound, fleet.ErrUnavailable); the others read
@@ -120,11 +94,13 @@ type Options struct {
 	EnrichTimeout time.Duration
 	// EnrichWorkers is how many enrichments run at once (default 2).
 	EnrichWorkers int
-	// Sinks, if any, receive the notifications the outbox records: in the
-	// background after each commit (a lane per sink), and in the Sweep for
-	// what is due again. Dispatch configures the dispatcher.
-	Sinks    []notify.Sink
-	Dispatch outbox.Options
+	// NewDispatcher, if set, makes the dispatcher of the notifications the
+	// outbox records, over the App itself as its store (the dispatcher
+	// records its leases and results through App.Modify): in cmd/handler,
+	// outbox.NewDispatcher over the configured sinks. The App dispatches in
+	// the background after each commit (a lane per sink) and in the Sweep
+	// for what is due again. Nil: no sink, nothing is sent.
+	NewDispatcher func(store outbox.Store) Dispatcher
 	// Remediation, if set, lets the Sweep plan and carry out remediations.
 	Remediation *Remediation
 }
@@ -165,11 +141,8 @@ func New(repo Repository, o Options) *App {
 			return err
 		}, o.EnrichWorkers, o.EnrichTimeout)
 	}
-	if len(o.Sinks) > 0 {
-		if o.Dispatch.Logger == nil {
-			o.Dispatch.Logger = a.log
-		}
-		d := outbox.NewDispatcher(a, o.Sinks, o.Dispatch)
+	if o.NewDispatcher != nil {
+		d := o.NewDispatcher(a)
 		a.dispatcher = d
 		a.notify = newLaneQueue(a.log, "dispatch", d.Sinks(), a.dispatchNow, dispatchWorkers, 5*time.Minute)
 	}
@@ -254,7 +227,7 @@ func (a *App) modify(ctx context.Context, id fleet.ClusterID, fn func(c *fleet.C
 	return a.repo.Update(ctx, id, nil, func(c *fleet.Cluster) error {
 		now := a.now()
 		if !fn(c, now) {
-			return state.ErrNoChange
+			return ErrNoChange
 		}
 		a.evaluate(c, now)
 		return nil

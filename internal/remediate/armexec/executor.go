@@ -1,4 +1,8 @@
-package remediate
+// Package armexec carries out remediations on Azure Resource Manager: the
+// executor of the plans internal/remediate's Decide makes, behind the
+// application's watch.Executor port. It is an adapter: the only remediation
+// code that imports the Azure SDK.
+package armexec
 
 import (
 	"cmp"
@@ -18,23 +22,8 @@ import (
 
 	"github.com/upgradewatch/upgradewatch/internal/arm"
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
-)
-
-// Errors Apply reports, always one of them: callers decide with errors.Is
-// whether to retry (RemediationRetrying) or give up (RemediationFailed). They
-// are the domain's sentinels under the names this package has always used.
-// The ARM response error, when there was one, stays in the chain (errors.As).
-var (
-	// ErrTransient (fleet.ErrUnavailable): try again later. Throttling, 5xx
-	// or a network failure that outlived the pipeline's retries; 409, an
-	// operation in progress; 412, the cluster changed between the read and
-	// the write; a cluster or pool not Succeeded; a lease that expired before
-	// ARM was called.
-	ErrTransient = fleet.ErrUnavailable
-	// ErrRefused (fleet.ErrRejected): it will not succeed as asked. 400,
-	// 401/403, 404, any other 4xx, an invalid remediation, or one not in
-	// apply mode (refused without calling ARM).
-	ErrRefused = fleet.ErrRejected
+	"github.com/upgradewatch/upgradewatch/internal/remediate"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 // Options configure an Executor. The zero value is usable.
@@ -47,11 +36,7 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Result is what ARM made of a remediation.
-type Result struct {
-	Status string // fleet.RemediationApplied or fleet.RemediationSkipped
-	Detail string // for people: what was done, or why nothing was
-}
+var _ watch.Executor = (*Executor)(nil)
 
 // Executor carries out remediations on Azure Resource Manager. It is safe for
 // concurrent use.
@@ -77,16 +62,17 @@ func NewExecutor(cred azcore.TokenCredential, o Options) *Executor {
 // events and ARM reads report how it goes). It reads before it writes and
 // answers Skipped when ARM shows nothing to do. A channel write is
 // conditional on the ETag of the read, so it never overwrites a change made
-// in between. Errors wrap ErrTransient or ErrRefused; a remediation that is
-// invalid or not in apply mode is refused without calling ARM.
-func (x *Executor) Apply(ctx context.Context, id fleet.ClusterID, r fleet.Remediation) (Result, error) {
+// in between. Errors wrap remediate.ErrTransient or remediate.ErrRefused; a
+// remediation that is invalid or not in apply mode is refused without calling
+// ARM.
+func (x *Executor) Apply(ctx context.Context, id fleet.ClusterID, r fleet.Remediation) (remediate.Result, error) {
 	to, err := x.check(id, r)
 	if err != nil {
-		return Result{}, err
+		return remediate.Result{}, err
 	}
 	f, err := x.clients.For(id.SubscriptionID)
 	if err != nil {
-		return Result{}, failure(ErrRefused, id, r, "client", err)
+		return remediate.Result{}, failure(remediate.ErrRefused, id, r, "client", err)
 	}
 	if r.Action == fleet.ActionUpgradeNodeImage {
 		return upgradeNodeImage(ctx, f.NewAgentPoolsClient(), id, r)
@@ -98,7 +84,7 @@ func (x *Executor) Apply(ctx context.Context, id fleet.ClusterID, r fleet.Remedi
 // the API's spelling.
 func (x *Executor) check(id fleet.ClusterID, r fleet.Remediation) (string, error) {
 	refuse := func(format string, a ...any) (string, error) {
-		return "", failure(ErrRefused, id, r, fmt.Sprintf(format, a...), nil)
+		return "", failure(remediate.ErrRefused, id, r, fmt.Sprintf(format, a...), nil)
 	}
 	if r.Mode != fleet.RemediateApply {
 		return refuse("mode is %q, not %s", r.Mode, fleet.RemediateApply)
@@ -108,7 +94,7 @@ func (x *Executor) check(id fleet.ClusterID, r fleet.Remediation) (string, error
 	}
 	if !r.LeaseUntil.IsZero() && !x.now().Before(r.LeaseUntil) {
 		// Another sweep may retake it now; it will, or this one next time.
-		return "", failure(ErrTransient, id, r, "lease expired before ARM was called", nil)
+		return "", failure(remediate.ErrTransient, id, r, "lease expired before ARM was called", nil)
 	}
 	var allowed []string
 	switch r.Action {
@@ -140,11 +126,11 @@ func (x *Executor) check(id fleet.ClusterID, r fleet.Remediation) (string, error
 // changed: managed clusters have no PATCH for the auto-upgrade profile, and
 // If-Match makes the write fail (412) rather than undo a change made since
 // the read.
-func setChannel(ctx context.Context, clusters *armcontainerservice.ManagedClustersClient, id fleet.ClusterID, r fleet.Remediation, to string) (Result, error) {
+func setChannel(ctx context.Context, clusters *armcontainerservice.ManagedClustersClient, id fleet.ClusterID, r fleet.Remediation, to string) (remediate.Result, error) {
 	var raw *http.Response
 	got, err := clusters.Get(policy.WithCaptureResponse(ctx, &raw), id.ResourceGroup, id.Name, nil)
 	if err != nil {
-		return Result{}, failure(kind(err), id, r, "read cluster", err)
+		return remediate.Result{}, failure(kind(err), id, r, "read cluster", err)
 	}
 	mc := got.ManagedCluster
 	if mc.Properties == nil {
@@ -152,7 +138,7 @@ func setChannel(ctx context.Context, clusters *armcontainerservice.ManagedCluste
 	}
 	props := mc.Properties
 	if state := deref(props.ProvisioningState); !strings.EqualFold(state, "Succeeded") {
-		return Result{}, failure(ErrTransient, id, r, "cluster is "+orUnknown(state), nil)
+		return remediate.Result{}, failure(remediate.ErrTransient, id, r, "cluster is "+orUnknown(state), nil)
 	}
 	if props.AutoUpgradeProfile == nil {
 		props.AutoUpgradeProfile = &armcontainerservice.ManagedClusterAutoUpgradeProfile{}
@@ -163,7 +149,7 @@ func setChannel(ctx context.Context, clusters *armcontainerservice.ManagedCluste
 		field, current = "upgradeChannel", string(deref(aup.UpgradeChannel))
 	}
 	if strings.EqualFold(current, to) {
-		return Result{Status: fleet.RemediationSkipped, Detail: fmt.Sprintf("%s of %s is already %s", field, id.Name, current)}, nil
+		return remediate.Result{Status: fleet.RemediationSkipped, Detail: fmt.Sprintf("%s of %s is already %s", field, id.Name, current)}, nil
 	}
 
 	etag := deref(mc.ETag)
@@ -173,7 +159,7 @@ func setChannel(ctx context.Context, clusters *armcontainerservice.ManagedCluste
 	if etag == "" {
 		// Without If-Match the write could undo a change made since the read
 		// (a pool scaled, a setting changed): not a risk worth a channel.
-		return Result{}, failure(ErrRefused, id, r, "ARM gave no ETag to write the cluster with If-Match", nil)
+		return remediate.Result{}, failure(remediate.ErrRefused, id, r, "ARM gave no ETag to write the cluster with If-Match", nil)
 	}
 	if r.Action == fleet.ActionSetUpgradeChannel {
 		v := armcontainerservice.UpgradeChannel(to)
@@ -184,42 +170,42 @@ func setChannel(ctx context.Context, clusters *armcontainerservice.ManagedCluste
 	}
 	if _, err := clusters.BeginCreateOrUpdate(ctx, id.ResourceGroup, id.Name, mc,
 		&armcontainerservice.ManagedClustersClientBeginCreateOrUpdateOptions{IfMatch: &etag}); err != nil {
-		return Result{}, failure(kind(err), id, r, "write cluster", err)
+		return remediate.Result{}, failure(kind(err), id, r, "write cluster", err)
 	}
-	return Result{Status: fleet.RemediationApplied,
+	return remediate.Result{Status: fleet.RemediationApplied,
 		Detail: fmt.Sprintf("set %s of %s from %s to %s", field, id.Name, orUnknown(current), to)}, nil
 }
 
 // upgradeNodeImage starts a node image upgrade of one pool, which AKS always
 // takes to the latest image it offers the pool.
-func upgradeNodeImage(ctx context.Context, pools *armcontainerservice.AgentPoolsClient, id fleet.ClusterID, r fleet.Remediation) (Result, error) {
+func upgradeNodeImage(ctx context.Context, pools *armcontainerservice.AgentPoolsClient, id fleet.ClusterID, r fleet.Remediation) (remediate.Result, error) {
 	got, err := pools.Get(ctx, id.ResourceGroup, id.Name, r.Pool, nil)
 	if err != nil {
-		return Result{}, failure(kind(err), id, r, "read pool "+r.Pool, err)
+		return remediate.Result{}, failure(kind(err), id, r, "read pool "+r.Pool, err)
 	}
 	var state, current string
 	if p := got.Properties; p != nil {
 		state, current = deref(p.ProvisioningState), deref(p.NodeImageVersion)
 	}
 	if !strings.EqualFold(state, "Succeeded") {
-		return Result{}, failure(ErrTransient, id, r, fmt.Sprintf("pool %s is %s", r.Pool, orUnknown(state)), nil)
+		return remediate.Result{}, failure(remediate.ErrTransient, id, r, fmt.Sprintf("pool %s is %s", r.Pool, orUnknown(state)), nil)
 	}
 	up, err := pools.GetUpgradeProfile(ctx, id.ResourceGroup, id.Name, r.Pool, nil)
 	if err != nil {
-		return Result{}, failure(kind(err), id, r, "read upgrade profile of pool "+r.Pool, err)
+		return remediate.Result{}, failure(kind(err), id, r, "read upgrade profile of pool "+r.Pool, err)
 	}
 	latest := ""
 	if p := up.Properties; p != nil {
 		latest = deref(p.LatestNodeImageVersion)
 	}
 	if latest != "" && strings.EqualFold(current, latest) {
-		return Result{Status: fleet.RemediationSkipped,
+		return remediate.Result{Status: fleet.RemediationSkipped,
 			Detail: fmt.Sprintf("pool %s already runs %s, the latest node image", r.Pool, latest)}, nil
 	}
 	if _, err := pools.BeginUpgradeNodeImageVersion(ctx, id.ResourceGroup, id.Name, r.Pool, nil); err != nil {
-		return Result{}, failure(kind(err), id, r, "start node image upgrade of pool "+r.Pool, err)
+		return remediate.Result{}, failure(kind(err), id, r, "start node image upgrade of pool "+r.Pool, err)
 	}
-	return Result{Status: fleet.RemediationApplied,
+	return remediate.Result{Status: fleet.RemediationApplied,
 		Detail: fmt.Sprintf("started upgrading the node image of pool %s from %s to %s", r.Pool, orUnknown(current), cmp.Or(latest, "the latest image"))}, nil
 }
 
@@ -228,14 +214,14 @@ func kind(err error) error {
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) {
 		// Network, deadline, token acquisition: nothing ARM refused.
-		return ErrTransient
+		return remediate.ErrTransient
 	}
 	switch c := re.StatusCode; {
 	case c == http.StatusRequestTimeout, c == http.StatusConflict, c == http.StatusPreconditionFailed,
 		c == http.StatusTooManyRequests, c >= 500:
-		return ErrTransient
+		return remediate.ErrTransient
 	}
-	return ErrRefused
+	return remediate.ErrRefused
 }
 
 // applyError reads short (no URL, no response body, nothing from a token)
@@ -306,4 +292,11 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
 }

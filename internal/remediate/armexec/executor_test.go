@@ -1,4 +1,4 @@
-package remediate
+package armexec
 
 import (
 	"context"
@@ -23,6 +23,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
+	"github.com/upgradewatch/upgradewatch/internal/remediate"
+)
+
+// The cluster and images of the remediations (those of remediate's tests).
+var aks = fleet.ClusterID{SubscriptionID: "6f1c2a3b-4d5e-4f60-8a71-92b3c4d5e6f7", ResourceGroup: "rg-analytics-prod", Name: "aks-analytics-weu"}
+
+const (
+	sparkImage   = "AKSUbuntu-2204gen2containerd-202609.10.0"
+	latestUbuntu = "AKSUbuntu-2204gen2containerd-202611.17.0"
 )
 
 const (
@@ -34,18 +43,18 @@ const (
 var (
 	applyAt   = time.Date(2026, 11, 29, 2, 30, 0, 0, time.UTC)
 	nodeOSFix = fleet.Remediation{
-		ID: ID(aks, fleet.CodeChannelDrift, "cluster", 1, fleet.ActionSetNodeOSChannel, fleet.RemediateApply), Action: fleet.ActionSetNodeOSChannel,
+		ID: remediate.ID(aks, fleet.CodeChannelDrift, "cluster", 1, fleet.ActionSetNodeOSChannel, fleet.RemediateApply), Action: fleet.ActionSetNodeOSChannel,
 		Code: fleet.CodeChannelDrift, Target: "cluster", Opened: 1, From: fleet.ChannelUnmanaged, To: fleet.ChannelNodeImage,
 		Mode: fleet.RemediateApply, Status: fleet.RemediationApplying, Attempt: 1, PlannedAt: applyAt,
 		LeaseOwner: "sweep-1", LeaseUntil: applyAt.Add(5 * time.Minute),
 	}
 	upgradeFix = fleet.Remediation{
-		ID: ID(aks, fleet.CodeUpgradeChannelDrift, "cluster", 1, fleet.ActionSetUpgradeChannel, fleet.RemediateApply), Action: fleet.ActionSetUpgradeChannel,
+		ID: remediate.ID(aks, fleet.CodeUpgradeChannelDrift, "cluster", 1, fleet.ActionSetUpgradeChannel, fleet.RemediateApply), Action: fleet.ActionSetUpgradeChannel,
 		Code: fleet.CodeUpgradeChannelDrift, Target: "cluster", Opened: 1, From: fleet.UpgradePatch, To: fleet.UpgradeStable,
 		Mode: fleet.RemediateApply, Status: fleet.RemediationApplying, Attempt: 1, PlannedAt: applyAt,
 	}
 	imageFix = fleet.Remediation{
-		ID: ID(aks, fleet.CodeImageStale, "pool/spark/latest", 1, fleet.ActionUpgradeNodeImage, fleet.RemediateApply), Action: fleet.ActionUpgradeNodeImage,
+		ID: remediate.ID(aks, fleet.CodeImageStale, "pool/spark/latest", 1, fleet.ActionUpgradeNodeImage, fleet.RemediateApply), Action: fleet.ActionUpgradeNodeImage,
 		Code: fleet.CodeImageStale, Target: "pool/spark/latest", Opened: 1, Pool: "spark", From: sparkImage, To: latestUbuntu,
 		Mode: fleet.RemediateApply, Status: fleet.RemediationApplying, Attempt: 1, PlannedAt: applyAt,
 		LeaseOwner: "sweep-1", LeaseUntil: applyAt.Add(5 * time.Minute),
@@ -219,7 +228,7 @@ func TestApplyChannel(t *testing.T) {
 		name    string
 		r       fleet.Remediation
 		arrange func(f *fakeARM)
-		want    Result
+		want    remediate.Result
 		wantErr error
 		wantMsg string // the whole error
 		calls   map[string]int
@@ -229,7 +238,7 @@ func TestApplyChannel(t *testing.T) {
 		{
 			name:  "node OS channel",
 			r:     nodeOSFix,
-			want:  Result{Status: fleet.RemediationApplied, Detail: "set nodeOSUpgradeChannel of aks-analytics-weu from Unmanaged to NodeImage"},
+			want:  remediate.Result{Status: fleet.RemediationApplied, Detail: "set nodeOSUpgradeChannel of aks-analytics-weu from Unmanaged to NodeImage"},
 			calls: map[string]int{"cluster.get": 1, "cluster.put": 1},
 			edit: func(mc *armcontainerservice.ManagedCluster) {
 				mc.Properties.AutoUpgradeProfile.NodeOSUpgradeChannel = ptr(armcontainerservice.NodeOSUpgradeChannelNodeImage)
@@ -239,7 +248,7 @@ func TestApplyChannel(t *testing.T) {
 		{
 			name:  "cluster upgrade channel",
 			r:     upgradeFix,
-			want:  Result{Status: fleet.RemediationApplied, Detail: "set upgradeChannel of aks-analytics-weu from patch to stable"},
+			want:  remediate.Result{Status: fleet.RemediationApplied, Detail: "set upgradeChannel of aks-analytics-weu from patch to stable"},
 			calls: map[string]int{"cluster.get": 1, "cluster.put": 1},
 			edit: func(mc *armcontainerservice.ManagedCluster) {
 				mc.Properties.AutoUpgradeProfile.UpgradeChannel = ptr(armcontainerservice.UpgradeChannelStable)
@@ -249,7 +258,7 @@ func TestApplyChannel(t *testing.T) {
 		{
 			name:  "channel in another case is written in the API's",
 			r:     func() fleet.Remediation { r := nodeOSFix; r.To = "securitypatch"; return r }(),
-			want:  Result{Status: fleet.RemediationApplied, Detail: "set nodeOSUpgradeChannel of aks-analytics-weu from Unmanaged to SecurityPatch"},
+			want:  remediate.Result{Status: fleet.RemediationApplied, Detail: "set nodeOSUpgradeChannel of aks-analytics-weu from Unmanaged to SecurityPatch"},
 			calls: map[string]int{"cluster.get": 1, "cluster.put": 1},
 			edit: func(mc *armcontainerservice.ManagedCluster) {
 				mc.Properties.AutoUpgradeProfile.NodeOSUpgradeChannel = ptr(armcontainerservice.NodeOSUpgradeChannelSecurityPatch)
@@ -260,7 +269,7 @@ func TestApplyChannel(t *testing.T) {
 			name:    "no auto-upgrade profile yet",
 			r:       nodeOSFix,
 			arrange: func(f *fakeARM) { f.cluster.Properties.AutoUpgradeProfile = nil },
-			want:    Result{Status: fleet.RemediationApplied, Detail: "set nodeOSUpgradeChannel of aks-analytics-weu from (unknown) to NodeImage"},
+			want:    remediate.Result{Status: fleet.RemediationApplied, Detail: "set nodeOSUpgradeChannel of aks-analytics-weu from (unknown) to NodeImage"},
 			calls:   map[string]int{"cluster.get": 1, "cluster.put": 1},
 			edit: func(mc *armcontainerservice.ManagedCluster) {
 				mc.Properties.AutoUpgradeProfile = &armcontainerservice.ManagedClusterAutoUpgradeProfile{
@@ -272,7 +281,7 @@ func TestApplyChannel(t *testing.T) {
 			name:    "ETag only in the header",
 			r:       nodeOSFix,
 			arrange: func(f *fakeARM) { f.cluster.ETag, f.etagHeader = nil, `W/"datetime'2026-11-29T02%3A29%3A11.1234567Z'"` },
-			want:    Result{Status: fleet.RemediationApplied, Detail: "set nodeOSUpgradeChannel of aks-analytics-weu from Unmanaged to NodeImage"},
+			want:    remediate.Result{Status: fleet.RemediationApplied, Detail: "set nodeOSUpgradeChannel of aks-analytics-weu from Unmanaged to NodeImage"},
 			calls:   map[string]int{"cluster.get": 1, "cluster.put": 1},
 			edit: func(mc *armcontainerservice.ManagedCluster) {
 				mc.ETag = nil
@@ -283,20 +292,20 @@ func TestApplyChannel(t *testing.T) {
 		{
 			name:  "already on the target",
 			r:     func() fleet.Remediation { r := nodeOSFix; r.To = fleet.ChannelUnmanaged; return r }(),
-			want:  Result{Status: fleet.RemediationSkipped, Detail: "nodeOSUpgradeChannel of aks-analytics-weu is already Unmanaged"},
+			want:  remediate.Result{Status: fleet.RemediationSkipped, Detail: "nodeOSUpgradeChannel of aks-analytics-weu is already Unmanaged"},
 			calls: map[string]int{"cluster.get": 1},
 		},
 		{
 			name:  "already on the target, in another case",
 			r:     func() fleet.Remediation { r := upgradeFix; r.To = "PATCH"; return r }(),
-			want:  Result{Status: fleet.RemediationSkipped, Detail: "upgradeChannel of aks-analytics-weu is already patch"},
+			want:  remediate.Result{Status: fleet.RemediationSkipped, Detail: "upgradeChannel of aks-analytics-weu is already patch"},
 			calls: map[string]int{"cluster.get": 1},
 		},
 		{
 			name:    "cluster updating",
 			r:       nodeOSFix,
 			arrange: func(f *fakeARM) { f.cluster.Properties.ProvisioningState = ptr("Updating") },
-			wantErr: ErrTransient,
+			wantErr: remediate.ErrTransient,
 			wantMsg: "setNodeOSUpgradeChannel aks-analytics-weu: cluster is Updating (transient, try again later)",
 			calls:   map[string]int{"cluster.get": 1},
 		},
@@ -304,7 +313,7 @@ func TestApplyChannel(t *testing.T) {
 			name:    "no ETag at all",
 			r:       nodeOSFix,
 			arrange: func(f *fakeARM) { f.cluster.ETag = nil },
-			wantErr: ErrRefused,
+			wantErr: remediate.ErrRefused,
 			wantMsg: "setNodeOSUpgradeChannel aks-analytics-weu: ARM gave no ETag to write the cluster with If-Match (refused)",
 			calls:   map[string]int{"cluster.get": 1},
 		},
@@ -312,7 +321,7 @@ func TestApplyChannel(t *testing.T) {
 			name:    "412: the cluster changed since the read",
 			r:       nodeOSFix,
 			arrange: func(f *fakeARM) { f.putFail = armFail{http.StatusPreconditionFailed, "PreconditionFailed"} },
-			wantErr: ErrTransient,
+			wantErr: remediate.ErrTransient,
 			wantMsg: "setNodeOSUpgradeChannel aks-analytics-weu: write cluster: 412 PreconditionFailed (transient, try again later)",
 			calls:   map[string]int{"cluster.get": 1, "cluster.put": 1},
 			edit: func(mc *armcontainerservice.ManagedCluster) {
@@ -324,7 +333,7 @@ func TestApplyChannel(t *testing.T) {
 			name:    "409: an operation is in progress",
 			r:       nodeOSFix,
 			arrange: func(f *fakeARM) { f.putFail = armFail{http.StatusConflict, "OperationNotAllowed"} },
-			wantErr: ErrTransient,
+			wantErr: remediate.ErrTransient,
 			wantMsg: "setNodeOSUpgradeChannel aks-analytics-weu: write cluster: 409 OperationNotAllowed (transient, try again later)",
 			calls:   map[string]int{"cluster.get": 1, "cluster.put": 1},
 			edit: func(mc *armcontainerservice.ManagedCluster) {
@@ -336,7 +345,7 @@ func TestApplyChannel(t *testing.T) {
 			name:    "403: no role to write the cluster",
 			r:       nodeOSFix,
 			arrange: func(f *fakeARM) { f.putFail = armFail{http.StatusForbidden, "AuthorizationFailed"} },
-			wantErr: ErrRefused,
+			wantErr: remediate.ErrRefused,
 			wantMsg: "setNodeOSUpgradeChannel aks-analytics-weu: write cluster: 403 AuthorizationFailed (refused)",
 			calls:   map[string]int{"cluster.get": 1, "cluster.put": 1},
 			edit: func(mc *armcontainerservice.ManagedCluster) {
@@ -348,7 +357,7 @@ func TestApplyChannel(t *testing.T) {
 			name:    "403: no role to read the cluster",
 			r:       nodeOSFix,
 			arrange: func(f *fakeARM) { f.getFail = armFail{http.StatusForbidden, "AuthorizationFailed"} },
-			wantErr: ErrRefused,
+			wantErr: remediate.ErrRefused,
 			wantMsg: "setNodeOSUpgradeChannel aks-analytics-weu: read cluster: 403 AuthorizationFailed (refused)",
 			calls:   map[string]int{"cluster.get": 1},
 		},
@@ -356,7 +365,7 @@ func TestApplyChannel(t *testing.T) {
 			name:    "400: AKS refuses the channel",
 			r:       func() fleet.Remediation { r := nodeOSFix; r.To = fleet.ChannelSecurityPatch; return r }(),
 			arrange: func(f *fakeARM) { f.putFail = armFail{http.StatusBadRequest, "InvalidParameter"} },
-			wantErr: ErrRefused,
+			wantErr: remediate.ErrRefused,
 			wantMsg: "setNodeOSUpgradeChannel aks-analytics-weu: write cluster: 400 InvalidParameter (refused)",
 			calls:   map[string]int{"cluster.get": 1, "cluster.put": 1},
 			edit: func(mc *armcontainerservice.ManagedCluster) {
@@ -368,7 +377,7 @@ func TestApplyChannel(t *testing.T) {
 			name:    "404: the cluster is gone",
 			r:       nodeOSFix,
 			arrange: func(f *fakeARM) { f.getFail = armFail{http.StatusNotFound, "ResourceNotFound"} },
-			wantErr: ErrRefused,
+			wantErr: remediate.ErrRefused,
 			wantMsg: "setNodeOSUpgradeChannel aks-analytics-weu: read cluster: 404 ResourceNotFound (refused)",
 			calls:   map[string]int{"cluster.get": 1},
 		},
@@ -376,7 +385,7 @@ func TestApplyChannel(t *testing.T) {
 			name:    "throttled past the retries",
 			r:       nodeOSFix,
 			arrange: func(f *fakeARM) { f.getFail = armFail{http.StatusTooManyRequests, "TooManyRequests"} },
-			wantErr: ErrTransient,
+			wantErr: remediate.ErrTransient,
 			wantMsg: "setNodeOSUpgradeChannel aks-analytics-weu: read cluster: 429 TooManyRequests (transient, try again later)",
 			calls:   map[string]int{"cluster.get": testRetries + 1},
 		},
@@ -384,7 +393,7 @@ func TestApplyChannel(t *testing.T) {
 			name:    "503 past the retries on the write",
 			r:       nodeOSFix,
 			arrange: func(f *fakeARM) { f.putFail = armFail{http.StatusServiceUnavailable, "ServiceUnavailable"} },
-			wantErr: ErrTransient,
+			wantErr: remediate.ErrTransient,
 			wantMsg: "setNodeOSUpgradeChannel aks-analytics-weu: write cluster: 503 ServiceUnavailable (transient, try again later)",
 			calls:   map[string]int{"cluster.get": 1, "cluster.put": testRetries + 1},
 			edit: func(mc *armcontainerservice.ManagedCluster) {
@@ -434,35 +443,35 @@ func TestApplyNodeImage(t *testing.T) {
 	cases := []struct {
 		name    string
 		arrange func(f *fakeARM)
-		want    Result
+		want    remediate.Result
 		wantErr error
 		wantMsg string
 		calls   map[string]int
 	}{
 		{
 			name: "started",
-			want: Result{Status: fleet.RemediationApplied,
+			want: remediate.Result{Status: fleet.RemediationApplied,
 				Detail: "started upgrading the node image of pool spark from " + sparkImage + " to " + latestUbuntu},
 			calls: map[string]int{"pool.get": 1, "pool.profile": 1, "pool.upgrade": 1},
 		},
 		{
 			name:    "pool upgrading",
 			arrange: func(f *fakeARM) { f.pool.Properties.ProvisioningState = ptr("UpgradingNodeImageVersion") },
-			wantErr: ErrTransient,
+			wantErr: remediate.ErrTransient,
 			wantMsg: "upgradeNodeImageVersion aks-analytics-weu: pool spark is UpgradingNodeImageVersion (transient, try again later)",
 			calls:   map[string]int{"pool.get": 1},
 		},
 		{
 			name:    "pool failed",
 			arrange: func(f *fakeARM) { f.pool.Properties.ProvisioningState = ptr("Failed") },
-			wantErr: ErrTransient,
+			wantErr: remediate.ErrTransient,
 			wantMsg: "upgradeNodeImageVersion aks-analytics-weu: pool spark is Failed (transient, try again later)",
 			calls:   map[string]int{"pool.get": 1},
 		},
 		{
 			name:    "already on the latest image",
 			arrange: func(f *fakeARM) { f.pool.Properties.NodeImageVersion = ptr(latestUbuntu) },
-			want:    Result{Status: fleet.RemediationSkipped, Detail: "pool spark already runs " + latestUbuntu + ", the latest node image"},
+			want:    remediate.Result{Status: fleet.RemediationSkipped, Detail: "pool spark already runs " + latestUbuntu + ", the latest node image"},
 			calls:   map[string]int{"pool.get": 1, "pool.profile": 1},
 		},
 		{
@@ -470,35 +479,35 @@ func TestApplyNodeImage(t *testing.T) {
 			arrange: func(f *fakeARM) {
 				f.profile.Properties.LatestNodeImageVersion = ptr("AKSUbuntu-2204gen2containerd-202611.24.0")
 			},
-			want: Result{Status: fleet.RemediationApplied,
+			want: remediate.Result{Status: fleet.RemediationApplied,
 				Detail: "started upgrading the node image of pool spark from " + sparkImage + " to AKSUbuntu-2204gen2containerd-202611.24.0"},
 			calls: map[string]int{"pool.get": 1, "pool.profile": 1, "pool.upgrade": 1},
 		},
 		{
 			name:    "409: an operation is in progress",
 			arrange: func(f *fakeARM) { f.upgradeFail = armFail{http.StatusConflict, "OperationNotAllowed"} },
-			wantErr: ErrTransient,
+			wantErr: remediate.ErrTransient,
 			wantMsg: "upgradeNodeImageVersion aks-analytics-weu: start node image upgrade of pool spark: 409 OperationNotAllowed (transient, try again later)",
 			calls:   map[string]int{"pool.get": 1, "pool.profile": 1, "pool.upgrade": 1},
 		},
 		{
 			name:    "403: no role for upgradeNodeImageVersion",
 			arrange: func(f *fakeARM) { f.upgradeFail = armFail{http.StatusForbidden, "AuthorizationFailed"} },
-			wantErr: ErrRefused,
+			wantErr: remediate.ErrRefused,
 			wantMsg: "upgradeNodeImageVersion aks-analytics-weu: start node image upgrade of pool spark: 403 AuthorizationFailed (refused)",
 			calls:   map[string]int{"pool.get": 1, "pool.profile": 1, "pool.upgrade": 1},
 		},
 		{
 			name:    "404: the pool is gone",
 			arrange: func(f *fakeARM) { f.poolFail = armFail{http.StatusNotFound, "NotFound"} },
-			wantErr: ErrRefused,
+			wantErr: remediate.ErrRefused,
 			wantMsg: "upgradeNodeImageVersion aks-analytics-weu: read pool spark: 404 NotFound (refused)",
 			calls:   map[string]int{"pool.get": 1},
 		},
 		{
 			name:    "500 on the upgrade profile past the retries",
 			arrange: func(f *fakeARM) { f.profileFail = armFail{http.StatusInternalServerError, "InternalServerError"} },
-			wantErr: ErrTransient,
+			wantErr: remediate.ErrTransient,
 			wantMsg: "upgradeNodeImageVersion aks-analytics-weu: read upgrade profile of pool spark: 500 InternalServerError (transient, try again later)",
 			calls:   map[string]int{"pool.get": 1, "pool.profile": testRetries + 1},
 		},
@@ -533,34 +542,34 @@ func TestApplyRefusesBeforeARM(t *testing.T) {
 		wantMsg string
 	}{
 		{"dry-run record", aks, with(imageFix, func(r *fleet.Remediation) { r.Mode, r.Status = fleet.RemediateDryRun, fleet.RemediationDryRun }),
-			ErrRefused, `upgradeNodeImageVersion aks-analytics-weu: mode is "dry-run", not apply (refused)`},
+			remediate.ErrRefused, `upgradeNodeImageVersion aks-analytics-weu: mode is "dry-run", not apply (refused)`},
 		{"dry-run channel record", aks, with(nodeOSFix, func(r *fleet.Remediation) { r.Mode = fleet.RemediateDryRun }),
-			ErrRefused, `setNodeOSUpgradeChannel aks-analytics-weu: mode is "dry-run", not apply (refused)`},
+			remediate.ErrRefused, `setNodeOSUpgradeChannel aks-analytics-weu: mode is "dry-run", not apply (refused)`},
 		{"mode off", aks, with(nodeOSFix, func(r *fleet.Remediation) { r.Mode = fleet.RemediateOff }),
-			ErrRefused, `setNodeOSUpgradeChannel aks-analytics-weu: mode is "off", not apply (refused)`},
+			remediate.ErrRefused, `setNodeOSUpgradeChannel aks-analytics-weu: mode is "off", not apply (refused)`},
 		{"no mode", aks, with(nodeOSFix, func(r *fleet.Remediation) { r.Mode = "" }),
-			ErrRefused, `setNodeOSUpgradeChannel aks-analytics-weu: mode is "", not apply (refused)`},
+			remediate.ErrRefused, `setNodeOSUpgradeChannel aks-analytics-weu: mode is "", not apply (refused)`},
 		{"unknown action", aks, with(nodeOSFix, func(r *fleet.Remediation) { r.Action = "abortLatestOperation" }),
-			ErrRefused, `abortLatestOperation aks-analytics-weu: unknown action (refused)`},
+			remediate.ErrRefused, `abortLatestOperation aks-analytics-weu: unknown action (refused)`},
 		{"no channel", aks, with(nodeOSFix, func(r *fleet.Remediation) { r.To = "" }),
-			ErrRefused, `setNodeOSUpgradeChannel aks-analytics-weu: "" is not a channel (refused)`},
+			remediate.ErrRefused, `setNodeOSUpgradeChannel aks-analytics-weu: "" is not a channel (refused)`},
 		{"node OS channel for the cluster channel", aks, with(upgradeFix, func(r *fleet.Remediation) { r.To = fleet.ChannelNodeImage }),
-			ErrRefused, `setUpgradeChannel aks-analytics-weu: "NodeImage" is not a channel (refused)`},
+			remediate.ErrRefused, `setUpgradeChannel aks-analytics-weu: "NodeImage" is not a channel (refused)`},
 		{"no pool", aks, with(imageFix, func(r *fleet.Remediation) { r.Pool = "" }),
-			ErrRefused, `upgradeNodeImageVersion aks-analytics-weu: invalid pool name "" (refused)`},
+			remediate.ErrRefused, `upgradeNodeImageVersion aks-analytics-weu: invalid pool name "" (refused)`},
 		{"pool name with a path in it", aks, with(imageFix, func(r *fleet.Remediation) { r.Pool = "spark/../../x" }),
-			ErrRefused, `upgradeNodeImageVersion aks-analytics-weu: invalid pool name "spark/../../x" (refused)`},
+			remediate.ErrRefused, `upgradeNodeImageVersion aks-analytics-weu: invalid pool name "spark/../../x" (refused)`},
 		{"no cluster", fleet.ClusterID{}, imageFix,
-			ErrRefused, `upgradeNodeImageVersion : no cluster (refused)`},
+			remediate.ErrRefused, `upgradeNodeImageVersion : no cluster (refused)`},
 		{"lease expired", aks, with(imageFix, func(r *fleet.Remediation) { r.LeaseUntil = applyAt.Add(time.Minute) }),
-			ErrTransient, `upgradeNodeImageVersion aks-analytics-weu: lease expired before ARM was called (transient, try again later)`},
+			remediate.ErrTransient, `upgradeNodeImageVersion aks-analytics-weu: lease expired before ARM was called (transient, try again later)`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeARM(t)
 			got, err := f.executor().Apply(context.Background(), tc.id, tc.r)
 			checkErr(t, err, tc.wantErr, tc.wantMsg)
-			if got != (Result{}) {
+			if got != (remediate.Result{}) {
 				t.Errorf("got result %+v, want none", got)
 			}
 			if n := f.requests.Load(); n != 0 {
@@ -587,8 +596,8 @@ func TestApplyErrorChain(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err = newFakeARM(t).executor().Apply(ctx, aks, imageFix)
-	if !errors.Is(err, ErrTransient) || !errors.Is(err, context.Canceled) {
-		t.Errorf("got %v, want ErrTransient and context.Canceled", err)
+	if !errors.Is(err, remediate.ErrTransient) || !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want remediate.ErrTransient and context.Canceled", err)
 	}
 	if want := "upgradeNodeImageVersion aks-analytics-weu: read pool spark: canceled (transient, try again later)"; err.Error() != want {
 		t.Errorf("got error %q, want %q", err, want)
@@ -635,7 +644,7 @@ func checkErr(t *testing.T, err, want error, wantMsg string) {
 	if err == nil {
 		t.Fatalf("got no error, want %v", want)
 	}
-	for _, s := range []error{ErrTransient, ErrRefused} {
+	for _, s := range []error{remediate.ErrTransient, remediate.ErrRefused} {
 		if is := errors.Is(err, s); is != (s == want) {
 			t.Errorf("got errors.Is(err, %v) = %t, want %t (err: %v)", s, is, s == want, err)
 		}
