@@ -25,7 +25,8 @@ import (
 //     open without the intent announcing it, nor the reverse: a redelivery
 //     that finds the finding open records no second intent.
 //  3. last, the cluster row (its Signals count is not idempotent) and the
-//     signal's audit row, the dedupe marker.
+//     signal's audit row, the dedupe marker (a batch's signals: one audit row
+//     each, at most maxMarks, so that they all fit this one transaction).
 //
 // Every transaction moves the partition's sequence row (seq~n → seq~n+1, then
 // n+1 → n+2, …): a concurrent writer between two of them makes the next one
@@ -133,15 +134,17 @@ func deleteAction(pk, rk string) aztables.TransactionAction {
 }
 
 // changeOf builds the change that moves a partition from snap to rows: every
-// changed row, and the signal's audit row when there is a signal (the
-// sweep's re-evaluations have none). last holds the final form of rows that
+// changed row, and the audit row of each signal (the sweep's re-evaluations
+// have none; a batch has several). last holds the final form of rows that
 // leave the state in this change (intents every sink is done with: see
 // leaving), for the archive. seq is the sequence number the
 // signal's row records (the partition's after the commit).
-func (s *Store) changeOf(pk string, snap *snapshot, rows, last map[string]row, sig *fleet.Signal, seq int64) (*change, error) {
+func (s *Store) changeOf(pk string, snap *snapshot, rows, last map[string]row, seq int64, sigs ...*fleet.Signal) (*change, error) {
 	b := newChangeBuilder(pk)
-	if sig != nil {
-		b.put(aztables.TransactionTypeAdd, signalKey(sig.ID), signalRow(*sig, seq, s.now()))
+	for _, sig := range sigs {
+		if sig != nil {
+			b.put(aztables.TransactionTypeAdd, signalKey(sig.ID), signalRow(*sig, seq, s.now()))
+		}
 	}
 	keys := make([]string, 0, len(rows))
 	for rk := range rows {
@@ -231,15 +234,15 @@ func (c *change) chunks() [][]aztables.TransactionAction {
 
 // plan is the change from snap to rows as guarded transactions, with the
 // sequence number the partition reaches after the last one.
-func (s *Store) plan(pk string, snap *snapshot, rows, last map[string]row, sig *fleet.Signal) ([][]aztables.TransactionAction, int64, error) {
-	ch, err := s.changeOf(pk, snap, rows, last, sig, snap.seq+1)
+func (s *Store) plan(pk string, snap *snapshot, rows, last map[string]row, sigs ...*fleet.Signal) ([][]aztables.TransactionAction, int64, error) {
+	ch, err := s.changeOf(pk, snap, rows, last, snap.seq+1, sigs...)
 	if err != nil {
 		return nil, 0, err
 	}
 	chunks := ch.chunks()
-	if n := int64(len(chunks)); n > 1 && sig != nil {
-		// The audit row records the sequence the signal completes at.
-		if ch, err = s.changeOf(pk, snap, rows, last, sig, snap.seq+n); err != nil {
+	if n := int64(len(chunks)); n > 1 && len(sigs) > 0 {
+		// The audit rows record the sequence the signals complete at.
+		if ch, err = s.changeOf(pk, snap, rows, last, snap.seq+n, sigs...); err != nil {
 			return nil, 0, err
 		}
 		chunks = ch.chunks()

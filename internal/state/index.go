@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -17,24 +18,28 @@ import (
 )
 
 // The FleetIndex table is derived data: every row can be rebuilt from the
-// Fleet table. It is written after the cluster's commit, as an upsert or delete
-// per changed entry, so a failure there never undoes the commit; the failed
-// delivery answers 5xx and its redelivery (a duplicate) repairs the entries.
+// Fleet table. It is written as an upsert or delete per changed entry: by a
+// signal's change just before its commit (preIndex: entries land in commit
+// order with no read after; undoIndex when the commit fails), by other changes
+// after their commit (applyIndex), so a failure there never undoes the commit;
+// the failed delivery answers 5xx and its redelivery (a duplicate) repairs the
+// entries.
 //
 // InFlight rows are keyed per operation (<cluster>~<upgrade key>), so the end
 // of one operation and the start of the next can never remove each other's
-// row. Index writes of two instances can still land out of order (a Started
-// that commits before its end but writes its entry after the end removed it);
-// applyIndex catches that with one read of the sequence row and rewrites the
-// cluster's entries from the latest state.
+// row. Index writes made after a commit can still land out of order (a
+// Started that commits before its end but writes its entry after the end
+// removed it); applyIndex catches that with one read of the sequence row and
+// rewrites the cluster's entries from the latest state.
 
 type indexOp struct {
 	pk, rk string
 	r      row // nil: delete
 }
 
-// indexOps lists the index changes between two states of one cluster.
-func indexOps(old, next *fleet.Cluster) []indexOp {
+// indexOps lists the index changes between two states of one cluster,
+// committed at now.
+func indexOps(old, next *fleet.Cluster, now time.Time) []indexOp {
 	var ops []indexOp
 	if summaryOf(old) != summaryOf(next) {
 		ops = append(ops, indexOp{pk: IndexClusters, rk: next.ID.Key(), r: clusterIndexRow(next)})
@@ -64,15 +69,45 @@ func indexOps(old, next *fleet.Cluster) []indexOp {
 			ops = append(ops, indexOp{pk: IndexFindings, rk: findingIndexKey(next.ID, f)})
 		}
 	}
-	if !old.NextEvaluation.Equal(next.NextEvaluation) {
-		if !old.NextEvaluation.IsZero() {
-			ops = append(ops, indexOp{pk: duePartition(next.ID, old.NextEvaluation), rk: dueKey(next.ID, old.NextEvaluation)})
-		}
-		if !next.NextEvaluation.IsZero() {
-			ops = append(ops, indexOp{pk: duePartition(next.ID, next.NextEvaluation), rk: dueKey(next.ID, next.NextEvaluation), r: dueRow(next)})
-		}
+	return append(ops, dueOps(old, next, now)...)
+}
+
+// dueOps keeps the due entries a commit calls for. A due entry means
+// "evaluate no later than At": the invariant is that a cluster with a
+// NextEvaluation has an entry at or before it. So a deadline that moves later
+// (or goes away) writes nothing: the entry already filed comes due first, and
+// the sweep that finds the cluster not due then re-files it (App.Sweep's stale
+// entries). Only a deadline that moves earlier, or is new, writes an entry. A
+// commit made once the old deadline had come evaluated the cluster at or after
+// it: its entry is spent, and is deleted after the new one is written (see
+// flush), so the invariant holds at every moment.
+func dueOps(old, next *fleet.Cluster, now time.Time) []indexOp {
+	was, at := old.NextEvaluation, next.NextEvaluation
+	if was.Equal(at) {
+		return nil
+	}
+	spent := !was.IsZero() && !was.After(now)
+	var ops []indexOp
+	if !at.IsZero() && (was.IsZero() || at.Before(was) || spent) {
+		ops = append(ops, indexOp{pk: duePartition(next.ID, at), rk: dueKey(next.ID, at), r: dueRow(next)})
+	}
+	if spent {
+		ops = append(ops, indexOp{pk: duePartition(next.ID, was), rk: dueKey(next.ID, was)})
 	}
 	return ops
+}
+
+// needsCheck reports whether a later commit's index writes could contradict
+// ops if they landed after them. A due entry put cannot be: an extra or older
+// due entry only makes the sweep look at the cluster once more, which is what
+// the entry means (evaluate no later than), so those need no verify read.
+func needsCheck(ops []indexOp) bool {
+	for _, op := range ops {
+		if !strings.HasPrefix(op.pk, IndexDue+"~") || op.r == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func findingIndexKey(id fleet.ClusterID, f *fleet.Finding) string {
@@ -126,7 +161,76 @@ func (s *Store) applyIndex(ctx context.Context, id fleet.ClusterID, seq int64, o
 	if err := s.idx.apply(ctx, ops); err != nil {
 		return err
 	}
+	if !needsCheck(ops) {
+		return nil
+	}
 	return s.verifyIndex(ctx, id, seq)
+}
+
+// preIndex writes the index changes of a signal's change before the change
+// commits. Written first, they need no check after: a later commit to the
+// cluster has to load this one's state, so it starts (and writes its own
+// entries) only once these have landed, and entries land in commit order
+// without the read verifyIndex costs. If the commit then fails, undoIndex
+// puts the entries back in line with what is committed. A failed write here
+// aborts the change before anything is committed (ErrUnavailable: redeliver);
+// what it did write is undone the same way.
+func (s *Store) preIndex(ctx context.Context, id fleet.ClusterID, ops []indexOp) error {
+	if err := s.idx.apply(ctx, ops); err != nil {
+		s.undoIndex(ctx, id, ops)
+		return fmt.Errorf("%w: index update before commit: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// undoIndex rewrites a cluster's entries from its committed state after a
+// change wrote them (preIndex) and then did not commit, or could not tell
+// whether it had: every entry the state calls for, the in-flight entries it
+// does not (reconcileIndex), and the open-finding entries written for
+// findings the state does not have open. It holds the cluster's lock, so this
+// process writes nothing else for the cluster meanwhile; verifyIndex covers
+// other instances. Best effort: when storage fails here too, the change is
+// answered ErrUnavailable and its redelivery rewrites the entries.
+func (s *Store) undoIndex(ctx context.Context, id fleet.ClusterID, written []indexOp) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	err := func() error {
+		snap, err := s.load(ctx, id)
+		if err != nil {
+			return err
+		}
+		if snap.seq == 0 {
+			// The cluster's first change did not commit: it has no entries.
+			var undo []indexOp
+			for _, op := range written {
+				undo = append(undo, indexOp{pk: op.pk, rk: op.rk})
+			}
+			return s.idx.apply(ctx, undo)
+		}
+		open := map[string]bool{}
+		for _, f := range snap.cluster.Findings {
+			if f.Status == fleet.FindingOpen {
+				open[findingIndexKey(id, f)] = true
+			}
+		}
+		var stray []indexOp
+		for _, op := range written {
+			if op.pk == IndexFindings && op.r != nil && !open[op.rk] {
+				stray = append(stray, indexOp{pk: op.pk, rk: op.rk})
+			}
+		}
+		if err := s.idx.apply(ctx, stray); err != nil {
+			return err
+		}
+		if err := s.reconcileIndex(ctx, snap.cluster); err != nil {
+			return err
+		}
+		return s.verifyIndex(ctx, id, snap.seq)
+	}()
+	if err != nil {
+		s.log.Warn("index entries written before a commit that failed could not be rewritten; the redelivery does",
+			"cluster", id.Key(), "error", err)
+	}
 }
 
 // verifyIndex rewrites a cluster's index entries from its latest state if the
@@ -257,6 +361,9 @@ type indexWriter struct {
 	log    *slog.Logger
 	reqs   chan *indexReq
 	done   chan struct{}
+	// beforeFlush, when set (tests only), runs before each write: a slow
+	// network, so that writes of two instances land out of order.
+	beforeFlush func()
 }
 
 type indexReq struct {
@@ -311,6 +418,9 @@ func (w *indexWriter) run() {
 				break drain
 			}
 		}
+		if w.beforeFlush != nil {
+			w.beforeFlush()
+		}
 		err := w.flush(batch)
 		for _, r := range batch {
 			r.err <- err
@@ -321,6 +431,12 @@ func (w *indexWriter) run() {
 // flush writes the queued changes: per partition, the last change to each row
 // wins, in transactions of at most maxBatch. A transaction that fails (a delete
 // of a row already gone fails the whole batch) is retried one change at a time.
+// Partitions are independent, so they are written at once (a few at a time):
+// a change that touches two costs one round trip of time, not two. Partitions
+// with something to write go first, partitions with only deletes after them: a
+// due entry that moves is written in its new partition before it is removed
+// from the old, so a failure between the two leaves an extra entry
+// (harmless), never none.
 func (w *indexWriter) flush(batch []*indexReq) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -333,26 +449,56 @@ func (w *indexWriter) flush(batch []*indexReq) error {
 			byPK[op.pk][op.rk] = op
 		}
 	}
-	pks := make([]string, 0, len(byPK))
-	for pk := range byPK {
-		pks = append(pks, pk)
-	}
-	sort.Strings(pks)
-	for _, pk := range pks {
-		ops := make([]indexOp, 0, len(byPK[pk]))
-		for _, op := range byPK[pk] {
+	var writes, deletes [][]indexOp
+	for _, rows := range byPK {
+		ops := make([]indexOp, 0, len(rows))
+		put := false
+		for _, op := range rows {
 			ops = append(ops, op)
+			put = put || op.r != nil
 		}
 		sort.Slice(ops, func(i, j int) bool { return ops[i].rk < ops[j].rk })
 		for len(ops) > 0 {
-			chunk := ops
-			if len(chunk) > maxBatch {
-				chunk = chunk[:maxBatch]
-			}
+			chunk := ops[:min(len(ops), maxBatch)]
 			ops = ops[len(chunk):]
-			if err := w.submit(ctx, chunk); err != nil {
-				return err
+			if put {
+				writes = append(writes, chunk)
+			} else {
+				deletes = append(deletes, chunk)
 			}
+		}
+	}
+	if err := w.submitAll(ctx, writes); err != nil {
+		return err
+	}
+	return w.submitAll(ctx, deletes)
+}
+
+// flushWorkers bounds the transactions one flush has in flight.
+const flushWorkers = 8
+
+// submitAll submits transactions of distinct partitions (or distinct rows of
+// one) at once; the error is the first failure.
+func (w *indexWriter) submitAll(ctx context.Context, chunks [][]indexOp) error {
+	if len(chunks) == 1 {
+		return w.submit(ctx, chunks[0])
+	}
+	errs := make([]error, len(chunks))
+	sem := make(chan struct{}, flushWorkers)
+	var wg sync.WaitGroup
+	for i, chunk := range chunks {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = w.submit(ctx, chunk)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -414,23 +560,6 @@ func (op indexOp) action() (aztables.TransactionAction, error) {
 		return aztables.TransactionAction{}, err
 	}
 	return aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: b}, nil
-}
-
-// ClusterEntry is one cluster as the index lists it.
-type ClusterEntry struct {
-	Key                  string
-	SubscriptionID       string
-	ResourceGroup        string
-	Name                 string
-	ResourceID           string
-	UpgradeChannel       string
-	NodeOSUpgradeChannel string
-	KubernetesVersion    string
-	Location             string
-	Support              string
-	Deleted              bool
-	Pools                int
-	RollingPools         int
 }
 
 // InFlightEntry is one operation the index lists as in progress.

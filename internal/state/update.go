@@ -10,37 +10,8 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 )
 
-// Result says what an Update did.
-type Result string
-
-// Update results.
-const (
-	// Committed: the change is in, under a new sequence number.
-	Committed Result = "committed"
-	// Duplicate: the mark's signal was committed before; nothing was written
-	// (the index was repaired from the committed state).
-	Duplicate Result = "duplicate"
-	// Unchanged: fn left the state as it was and there was no mark; nothing
-	// was written.
-	Unchanged Result = "unchanged"
-)
-
-// Change reports an Update.
-type Change struct {
-	Result Result
-	Seq    int64 // the partition's sequence number after the call
-	// Cluster is the state after the call (as committed, or as found for a
-	// Duplicate or Unchanged). It is the caller's own copy.
-	Cluster *fleet.Cluster
-}
-
 // storedTime is the precision Table storage keeps times to.
 const storedTime = 100 * time.Nanosecond
-
-// ErrNoChange, returned by an Update's fn (wrapped or not), declines the
-// change: nothing is written (not even a mark) and Update answers Unchanged
-// with the state as it was.
-var ErrNoChange = errors.New("no change")
 
 // errConflict: the partition moved on (another writer, or this signal's own
 // earlier delivery) between load and commit. retry reloads and tries again.
@@ -67,9 +38,12 @@ var errConflict = errors.New("partition moved on")
 // returned as is when it is one of the sentinels (ErrRejected,
 // ErrUnavailable, ErrNotFound), else wrapped in ErrRejected. Other errors:
 // ErrRejected (storage refused the rows), ErrUnavailable (transient, or
-// contention did not settle). A change committed whose index update failed
-// answers Committed with ErrUnavailable: the state is in, the next
-// Duplicate (or the sweep) repairs the index. Safe for concurrent use.
+// contention did not settle). With a mark, the index entries are written
+// before the commit (preIndex): if that fails nothing is committed
+// (ErrUnavailable). Without one they are written after it; a change
+// committed whose index update failed answers Committed with
+// ErrUnavailable: the state is in, the next Duplicate (or the sweep) repairs
+// the index. Safe for concurrent use.
 func (s *Store) Update(ctx context.Context, id fleet.ClusterID, mark *fleet.Signal, fn func(*fleet.Cluster) error) (Change, error) {
 	out, ops, err := s.change(ctx, id, mark, fn)
 	if err != nil || out.Result != Committed {
@@ -117,7 +91,7 @@ func (s *Store) UpdateMany(ctx context.Context, ids []fleet.ClusterID, workers i
 	// As applyIndex does for one commit: entries of a cluster that moved on
 	// meanwhile are rewritten from its latest state.
 	for i, o := range ops {
-		if len(o) > 0 {
+		if needsCheck(o) {
 			if err := s.verifyIndex(ctx, ids[i], outs[i].Seq); err != nil {
 				return outs, errs, fmt.Errorf("%w: index check after update: %v", ErrUnavailable, err)
 			}
@@ -129,16 +103,21 @@ func (s *Store) UpdateMany(ctx context.Context, ids []fleet.ClusterID, workers i
 // change is Update without the index write: it returns the index changes
 // the commit calls for.
 func (s *Store) change(ctx context.Context, id fleet.ClusterID, mark *fleet.Signal, fn func(*fleet.Cluster) error) (Change, []indexOp, error) {
-	if id.IsZero() {
-		return Change{}, nil, fmt.Errorf("%w: no cluster to update", ErrRejected)
-	}
 	if fn == nil {
 		return Change{}, nil, fmt.Errorf("update %s: no change given", id.Key())
 	}
+	var ms *markSet
 	if mark != nil {
-		m := *mark
-		m.Time = m.Time.UTC().Truncate(storedTime)
-		mark = &m
+		ms = newMarkSet([]*fleet.Signal{mark})
+	}
+	return s.changeMarked(ctx, id, ms, func(c *fleet.Cluster, pending []int) ([]int, error) { return pending, fn(c) })
+}
+
+// changeMarked is change with any number of marks (ms nil: none; see
+// UpdateBatch), recording in ms what became of each.
+func (s *Store) changeMarked(ctx context.Context, id fleet.ClusterID, ms *markSet, fn markedFunc) (Change, []indexOp, error) {
+	if id.IsZero() {
+		return Change{}, nil, fmt.Errorf("%w: no cluster to update", ErrRejected)
 	}
 	pk := id.Key()
 	mu := s.lock(pk)
@@ -148,66 +127,120 @@ func (s *Store) change(ctx context.Context, id fleet.ClusterID, mark *fleet.Sign
 	var ops []indexOp
 	err := s.retry(ctx, pk, func() error {
 		var err error
-		out, ops, err = s.try(ctx, id, mark, fn)
+		out, ops, err = s.try(ctx, id, ms, fn)
 		return err
 	})
 	return out, ops, err
 }
 
 // try is one attempt of a change: errConflict asks retry for another.
-func (s *Store) try(ctx context.Context, id fleet.ClusterID, mark *fleet.Signal, fn func(*fleet.Cluster) error) (Change, []indexOp, error) {
-	pk := id.Key()
+func (s *Store) try(ctx context.Context, id fleet.ClusterID, ms *markSet, fn markedFunc) (Change, []indexOp, error) {
 	snap, err := s.snapshot(ctx, id)
 	if err != nil {
 		return Change{}, nil, err
 	}
-	if mark == nil && snap.seq == 0 {
-		return Change{}, nil, fmt.Errorf("%w: %s", ErrNotFound, pk)
+	if ms == nil && snap.seq == 0 {
+		return Change{}, nil, fmt.Errorf("%w: %s", ErrNotFound, id.Key())
 	}
 	next := snap.cluster.Clone()
-	if err := fn(next); err != nil {
-		if errors.Is(err, ErrNoChange) {
-			return Change{Result: Unchanged, Seq: snap.seq, Cluster: snap.cluster.Clone()}, nil, nil
-		}
-		return Change{}, nil, aborted(err)
+	pending := ms.pending()
+	applied, err := fn(next, pending)
+	if out, done, err := s.nothingToWrite(ctx, id, snap, ms, pending, applied, err); done {
+		return out, nil, err
 	}
 	rows := rowsOf(next)
-	if mark == nil && sameRows(snap.rows, rows) {
+	if ms == nil && sameRows(snap.rows, rows) {
 		return Change{Result: Unchanged, Seq: snap.seq, Cluster: next}, nil, nil
 	}
-	chunks, seq, err := s.plan(pk, snap, rows, leaving(next), mark)
+	return s.commitChange(ctx, id, snap, next, rows, ms, pending, applied)
+}
+
+// nothingToWrite settles a try whose fn failed, declined (ErrNoChange) or
+// applied none of its signals; done is false when there is a change to
+// commit.
+func (s *Store) nothingToWrite(ctx context.Context, id fleet.ClusterID, snap *snapshot, ms *markSet, pending, applied []int, fnErr error) (Change, bool, error) {
+	unchanged := Change{Result: Unchanged, Seq: snap.seq, Cluster: snap.cluster.Clone()}
+	switch {
+	case fnErr != nil && errors.Is(fnErr, ErrNoChange):
+		ms.settle(pending, nil)
+		return unchanged, true, nil
+	case fnErr != nil:
+		return Change{}, true, aborted(fnErr)
+	case ms != nil && len(applied) == 0:
+		// fn applied none of the signals: nothing to write for them.
+		ms.settle(pending, nil)
+		if ms.redelivered() {
+			out, err := s.duplicate(ctx, id)
+			return out, true, err
+		}
+		return unchanged, true, nil
+	}
+	return Change{}, false, nil
+}
+
+// commitChange commits the change from snap to next (rows) as guarded
+// transactions, with the marks fn applied. A signal's change writes its
+// index entries before it commits (see preIndex) and undoes them if the
+// commit fails; other changes return their index ops for the caller to
+// write after, with a check (applyIndex).
+func (s *Store) commitChange(ctx context.Context, id fleet.ClusterID, snap *snapshot, next *fleet.Cluster, rows map[string]row,
+	ms *markSet, pending, applied []int) (Change, []indexOp, error) {
+	pk := id.Key()
+	chunks, seq, err := s.plan(pk, snap, rows, leaving(next), ms.signals(applied)...)
 	if err != nil {
 		return Change{}, nil, err
 	}
-	reached, err := s.submit(ctx, pk, snap.seq, chunks)
-	if err == nil {
-		s.cache.put(pk, &snapshot{cluster: settled(next), rows: rows, seq: seq})
-		// The caller gets the state as it reloads, in a copy of its own.
-		out := Change{Result: Committed, Seq: seq, Cluster: settled(next)}
-		if snap.partial {
-			// What the committed parts of an unfinished change did to the
-			// index was never written: rewrite the cluster's entries.
-			if err := s.reconcileIndex(ctx, next); err != nil {
-				return out, nil, fmt.Errorf("%w: index repair after commit %d: %v", ErrUnavailable, seq, err)
-			}
+	ops := indexOps(snap.cluster, next, s.now())
+	var written []indexOp
+	if ms != nil && len(ops) > 0 {
+		if err := s.preIndex(ctx, id, ops); err != nil {
+			return Change{}, nil, err
 		}
-		return out, indexOps(snap.cluster, next), nil
+		written, ops = ops, nil
 	}
+	reached, err := s.submit(ctx, pk, snap.seq, chunks)
+	if err != nil {
+		if written != nil {
+			s.undoIndex(ctx, id, written)
+		}
+		return s.notCommitted(ctx, id, snap, ms, applied, reached, len(chunks), err)
+	}
+	s.cache.put(pk, &snapshot{cluster: settled(next), rows: rows, seq: seq})
+	// The caller gets the state as it reloads, in a copy of its own.
+	out := Change{Result: Committed, Seq: seq, Cluster: settled(next)}
+	ms.settle(pending, applied)
+	if snap.partial || ms.redelivered() {
+		// What the committed parts of an unfinished change did to the
+		// index was never written, or a signal found in already had its
+		// first delivery fail before its index: rewrite the cluster's
+		// entries.
+		if err := s.reconcileIndex(ctx, next); err != nil {
+			return out, nil, fmt.Errorf("%w: index repair after commit %d: %v", ErrUnavailable, seq, err)
+		}
+	}
+	return out, ops, nil
+}
+
+// notCommitted sorts a failed commit: transient and refused errors end the
+// try; a conflict is a duplicate when every signal is in already, else
+// errConflict for the retry loop (which then leaves out the ones in).
+func (s *Store) notCommitted(ctx context.Context, id fleet.ClusterID, snap *snapshot, ms *markSet, applied []int,
+	reached int64, parts int, err error) (Change, []indexOp, error) {
+	pk := id.Key()
 	s.cache.drop(pk)
 	if reached > snap.seq {
 		s.log.Info("change partly committed; the rest follows on retry or redelivery", "cluster", pk,
-			"parts_committed", reached-snap.seq, "parts", len(chunks))
+			"parts_committed", reached-snap.seq, "parts", parts)
 	}
-	if err := storageErr(err); !errors.Is(err, errConflict) || mark == nil {
+	if err := storageErr(err); !errors.Is(err, errConflict) || ms == nil {
 		return Change{}, nil, err
 	}
-	// Either this signal is already in, or another writer moved the
-	// partition on. The audit row tells which.
-	dup, err := s.hasSignal(ctx, pk, mark.ID)
-	if err != nil {
+	// Either some of these signals are in already, or another writer moved
+	// the partition on. The audit rows tell which.
+	if err := s.findCommitted(ctx, pk, ms, applied); err != nil {
 		return Change{}, nil, err
 	}
-	if dup {
+	if len(ms.pending()) == 0 {
 		out, err := s.duplicate(ctx, id)
 		return out, nil, err
 	}
