@@ -3,6 +3,7 @@ package handlers
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,8 +46,9 @@ func (a *ingestSummary) add(b ingestSummary) {
 }
 
 // eventGrid serves an eventGridTrigger function (AksEvents, ActivityLog):
-// decode each delivered event, commit it, and answer 200 unless something
-// must be redelivered. Both accept every event type Decode knows, so a
+// decode each delivered event, commit them (a batch's events of one cluster
+// together, each exactly once), and answer 200 unless something must be
+// redelivered. Both accept every event type Decode knows, so a
 // subscription routed to the other one loses nothing.
 func (s *Server) eventGrid(fn string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { s.eventGridInvocation(fn, w, r) }
@@ -68,15 +70,41 @@ func (s *Server) eventGridInvocation(fn string, w http.ResponseWriter, r *http.R
 		respond(inv.reject(watch.Rejection{Body: raw}, err, inv.log))
 		return
 	}
+	respond(inv.ingestBatch(items))
+}
+
+// ingestBatch handles the events of one delivery: those that cannot be
+// committed are answered (rejected, ignored, unsupported) as they are
+// decoded; the rest commit together, one guarded change per cluster, each
+// still exactly once. It returns an error only when the batch must be
+// redelivered; what committed is then a duplicate.
+func (inv *invocation) ingestBatch(items []json.RawMessage) error {
 	var transient error
+	var sigs []fleet.Signal
+	var bodies [][]byte
 	for _, item := range items {
 		inv.sum.Events++
-		if err := inv.ingest(item); err != nil {
+		sig, err := events.Decode(item)
+		if err == nil && sig.Kind != fleet.KindIgnored && !sig.Cluster.IsZero() {
+			sigs, bodies = append(sigs, sig), append(bodies, item)
+			continue
+		}
+		if err := inv.handle(sig, err, item); err != nil {
 			inv.sum.Failed++
 			transient = err
 		}
 	}
-	respond(transient)
+	if len(sigs) == 0 {
+		return transient
+	}
+	outs, errs := inv.s.app.IngestBatch(inv.ctx, sigs)
+	for i, sig := range sigs {
+		if err := inv.answer(sig, bodies[i], outs[i], errs[i]); err != nil {
+			inv.sum.Failed++
+			transient = err
+		}
+	}
+	return transient
 }
 
 // binding reads the host's envelope and returns the named binding's value.
@@ -129,13 +157,6 @@ func (s *Server) newInvocation(r *http.Request, fn string) *invocation {
 	return inv
 }
 
-// ingest handles one Event Grid event. It returns an error only when the
-// event must be redelivered.
-func (inv *invocation) ingest(item []byte) error {
-	sig, err := events.Decode(item)
-	return inv.handle(sig, err, item)
-}
-
 // handle commits one decoded input, or records why it cannot be. It returns
 // an error only when the input must be redelivered.
 func (inv *invocation) handle(sig fleet.Signal, err error, body []byte) error {
@@ -176,8 +197,16 @@ func (inv *invocation) handle(sig fleet.Signal, err error, body []byte) error {
 		inv.lines = append(inv.lines, "unsupported: "+sig.Type)
 		return nil
 	}
-	l = l.With("cluster", sig.Cluster.Key())
 	out, err := inv.s.app.Ingest(inv.ctx, sig)
+	return inv.answer(sig, body, out, err)
+}
+
+// answer reports what became of a signal given to the App to commit, and
+// records it when it was rejected. It returns an error only when the signal
+// must be redelivered.
+func (inv *invocation) answer(sig fleet.Signal, body []byte, out watch.Outcome, err error) error {
+	l := inv.log.With("event_id", sig.ID, "event_type", sig.Type, "cluster", sig.Cluster.Key())
+	rej := watch.Rejection{EventID: sig.ID, EventType: sig.Type, Source: sig.Source, Subject: sig.Subject, Body: body}
 	switch {
 	case err == nil && out.Result == watch.Duplicate:
 		l.Info("duplicate event ignored", "seq", out.Seq)
