@@ -192,21 +192,108 @@ func (d *Dispatcher) DispatchSink(ctx context.Context, id fleet.ClusterID, name 
 	if open, until := br.state(d.now()); open {
 		return d.holdBack(ctx, id, name, until)
 	}
+	var lease sinkLease
+	owed, err := d.store.Modify(ctx, id, func(c *fleet.Cluster, now time.Time) bool {
+		lease = d.claimSink(c, name, now)
+		return len(lease.intents) > 0
+	})
+	if err != nil || len(lease.intents) == 0 {
+		return Report{Pending: owed}, err
+	}
+	return d.deliverSink(ctx, id, name, lease)
+}
+
+// Claims are the deliveries one dispatch leased inside a commit of the
+// caller's (Claim), one lease token per sink, for Deliver to send and settle.
+type Claims struct {
+	leases   map[string]sinkLease // by sink: only sinks with something leased
+	deferred int                  // held back for an open breaker, in the same commit
+}
+
+// sinkLease is what one dispatch leased of one sink's deliveries.
+type sinkLease struct {
+	token   string
+	intents []*fleet.Intent // copies, as leased
+	taken   time.Time       // wall clock: sends start no later than taken + lease/2
+}
+
+// Empty reports whether the claim leased nothing (nothing to Deliver).
+func (cl *Claims) Empty() bool { return cl == nil || len(cl.leases) == 0 }
+
+// Claim leases, in c (the caller's working copy of a cluster about to be
+// committed), every sink's oldest due deliveries, each sink under a token of
+// its own; for a sink whose breaker is open it pushes what is due back to
+// when the breaker lets a probe through, as DispatchSink would. It reports
+// whether it changed c: the caller then re-runs the rules (so that the
+// cluster's next evaluation includes the lease ends) and commits c, and,
+// once that commit is in, calls Deliver. A commit that loses to another
+// writer must call Claim again on the state it reloads: the winner's leases
+// are there, and nothing of theirs is claimed twice. A claim that never
+// commits, or whose Deliver never runs (the instance stopped), leaves its
+// leases to expire; the cluster's Due entry wakes the Sweep then. Pure but
+// for the breakers' state and the token counter.
+func (d *Dispatcher) Claim(c *fleet.Cluster, now time.Time) (*Claims, bool) {
+	cl := &Claims{leases: map[string]sinkLease{}}
+	for _, name := range d.order {
+		if open, until := d.breakers[name].state(d.now()); open {
+			cl.deferred += holdBackIn(c, name, until, now)
+			continue
+		}
+		if l := d.claimSink(c, name, now); len(l.intents) > 0 {
+			cl.leases[name] = l
+		}
+	}
+	return cl, cl.deferred > 0 || len(cl.leases) > 0
+}
+
+// Deliver sends what Claim leased, once the commit holding the leases is in:
+// each sink on its own, and each sink's answers committed in a guarded
+// transaction of its own (so a slow sink holds up no other's commit). Errors
+// are the store's, joined; what was sent but not committed is sent again
+// after its lease.
+func (d *Dispatcher) Deliver(ctx context.Context, id fleet.ClusterID, cl *Claims) (Report, error) {
+	if cl == nil {
+		return Report{}, nil
+	}
+	var mu sync.Mutex
+	rep := Report{Deferred: cl.deferred}
+	var errs []error
+	var wg sync.WaitGroup
+	for _, name := range d.order {
+		l, ok := cl.leases[name]
+		if !ok {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := d.deliverSink(ctx, id, name, l)
+			mu.Lock()
+			defer mu.Unlock()
+			rep.add(r)
+			rep.Pending = r.Pending // the last to finish saw the others' commits
+			errs = append(errs, err)
+		}()
+	}
+	wg.Wait()
+	return rep, errors.Join(errs...)
+}
+
+// claimSink leases the sink's due deliveries in c under a new token.
+func (d *Dispatcher) claimSink(c *fleet.Cluster, name string, now time.Time) sinkLease {
 	// Each dispatch holds its leases under its own name: two dispatches of one
 	// dispatcher (the sweep's and a background one) must not share them.
 	token := fmt.Sprintf("%s/%d", d.owner, d.seq.Add(1))
-	var claims []*fleet.Intent
-	owed, err := d.store.Modify(ctx, id, func(c *fleet.Cluster, now time.Time) bool {
-		claims = d.claim(c, name, token, now)
-		return len(claims) > 0
-	})
-	if err != nil || len(claims) == 0 {
-		return Report{Pending: owed}, err
-	}
-	results := d.send(ctx, id, name, claims)
+	return sinkLease{token: token, intents: d.claim(c, name, token, now), taken: time.Now()}
+}
+
+// deliverSink sends one sink's leased deliveries and commits its answers,
+// releasing the leases.
+func (d *Dispatcher) deliverSink(ctx context.Context, id fleet.ClusterID, name string, l sinkLease) (Report, error) {
+	results := d.send(ctx, id, name, l.intents, l.taken.Add(d.lease/2))
 	var rep Report
-	owed, err = d.store.Modify(context.WithoutCancel(ctx), id, func(c *fleet.Cluster, now time.Time) bool {
-		rep = d.settle(c, name, token, claims, results, now)
+	owed, err := d.store.Modify(context.WithoutCancel(ctx), id, func(c *fleet.Cluster, now time.Time) bool {
+		rep = d.settle(c, name, l.token, l.intents, results, now)
 		return true
 	})
 	if err != nil {
@@ -239,10 +326,10 @@ func (d *Dispatcher) claim(c *fleet.Cluster, name, token string, now time.Time) 
 
 // send delivers the claims in order. The sink's first transient failure ends
 // its turn (the rest wait for its retry); so does the breaker opening.
-func (d *Dispatcher) send(ctx context.Context, id fleet.ClusterID, name string, claims []*fleet.Intent) []result {
+// No send starts after deadline: well before the leases end.
+func (d *Dispatcher) send(ctx context.Context, id fleet.ClusterID, name string, claims []*fleet.Intent, deadline time.Time) []result {
 	sink, br := d.sinks[name], d.breakers[name]
 	var out []result
-	deadline := time.Now().Add(d.lease / 2) // stop starting sends well before the lease ends
 	for _, i := range claims {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			break
@@ -322,22 +409,29 @@ func (d *Dispatcher) settle(c *fleet.Cluster, name, token string, claims []*flee
 func (d *Dispatcher) holdBack(ctx context.Context, id fleet.ClusterID, name string, until time.Time) (Report, error) {
 	var rep Report
 	owed, err := d.store.Modify(ctx, id, func(c *fleet.Cluster, now time.Time) bool {
-		rep = Report{}
-		for _, i := range c.Outbox {
-			dl, ok := i.Deliveries[name]
-			if !ok || dl.Done() || dl.Leased(now) || dl.NextAttempt.After(now) || !until.After(dl.NextAttempt) {
-				continue
-			}
-			dl.NextAttempt = until
-			if dl.LastError == "" {
-				dl.LastError = name + ": not tried: its circuit breaker is open after repeated failures"
-			}
-			rep.Deferred++
-		}
+		rep = Report{Deferred: holdBackIn(c, name, until, now)}
 		return rep.Deferred > 0
 	})
 	rep.Pending = owed
 	return rep, err
+}
+
+// holdBackIn pushes the sink's deliveries due at now back to until, and counts
+// them.
+func holdBackIn(c *fleet.Cluster, name string, until, now time.Time) int {
+	n := 0
+	for _, i := range c.Outbox {
+		dl, ok := i.Deliveries[name]
+		if !ok || dl.Done() || dl.Leased(now) || dl.NextAttempt.After(now) || !until.After(dl.NextAttempt) {
+			continue
+		}
+		dl.NextAttempt = until
+		if dl.LastError == "" {
+			dl.LastError = name + ": not tried: its circuit breaker is open after repeated failures"
+		}
+		n++
+	}
+	return n
 }
 
 // retryAfter is the backoff before attempt n+1: RetryBase doubling to

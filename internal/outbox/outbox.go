@@ -5,7 +5,9 @@
 // the cluster's state, committed in the same guarded transaction as the change
 // that caused it (Evaluator and AddRemediationStep), before anything is sent.
 // The Dispatcher then leases intents with a guarded commit, sends them, and
-// commits what each sink answered:
+// commits what each sink answered. The lease may also be taken inside a
+// commit of the caller's (Dispatcher.Claim: the Sweep's evaluation, which
+// records the steps), leaving only the settle to Dispatcher.Deliver:
 //
 //   - two dispatchers (a background dispatch and a sweep, or two instances)
 //     never send the same intent to the same sink at once: each delivery (one

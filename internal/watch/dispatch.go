@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/outbox"
@@ -13,8 +14,11 @@ import (
 // Dispatcher sends what a cluster's outbox owes (implemented by
 // *outbox.Dispatcher, which records what it does through App.Modify):
 // Dispatch to every sink, DispatchSink to one, on its own leases, so that a
-// slow sink delays no other. Any number may run at once on one cluster, in
-// any number of instances: leases keep them off each other's deliveries, so
+// slow sink delays no other. Claim leases inside a commit of the caller's
+// (the Sweep's evaluation) and Deliver sends and settles what it leased once
+// that commit is in, so a due cluster's dispatch costs only the settle
+// transaction (one per sink that had something to send). Any number may run
+// at once on one cluster, in any number of instances: leases keep them off each other's deliveries, so
 // each step reaches each sink once (a send whose answer was lost is repeated
 // after its lease, with the same id). Errors are the repository's
 // (fleet.ErrNotFound, fleet.ErrUnavailable); failed sends are the outbox's to
@@ -22,6 +26,8 @@ import (
 type Dispatcher interface {
 	Dispatch(ctx context.Context, id fleet.ClusterID) (outbox.Report, error)
 	DispatchSink(ctx context.Context, id fleet.ClusterID, sink string) (outbox.Report, error)
+	Claim(c *fleet.Cluster, now time.Time) (*outbox.Claims, bool)
+	Deliver(ctx context.Context, id fleet.ClusterID, cl *outbox.Claims) (outbox.Report, error)
 	// Sinks names the sinks, one background lane each.
 	Sinks() []string
 }
@@ -58,14 +64,23 @@ func (a *App) dispatchNow(ctx context.Context, id fleet.ClusterID, sink string) 
 	return nil
 }
 
+// owedDispatch is what a sweep has to send for one cluster: the deliveries
+// its evaluation leased (claims), or, without claims, whatever is due (a
+// cluster the remediation pass recorded steps on).
+type owedDispatch struct {
+	id     fleet.ClusterID
+	claims *outbox.Claims
+}
+
 // dispatchAll sends what the clusters owe, a few clusters at a time, within
-// the sweep's invocation. Sink failures are the outbox's to retry; only the
-// repository's errors fail the sweep.
-func (a *App) dispatchAll(ctx context.Context, owed map[string]fleet.ClusterID, rep *outbox.Report) error {
+// the sweep's invocation: what their evaluation leased, or what is due.
+// Sink failures are the outbox's to retry; only the repository's errors fail
+// the sweep.
+func (a *App) dispatchAll(ctx context.Context, owed map[string]owedDispatch, rep *outbox.Report) error {
 	if a.dispatcher == nil || len(owed) == 0 {
 		return nil
 	}
-	work := make(chan fleet.ClusterID)
+	work := make(chan owedDispatch)
 	var mu sync.Mutex
 	var failed error
 	var wg sync.WaitGroup
@@ -73,13 +88,14 @@ func (a *App) dispatchAll(ctx context.Context, owed map[string]fleet.ClusterID, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for id := range work {
-				r, err := a.dispatcher.Dispatch(ctx, id)
+			for o := range work {
+				r, err := a.dispatchOwed(ctx, o)
 				mu.Lock()
-				rep.Sent, rep.Failed, rep.GaveUp, rep.Pending = rep.Sent+r.Sent, rep.Failed+r.Failed, rep.GaveUp+r.GaveUp, rep.Pending+r.Pending
+				rep.Sent, rep.Failed, rep.GaveUp, rep.Deferred = rep.Sent+r.Sent, rep.Failed+r.Failed, rep.GaveUp+r.GaveUp, rep.Deferred+r.Deferred
+				rep.Pending += r.Pending
 				if err != nil && !errors.Is(err, fleet.ErrNotFound) {
 					failed = err
-					a.log.Error("dispatch failed", "cluster", id.Key(), "error", err)
+					a.log.Error("dispatch failed", "cluster", o.id.Key(), "error", err)
 				}
 				mu.Unlock()
 			}
@@ -96,4 +112,13 @@ func (a *App) dispatchAll(ctx context.Context, owed map[string]fleet.ClusterID, 
 	close(work)
 	wg.Wait()
 	return failed
+}
+
+// dispatchOwed sends one cluster's leased deliveries, or, without any,
+// claims what it owes in a commit of its own first.
+func (a *App) dispatchOwed(ctx context.Context, o owedDispatch) (outbox.Report, error) {
+	if o.claims != nil {
+		return a.dispatcher.Deliver(ctx, o.id, o.claims)
+	}
+	return a.dispatcher.Dispatch(ctx, o.id)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/outbox"
@@ -40,7 +41,9 @@ type evaluation struct {
 	due   DueEntry
 	out   Change
 	trans []fleet.Transition
-	err   error
+	// claims are the deliveries the evaluation's commit leased.
+	claims *outbox.Claims
+	err    error
 }
 
 // Sweep re-evaluates the clusters whose next evaluation has come (reading
@@ -70,22 +73,20 @@ func (a *App) Sweep(ctx context.Context, l *slog.Logger) (SweepReport, error) {
 			failed = err
 		}
 	}
-	// Remediations, then every notification owed by a cluster this sweep
-	// evaluated or remediated: a step recorded now, a retry that came due, or
-	// what an instance that stopped left behind.
-	owed := map[string]fleet.ClusterID{}
-	for _, e := range evals {
-		if e.err == nil && e.out.Cluster != nil && len(e.out.Cluster.Outbox) > 0 {
-			owed[e.due.Cluster.Key()] = e.due.Cluster
-		}
+	// What the evaluations leased (a step recorded now, a retry that came
+	// due, what an instance that stopped left behind) is sent while the
+	// leases are fresh; then the remediations, and what they recorded.
+	if err := a.dispatchAll(ctx, leased(evals), &rep.Notifications); err != nil {
+		failed = err
 	}
 	touched, err := a.remediationPass(ctx, l, &rep.Remediations)
 	if err != nil {
 		l.Error("remediation pass failed", "error", err)
 		failed = err
 	}
+	owed := map[string]owedDispatch{}
 	for _, id := range touched {
-		owed[id.Key()] = id
+		owed[id.Key()] = owedDispatch{id: id}
 	}
 	if err := a.dispatchAll(ctx, owed, &rep.Notifications); err != nil {
 		failed = err
@@ -109,19 +110,55 @@ func (a *App) evaluateDue(ctx context.Context, l *slog.Logger, due []DueEntry) (
 	}
 	outs, errs, idxErr := a.repo.UpdateMany(ctx, ids, sweepWorkers, func(i int, c *fleet.Cluster) error {
 		// Each cluster is one worker's at a time: evals[i] is its own.
-		evals[i].trans = a.evaluate(c, a.now())
+		evals[i].trans, evals[i].claims = a.evaluateAndClaim(c, a.now())
 		return nil
 	})
 	for i := range evals {
 		evals[i].out, evals[i].err = outs[i], errs[i]
 		if evals[i].out.Result != Committed {
-			evals[i].trans = nil // computed on a state that did not commit
+			// Computed on a state that did not commit: no leases are held.
+			evals[i].trans, evals[i].claims = nil, nil
 		}
 	}
 	if idxErr != nil {
 		l.Error("findings committed but the index not updated; the next sweep repairs it", "error", idxErr)
 	}
 	return evals, idxErr
+}
+
+// evaluateAndClaim runs the rules on c at now and, in the same commit,
+// leases the notifications c owes that are due: the dispatch then needs only
+// the transaction that settles each sink's answers. Another sweep's commit
+// winning the race makes the repository run this again on the winner's state,
+// where its leases are: nothing is claimed twice. After a claim the rules run
+// again, so that the cluster's next evaluation includes the lease ends (an
+// instance that stops before sending leaves them to expire, and the Due index
+// finds the cluster then).
+func (a *App) evaluateAndClaim(c *fleet.Cluster, now time.Time) ([]fleet.Transition, *outbox.Claims) {
+	trans := a.evaluate(c, now)
+	if a.dispatcher == nil || len(c.Outbox) == 0 {
+		return trans, nil
+	}
+	cl, changed := a.dispatcher.Claim(c, now)
+	if !changed {
+		return trans, nil
+	}
+	a.evaluate(c, now)
+	return trans, cl
+}
+
+// leased lists the evaluations that leased deliveries, for dispatchAll. A
+// cluster listed twice by the Due index is evaluated twice: each evaluation
+// delivers its own leases (the second finds the first's and leases no more
+// of those sinks).
+func leased(evals []evaluation) map[string]owedDispatch {
+	owed := map[string]owedDispatch{}
+	for i, e := range evals {
+		if e.claims != nil { // leased, or held back for an open breaker
+			owed[fmt.Sprintf("%s#%d", e.due.Cluster.Key(), i)] = owedDispatch{id: e.due.Cluster, claims: e.claims}
+		}
+	}
+	return owed
 }
 
 // sweepOne accounts for one due cluster's evaluation: a stale entry dropped
@@ -150,13 +187,18 @@ func (a *App) sweepOne(ctx context.Context, l *slog.Logger, e evaluation, rep *S
 	}
 	if !changed && !c.NextEvaluation.Equal(e.due.At) {
 		// Nothing to commit, yet the cluster is not due at this entry's
-		// time: the entry outlived an index write that failed after a
-		// commit. Drop it and rewrite the cluster's entries from its state.
+		// time: its deadline moved later or went away (a due entry means
+		// "evaluate no later than" and is never moved by the commit that
+		// postpones it), or the entry outlived an index write that failed
+		// after a commit. Rewrite the cluster's entries from its state (which
+		// re-files its deadline), then drop this one: in that order, a
+		// failure between the two leaves an extra entry, never none.
+		if err := a.repo.RepairIndex(ctx, e.due.Cluster); err != nil {
+			l.Warn("index repair failed; the entry stays for the next sweep", "error", err)
+			return nil
+		}
 		if err := a.repo.DropDue(ctx, e.due); err == nil {
 			rep.Stale++
-		}
-		if err := a.repo.RepairIndex(ctx, e.due.Cluster); err != nil {
-			l.Warn("index repair failed", "error", err)
 		}
 	}
 	for _, t := range e.trans {
