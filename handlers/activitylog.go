@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"runtime/debug"
-	"sync"
 
 	"github.com/upgradewatch/upgradewatch/internal/events"
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
@@ -96,13 +94,12 @@ type streamSummary struct {
 	ingestSummary
 }
 
-// streamWorkers is how many clusters one batch commits to at once.
-const streamWorkers = 4
-
 // activityLogStream takes a batch of Event Hub messages. The export carries
 // the whole subscription's activity log: records about anything else are
-// counted and skipped at once. Records of one cluster commit in order, clusters
-// in parallel. A transient failure fails the invocation, so the host's retry
+// counted and skipped at once. The records of one cluster commit together in
+// one guarded change (App.IngestBatch: each exactly once, applied in time
+// order), clusters in parallel; each record still has its own outcome, and
+// one the App refuses costs only itself. A transient failure fails the invocation, so the host's retry
 // policy (functions/ActivityLogStream/function.json: bounded, exponential)
 // delivers the batch again; what was committed is then a duplicate. After the
 // policy's last attempt the host moves its checkpoint past the batch whatever
@@ -185,63 +182,59 @@ func (inv *invocation) groupRecords(msgs []json.RawMessage, sum *streamSummary) 
 	return groups, order, transient
 }
 
-// commitGroups commits each cluster's records in a child invocation of its
-// own (records of one cluster in order, clusters in parallel), merging their
-// tallies at the end. The error says records could not be committed.
+// commitGroups commits the records of the clusters in order through the
+// App, each cluster's together in one guarded change (clusters in parallel,
+// each record still exactly once), then answers them cluster by cluster in
+// batch order. The error says records could not be committed.
 func (inv *invocation) commitGroups(groups map[string][]events.ExportRecord, order []string) error {
-	children := make([]*invocation, len(order))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range max(1, min(streamWorkers, len(order))) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				child := &invocation{s: inv.s, fn: inv.fn, ctx: inv.ctx, id: inv.id, log: inv.log, retry: inv.retry}
-				child.commitRecords(groups[order[i]])
-				children[i] = child
-			}
-		}()
+	var recs []events.ExportRecord
+	for _, k := range order {
+		recs = append(recs, groups[k]...)
 	}
-	for i := range order {
-		work <- i
+	if len(recs) == 0 {
+		return nil
 	}
-	close(work)
-	wg.Wait()
-	var failed error
-	for _, child := range children {
-		inv.sum.add(child.sum)
-		inv.lines = append(inv.lines, child.lines...)
-		if child.sum.Failed > 0 {
-			failed = fmt.Errorf("%w: %d record(s) could not be committed", fleet.ErrUnavailable, child.sum.Failed)
+	sigs := make([]fleet.Signal, len(recs))
+	for i, rec := range recs {
+		sigs[i] = rec.Signal
+	}
+	outs, errs := inv.s.app.IngestBatch(inv.ctx, sigs)
+	failed, at := 0, 0
+	for _, k := range order {
+		end := at + len(groups[k])
+		if !inv.answerRecords(recs[at:end], outs[at:end], errs[at:end]) {
+			failed++
 		}
+		at = end
 	}
-	return failed
+	if failed > 0 {
+		return fmt.Errorf("%w: the records of %d cluster(s) could not be committed", fleet.ErrUnavailable, failed)
+	}
+	return nil
 }
 
-// errPoison marks a record that fails the same way at every attempt (it
-// panicked): retrying it would only stall the export.
+// errPoison marks a record that still fails at the retry policy's last
+// attempt: retrying it would only stall the export.
 var errPoison = errors.New("poison record")
 
-// commitRecords commits one cluster's records in batch order. A record that
-// fails stops the rest of the cluster, which waits for the host's retry (a
-// storage outage would only fail them all, slowly), unless the failure is
-// known to be permanent (a panic) or this is the retry policy's last attempt:
-// then the record is kept in Rejected, with why and its body, and the rest go
-// on. Only a record that cannot even be kept counts as failed.
-func (inv *invocation) commitRecords(recs []events.ExportRecord) {
-	for _, rec := range recs {
+// answerRecords answers one cluster's records in batch order, given what the
+// App made of them. Records the App refused (unreadable, refused by the
+// transition, dated ahead, or that panicked) are kept in Rejected and cost
+// only themselves. A record that failed for a storage reason stops the
+// answer: the rest of the cluster shares its change and waits for the host's
+// retry with it, unless this is the retry policy's last attempt: then the
+// record is kept in Rejected, with why and its body, and the rest go on. Only
+// a record that cannot even be kept counts as failed; then it answers false.
+func (inv *invocation) answerRecords(recs []events.ExportRecord, outs []watch.Outcome, errs []error) bool {
+	for i, rec := range recs {
 		inv.sum.Events++
-		err := inv.handleRecord(rec)
+		err := inv.answer(rec.Signal, rec.Raw, outs[i], errs[i])
 		if err == nil {
 			continue
 		}
 		l := inv.log.With("event_id", rec.Signal.ID, "cluster", rec.Signal.Cluster.Key())
-		if poison := errors.Is(err, errPoison); poison || inv.retry.Last() {
-			reason := err
-			if !poison {
-				reason = fmt.Errorf("%w: not committed by the last of %d attempts: %w", errPoison, inv.retry.Max+1, err)
-			}
+		if inv.retry.Last() {
+			reason := fmt.Errorf("%w: not committed by the last of %d attempts: %w", errPoison, inv.retry.Max+1, err)
 			rej := watch.Rejection{EventID: rec.Signal.ID, EventType: rec.Signal.Type, Source: rec.Signal.Source,
 				Subject: rec.Signal.Subject, Body: rec.Raw}
 			if inv.reject(rej, reason, l) == nil {
@@ -251,17 +244,7 @@ func (inv *invocation) commitRecords(recs []events.ExportRecord) {
 		l.Warn("activity record not committed; the batch will be retried", "retry", inv.retry.Count, "error", err)
 		inv.sum.Failed++
 		inv.lines = append(inv.lines, "failed: "+err.Error())
-		return
+		return false
 	}
-}
-
-// handleRecord commits one record, turning a panic into errPoison.
-func (inv *invocation) handleRecord(rec events.ExportRecord) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			inv.log.Error("activity record panicked", "event_id", rec.Signal.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			err = fmt.Errorf("%w: panic: %v", errPoison, v)
-		}
-	}()
-	return inv.handle(rec.Signal, nil, rec.Raw)
+	return true
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -15,7 +16,8 @@ import (
 // batchWorkers is how many clusters of one batch commit at once.
 const batchWorkers = 4
 
-// IngestBatch commits signals delivered together (an Event Grid batch), each
+// IngestBatch commits signals delivered together (an Event Grid batch, the
+// cluster records of an activity-log export batch), each
 // exactly once as Ingest does, but those of one cluster in one guarded change
 // (several only when they outgrow one transaction): the signals not committed
 // before are applied in time order and the rules run once on the result.
@@ -23,7 +25,8 @@ const batchWorkers = 4
 // meanings; one signal refused (dated ahead, refused by the transition)
 // leaves the others to commit. When storage refuses a cluster's combined
 // rows, its signals are committed one by one, so only the one at fault is
-// refused. Clusters commit in parallel. Safe for concurrent use.
+// refused; one whose commit panics is refused (ErrRejected) the same way.
+// Clusters commit in parallel. Safe for concurrent use.
 func (a *App) IngestBatch(ctx context.Context, sigs []fleet.Signal) ([]Outcome, []error) {
 	sigs = slices.Clone(sigs)
 	outs, errs := make([]Outcome, len(sigs)), make([]error, len(sigs))
@@ -49,7 +52,7 @@ func (a *App) IngestBatch(ctx context.Context, sigs []fleet.Signal) ([]Outcome, 
 		go func() {
 			defer wg.Done()
 			for idx := range work {
-				a.commitGroup(ctx, sigs, idx, outs, errs)
+				a.commitGroupSafe(ctx, sigs, idx, outs, errs)
 			}
 		}()
 	}
@@ -64,6 +67,34 @@ func (a *App) IngestBatch(ctx context.Context, sigs []fleet.Signal) ([]Outcome, 
 		}
 	}
 	return outs, errs
+}
+
+// commitGroupSafe is commitGroup for a worker goroutine, where a panic (a
+// bug: it fails the same way at every delivery) would end the process: the
+// group's signals are then committed one by one, so only the signal that
+// panics is refused (ErrRejected, kept in Rejected by the caller).
+func (a *App) commitGroupSafe(ctx context.Context, sigs []fleet.Signal, idx []int, outs []Outcome, errs []error) {
+	defer func() {
+		if v := recover(); v != nil {
+			a.log.Error("batch change panicked; committing its signals one by one", "cluster", sigs[idx[0]].Cluster.Key(),
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			for _, i := range idx {
+				outs[i], errs[i] = a.commitSafe(ctx, sigs[i])
+			}
+		}
+	}()
+	a.commitGroup(ctx, sigs, idx, outs, errs)
+}
+
+// commitSafe is commit with a panic turned into the signal's rejection.
+func (a *App) commitSafe(ctx context.Context, sig fleet.Signal) (out Outcome, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			a.log.Error("signal panicked", "event_id", sig.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			out, err = Outcome{}, fmt.Errorf("%w: panic: %v", fleet.ErrRejected, v)
+		}
+	}()
+	return a.commit(ctx, sig)
 }
 
 // commitGroup commits the signals at idx, all of one cluster, in one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -47,12 +48,14 @@ type batchApp struct {
 	reqs  *atomic.Int64
 	runs  *atomic.Int64
 	open  func() *watch.App
+	// panicFor names a cluster whose rules panic (a bug), when set.
+	panicFor *atomic.Pointer[string]
 }
 
 func newBatchApp(t *testing.T) batchApp {
 	t.Helper()
 	prefix := azuritetest.Prefix(t)
-	b := batchApp{reqs: new(atomic.Int64), runs: new(atomic.Int64)}
+	b := batchApp{reqs: new(atomic.Int64), runs: new(atomic.Int64), panicFor: new(atomic.Pointer[string])}
 	mk := func(counter *atomic.Int64) (*watch.App, *state.Store) {
 		svc, err := state.NewServiceClient(state.Connection{Name: "test", ConnectionString: azuritetest.ConnectionString(azuritetest.Endpoint(t))},
 			state.ClientOptions{TryTimeout: 5 * time.Second, MaxRetries: 1, Counter: counter})
@@ -62,7 +65,13 @@ func newBatchApp(t *testing.T) batchApp {
 		s := state.New(svc, state.Options{TablePrefix: prefix, CacheSize: 100})
 		t.Cleanup(s.Close)
 		app := watch.New(s, watch.Options{Now: func() time.Time { return now },
-			Rules: func(c *fleet.Cluster, at time.Time) []fleet.Transition { b.runs.Add(1); return nil }})
+			Rules: func(c *fleet.Cluster, at time.Time) []fleet.Transition {
+				b.runs.Add(1)
+				if name := b.panicFor.Load(); name != nil && c.ID.Name == *name {
+					panic("rule bug on " + c.ID.Name)
+				}
+				return nil
+			}})
 		return app, s
 	}
 	b.app, b.store = mk(b.reqs)
@@ -213,6 +222,33 @@ func TestIngestBatchRejectsOnlyTheBadSignal(t *testing.T) {
 	outs, errs = b.app.IngestBatch(ctx, sigs[1:2])
 	if !errors.Is(errs[0], fleet.ErrRejected) || outs[0].Result == watch.Duplicate {
 		t.Errorf("redelivered refused event: %s %v, want rejected again", outs[0].Result, errs[0])
+	}
+}
+
+// A panic while committing a cluster's signals (a bug, the same at every
+// delivery) would end the process from IngestBatch's worker goroutine: it
+// refuses that cluster's signals instead, each tried on its own, writes
+// nothing for them, and the other clusters commit.
+func TestIngestBatchPanicRefusesOnlyItsCluster(t *testing.T) {
+	b := newBatchApp(t)
+	bad := batchFleet[1].Name
+	b.panicFor.Store(&bad)
+	sigs := batchEvents(6)
+	outs, errs := b.app.IngestBatch(context.Background(), sigs)
+	var good []fleet.Signal
+	for i, sig := range sigs {
+		switch {
+		case sig.Cluster.Name == bad && (!errors.Is(errs[i], fleet.ErrRejected) || !strings.Contains(errs[i].Error(), "panic: rule bug")):
+			t.Errorf("event %d on the panicking cluster: %s %v, want ErrRejected naming the panic", i, outs[i].Result, errs[i])
+		case sig.Cluster.Name != bad && (errs[i] != nil || outs[i].Result != watch.Committed || outs[i].Seq != 1):
+			t.Errorf("event %d: %s at seq %d %v, want committed at seq 1", i, outs[i].Result, outs[i].Seq, errs[i])
+		case sig.Cluster.Name != bad:
+			good = append(good, sig)
+		}
+	}
+	checkSignals(t, b, good)
+	if _, err := b.store.Cluster(context.Background(), batchFleet[1]); !errors.Is(err, fleet.ErrNotFound) {
+		t.Errorf("panicking cluster: %v, want nothing written (ErrNotFound)", err)
 	}
 }
 
