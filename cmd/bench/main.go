@@ -28,8 +28,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/upgradewatch/upgradewatch/internal/state"
@@ -301,25 +299,12 @@ func baselineTx(svc *aztables.ServiceClient, workers, total int) (float64, error
 	rate, _, err := drive(workers, total, func(w, i int) error {
 		pk := fmt.Sprintf("6f1c2a3b-4d5e-4f60-8a71-92b3c4d5e6f7~rg-bench~aks-w%d-%02d", w, i%20)
 		n := seqs[w][pk]
-		ent := func(rk string, cols map[string]any) []byte {
-			m := map[string]any{"PartitionKey": pk, "RowKey": rk}
-			for k, v := range cols {
-				m[k] = v
-			}
-			b, _ := json.Marshal(m)
-			return b
-		}
-		var acts []aztables.TransactionAction
-		if n > 0 {
-			acts = append(acts, aztables.TransactionAction{ActionType: aztables.TransactionTypeDelete,
-				Entity: ent(fmt.Sprintf("seq~%012d", n), nil), IfMatch: to.Ptr(azcore.ETagAny)})
-		}
-		acts = append(acts,
-			aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: ent(fmt.Sprintf("seq~%012d", n+1), map[string]any{"Kind": "Sequence"})},
-			aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: ent(fmt.Sprintf("signal~%d", i),
-				map[string]any{"Kind": "Signal", "EventType": "Microsoft.ContainerService.NodePoolRollingStarted", "Pool": "np1"})},
-			aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: ent("pool~np1",
-				map[string]any{"Kind": "NodePool", "RollingState": "Rolling", "NodeImageVersion": "AKSUbuntu-2204gen2containerd-202610.13.0"})})
+		// The minimal exactly-once commit plus one state row, as a signal that
+		// changes one pool writes.
+		pool, _ := json.Marshal(map[string]any{"PartitionKey": pk, "RowKey": "pool~np1", "Kind": "NodePool",
+			"RollingState": "Rolling", "NodeImageVersion": "AKSUbuntu-2204gen2containerd-202610.13.0"})
+		acts := append(minimalActions(pk, n, fmt.Sprint(i), "Microsoft.ContainerService.NodePoolRollingStarted"),
+			aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: pool})
 		if _, err := client.SubmitTransaction(context.Background(), acts, nil); err != nil {
 			return err
 		}
