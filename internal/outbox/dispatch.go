@@ -158,15 +158,20 @@ type result struct {
 // the store's, joined (ErrUnavailable: the sweep tries again; what was
 // sent but not committed is sent again after the lease).
 func (d *Dispatcher) Dispatch(ctx context.Context, id fleet.ClusterID) (Report, error) {
+	return d.eachSink(d.order, Report{}, func(name string) (Report, error) { return d.DispatchSink(ctx, id, name) })
+}
+
+// eachSink runs send for every named sink at once, and adds up their
+// reports (onto rep) and joins their errors.
+func (d *Dispatcher) eachSink(names []string, rep Report, send func(name string) (Report, error)) (Report, error) {
 	var mu sync.Mutex
-	var rep Report
 	var errs []error
 	var wg sync.WaitGroup
-	for _, name := range d.order {
+	for _, name := range names {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := d.DispatchSink(ctx, id, name)
+			r, err := send(name)
 			mu.Lock()
 			defer mu.Unlock()
 			rep.add(r)
@@ -255,28 +260,15 @@ func (d *Dispatcher) Deliver(ctx context.Context, id fleet.ClusterID, cl *Claims
 	if cl == nil {
 		return Report{}, nil
 	}
-	var mu sync.Mutex
-	rep := Report{Deferred: cl.deferred}
-	var errs []error
-	var wg sync.WaitGroup
+	var leased []string
 	for _, name := range d.order {
-		l, ok := cl.leases[name]
-		if !ok {
-			continue
+		if _, ok := cl.leases[name]; ok {
+			leased = append(leased, name)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r, err := d.deliverSink(ctx, id, name, l)
-			mu.Lock()
-			defer mu.Unlock()
-			rep.add(r)
-			rep.Pending = r.Pending // the last to finish saw the others' commits
-			errs = append(errs, err)
-		}()
 	}
-	wg.Wait()
-	return rep, errors.Join(errs...)
+	return d.eachSink(leased, Report{Deferred: cl.deferred}, func(name string) (Report, error) {
+		return d.deliverSink(ctx, id, name, cl.leases[name])
+	})
 }
 
 // claimSink leases the sink's due deliveries in c under a new token.
