@@ -11,8 +11,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 )
+
+// internalService is a client of the Azurite at ep.
+func internalService(t *testing.T, ep string) *aztables.ServiceClient {
+	t.Helper()
+	svc, err := NewServiceClient(Connection{Name: "test", ConnectionString: strings.Replace(AzuriteConnectionString,
+		"http://127.0.0.1:10002/devstoreaccount1", ep, 1)}, ClientOptions{TryTimeout: 5 * time.Second, MaxRetries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
 
 // internalStore opens a store on tables of its own on the shared Azurite
 // (internal/azuritetest imports this package, so it cannot be used here).
@@ -34,11 +47,7 @@ func internalStore(t *testing.T) *Store {
 		t.Skipf("Azurite not reachable at %s: %v", u.Host, err)
 	}
 	_ = conn.Close()
-	svc, err := NewServiceClient(Connection{Name: "test", ConnectionString: strings.Replace(AzuriteConnectionString,
-		"http://127.0.0.1:10002/devstoreaccount1", ep, 1)}, ClientOptions{TryTimeout: 5 * time.Second, MaxRetries: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := internalService(t, ep)
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	s := New(svc, Options{TablePrefix: "t" + hex.EncodeToString(b)})

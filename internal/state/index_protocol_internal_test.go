@@ -22,12 +22,7 @@ func secondInstance(t *testing.T, s *Store) *Store {
 	if ep == "" {
 		ep = "http://127.0.0.1:10002/devstoreaccount1"
 	}
-	svc, err := NewServiceClient(Connection{Name: "test", ConnectionString: strings.Replace(AzuriteConnectionString,
-		"http://127.0.0.1:10002/devstoreaccount1", ep, 1)}, ClientOptions{TryTimeout: 5 * time.Second, MaxRetries: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := New(svc, Options{TablePrefix: strings.TrimSuffix(s.names[0], TableFleet), CacheSize: 100})
+	o := New(internalService(t, ep), Options{TablePrefix: strings.TrimSuffix(s.names[0], TableFleet), CacheSize: 100})
 	t.Cleanup(o.Close)
 	return o
 }
