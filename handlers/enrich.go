@@ -22,5 +22,5 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err, id)
 		return
 	}
-	writeJSON(w, http.StatusOK, clusterDetail(c))
+	writeJSON(w, http.StatusOK, clusterDetail(c, s.patchView(r.Context(), c)))
 }

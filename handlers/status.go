@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/host"
+	"github.com/upgradewatch/upgradewatch/internal/patch"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 // FunctionStatus is the Status function: GET /api/clusters[/{sub}/{rg}/{name}].
@@ -79,6 +82,28 @@ type poolJSON struct {
 	Nodes *poolSpreadOut `json:"nodes,omitempty"`
 	// NodesObservedAt is when that snapshot was taken.
 	NodesObservedAt *time.Time `json:"nodesObservedAt,omitempty"`
+	// Patch is the pool's patch status (live pools; absent when the image
+	// catalogue could not be read).
+	Patch *patchJSON `json:"patch,omitempty"`
+}
+
+// patchJSON is a pool's patch status (docs/patch-status.md).
+type patchJSON struct {
+	Status      string         `json:"status"`
+	BlockedBy   string         `json:"blockedBy,omitempty"`
+	Reason      string         `json:"reason"`
+	LatestImage string         `json:"latestImage,omitempty"`
+	LatestSince *time.Time     `json:"latestSince,omitempty"`
+	ReleasedAt  *time.Time     `json:"releasedAt,omitempty"`
+	DaysBehind  int            `json:"daysBehind"`
+	Compliance  string         `json:"compliance"`
+	Evidence    patch.Evidence `json:"evidence"`
+}
+
+func patchOut(st patch.PoolStatus) *patchJSON {
+	return &patchJSON{Status: st.Status, BlockedBy: st.Blocked, Reason: st.Reason, LatestImage: st.LatestImage,
+		LatestSince: timePtr(st.LatestSince), ReleasedAt: timePtr(st.ReleasedAt), DaysBehind: st.DaysBehind,
+		Compliance: st.Compliance, Evidence: st.Evidence}
 }
 
 type upgradeJSON struct {
@@ -100,6 +125,9 @@ type upgradeJSON struct {
 	ChannelChange *fleet.ChannelChange `json:"channelChange,omitempty"`
 	Failures      []activityJSON       `json:"failures,omitempty"`
 	ClosedBy      string               `json:"closedBy,omitempty"`
+	// TimeToPatch is, in seconds, from the new image becoming available to
+	// the end of the operation that applied it; absent when unknown.
+	TimeToPatch *int64 `json:"timeToPatch,omitempty"`
 }
 
 // activityJSON is one activity-log entry in the Status API.
@@ -181,11 +209,22 @@ func (s *Server) getCluster(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err, id)
 		return
 	}
-	writeJSON(w, http.StatusOK, clusterDetail(c))
+	writeJSON(w, http.StatusOK, clusterDetail(c, s.patchView(r.Context(), c)))
 }
 
-func clusterDetail(c *fleet.Cluster) map[string]any {
-	pools, live, rolling := poolsOut(c)
+// patchView is the cluster's patch status, or nil when the image catalogue
+// cannot be read: the rest of the status still answers.
+func (s *Server) patchView(ctx context.Context, c *fleet.Cluster) *watch.PatchView {
+	pv, err := s.app.PatchStatus(ctx, c)
+	if err != nil {
+		s.log.Warn("patch status unavailable", "function", FunctionStatus, "cluster", c.ID.Key(), "error", err)
+		return nil
+	}
+	return &pv
+}
+
+func clusterDetail(c *fleet.Cluster, pv *watch.PatchView) map[string]any {
+	pools, live, rolling := poolsOut(c, pv)
 	acts := []activityJSON{}
 	for i := len(c.Activities) - 1; i >= 0 && len(acts) < recentActivities; i-- {
 		acts = append(acts, activityOut(c.Activities[i]))
@@ -207,14 +246,17 @@ func clusterDetail(c *fleet.Cluster) map[string]any {
 		cj.LatestVersions = &versionsJSON{Supported: c.Versions.LatestSupported, Stable: c.Versions.LatestStable,
 			LowestMin: c.Versions.LowestMinor, Preview: c.Versions.LatestPreview}
 	}
-	detail := map[string]any{"cluster": cj, "pools": pools, "upgrades": upgradesOut(c), "scheduledEvents": sched,
+	detail := map[string]any{"cluster": cj, "pools": pools, "upgrades": upgradesOut(c, pv), "scheduledEvents": sched,
 		"findings": clusterFindingList(c, findingFilter{status: "open"}), "activity": acts}
+	if pv == nil {
+		detail["patchUnavailable"] = "the image catalogue could not be read; try again"
+	}
 	detailExtras(c, detail)
 	return detail
 }
 
 // poolsOut lists the cluster's pools, with how many are live and rolling.
-func poolsOut(c *fleet.Cluster) (pools []poolJSON, live, rolling int) {
+func poolsOut(c *fleet.Cluster, pv *watch.PatchView) (pools []poolJSON, live, rolling int) {
 	pools = make([]poolJSON, 0, len(c.Pools))
 	for _, p := range c.SortedPools() {
 		if p.RollingState == fleet.RollingActive {
@@ -235,13 +277,16 @@ func poolsOut(c *fleet.Cluster) (pools []poolJSON, live, rolling int) {
 			spread := poolSpread(p.Name, *p.Nodes)
 			pj.Nodes, pj.NodesObservedAt = &spread, timePtr(p.NodesAt.At)
 		}
+		if st, ok := pv.Pool(p.Name); ok {
+			pj.Patch = patchOut(st)
+		}
 		pools = append(pools, pj)
 	}
 	return pools, live, rolling
 }
 
 // upgradesOut lists the cluster's recent upgrades.
-func upgradesOut(c *fleet.Cluster) []upgradeJSON {
+func upgradesOut(c *fleet.Cluster, pv *watch.PatchView) []upgradeJSON {
 	ups := []upgradeJSON{}
 	for _, u := range c.RecentUpgrades(recentUpgrades) {
 		uj := upgradeJSON{Key: u.Key, Pool: u.Pool, Outcome: u.Outcome,
@@ -251,6 +296,10 @@ func upgradesOut(c *fleet.Cluster) []upgradeJSON {
 			CorrelationID: u.RequestCorrelationID, ChannelChange: u.ChannelChange, ClosedBy: u.ClosedBy}
 		for _, f := range u.Failures {
 			uj.Failures = append(uj.Failures, activityOut(f))
+		}
+		if d, ok := pv.Latency(u.Key); ok {
+			secs := int64(d / time.Second)
+			uj.TimeToPatch = &secs
 		}
 		ups = append(ups, uj)
 	}

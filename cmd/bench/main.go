@@ -319,7 +319,7 @@ func dropTables(c config, prefix string) {
 	if err != nil {
 		return
 	}
-	for _, t := range []string{state.TableFleet, state.TableIndex, state.TableRejected} {
+	for _, t := range []string{state.TableFleet, state.TableIndex, state.TableRejected, state.TableCatalogue} {
 		_, _ = svc.DeleteTable(context.Background(), prefix+t, nil)
 	}
 }

@@ -113,7 +113,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 	store := state.New(svc, state.Options{TablePrefix: cfg.TablePrefix, CacheSize: cfg.CacheSize, Logger: log,
 		NodeRetention: cfg.NodeRetention})
 	defer store.Close()
-	app := newApp(cfg, store, sinks, policies, credential, log)
+	catalogue := state.NewCatalogue(svc, state.CatalogueOptions{TablePrefix: cfg.TablePrefix, Logger: log})
+	app := newApp(cfg, store, catalogue, sinks, policies, credential, log)
 	opts := handlers.Options{Logger: log, MaxBodyBytes: cfg.MaxBodyBytes, MaxInventoryBytes: cfg.MaxInventoryBytes, MaxInflightBytes: cfg.MaxInflightBytes,
 		StorageRequests: &requests}
 	trustOptions(&opts, cfg.Trust, app.Enriching(), log)
@@ -128,13 +129,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("upgradewatch handler starting", "addr", ln.Addr().String(), "storage", cfg.Storage.Describe(),
-		"tables", strings.Join(store.Tables(), ","), "max_body_bytes", cfg.MaxBodyBytes, "state_cache", cfg.CacheSize,
+		"tables", strings.Join(store.Tables(), ",")+","+catalogue.Table(), "max_body_bytes", cfg.MaxBodyBytes, "state_cache", cfg.CacheSize,
 		"enrich", app.Enriching(), "azure_identity", armIdentity(cfg, cred != nil), "policy_rules", policies.Len(),
 		"notify_sinks", sinkDestinations(sinks), "remind_every", cfg.Notify.RemindEvery.String(), "max_inflight_bytes", cfg.MaxInflightBytes,
 		"remediation", cfg.Remediation)
 	log.Info("authentication beyond the Functions host's keys", cfg.Trust.describe()...)
 
-	go ensureTables(ctx, store, log)
+	go ensureTables(ctx, log, store.EnsureTables, catalogue.EnsureTable)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
@@ -169,7 +170,7 @@ func armIdentity(cfg Config, made bool) string {
 // steps run on every change, ARM reads when enrichment is on (and a
 // credential exists), the sinks, and the remediation pass within the
 // configured ceiling.
-func newApp(cfg Config, store *state.Store, sinks []notify.Sink, policies *policy.Set, credential func() azcore.TokenCredential, log *slog.Logger) *watch.App {
+func newApp(cfg Config, store *state.Store, catalogue *state.ImageCatalogue, sinks []notify.Sink, policies *policy.Set, credential func() azcore.TokenCredential, log *slog.Logger) *watch.App {
 	resolve := func(c *fleet.Cluster) (fleet.Policy, []string) {
 		p, problems := policies.For(c)
 		out := make([]string, len(problems))
@@ -183,7 +184,8 @@ func newApp(cfg Config, store *state.Store, sinks []notify.Sink, policies *polic
 		notifyCfg.Sinks = append(notifyCfg.Sinks, sk.Name())
 	}
 	o := watch.Options{Logger: log, Rules: outbox.Evaluator(findings.Evaluator(resolve), notifyCfg),
-		EnrichTimeout: cfg.EnrichTimeout}
+		EnrichTimeout: cfg.EnrichTimeout, Catalogue: catalogue,
+		Policy: func(c *fleet.Cluster) fleet.Policy { p, _ := policies.For(c); return p }}
 	if len(sinks) > 0 {
 		o.NewDispatcher = func(store outbox.Store) watch.Dispatcher {
 			return outbox.NewDispatcher(store, sinks, outbox.Options{PublicURL: cfg.Notify.PublicURL, Logger: log})
@@ -215,10 +217,15 @@ func newApp(cfg Config, store *state.Store, sinks []notify.Sink, policies *polic
 
 // ensureTables creates missing tables, retrying while storage is unreachable.
 // Until it succeeds, events are answered 503 and redelivered.
-func ensureTables(ctx context.Context, store *state.Store, log *slog.Logger) {
+func ensureTables(ctx context.Context, log *slog.Logger, ensure ...func(context.Context) error) {
 	delay := 250 * time.Millisecond
 	for {
-		err := store.EnsureTables(ctx)
+		var err error
+		for _, f := range ensure {
+			if err = f(ctx); err != nil {
+				break
+			}
+		}
 		if err == nil {
 			log.Info("tables ready")
 			return

@@ -198,6 +198,15 @@ type Upgrade struct {
 	// ClosedBy is the activity that ended the operation (an abort, or the
 	// failure of the request that started it) when no rolling event did.
 	ClosedBy string
+
+	// Time-to-patch of an operation that brought the pool to a newer image
+	// (internal/patch): AvailableSince is when ImageAfter became available
+	// (first seen in the region, else its release date), TimeToPatch from
+	// then to EndedAt in whole seconds. Zero AvailableSince: not known. Set
+	// by the application layer when the operation ends; kept while the
+	// operation's end and ImageAfter stay as they are.
+	AvailableSince time.Time
+	TimeToPatch    time.Duration
 }
 
 // Upgrade outcomes.
@@ -500,9 +509,11 @@ func scheduledRank(status string) int {
 // not (yet) seen. A pool removed while an operation was open cancels it.
 func (c *Cluster) derivePool(pool string, extra *SignalRef) {
 	var refs []SignalRef
+	prev := map[string]*Upgrade{}
 	for key, u := range c.Upgrades {
 		if u.Pool == pool {
 			refs = append(refs, u.Signals...)
+			prev[key] = u
 			delete(c.Upgrades, key)
 		}
 	}
@@ -567,6 +578,7 @@ func (c *Cluster) derivePool(pool string, extra *SignalRef) {
 		first := u.Signals[0]
 		u.Key = upgradeKey(pool, first)
 		p.setImages(u)
+		u.keepTimeToPatch(prev[u.Key])
 		c.Upgrades[u.Key] = u
 	}
 	if len(ops) > 0 {
@@ -584,6 +596,14 @@ func (c *Cluster) derivePool(pool string, extra *SignalRef) {
 		case OutcomeFailed:
 			p.RollingState = RollingFailed
 		}
+	}
+}
+
+// keepTimeToPatch carries the time-to-patch over from the operation as it
+// was derived before, while what it was measured on has not changed.
+func (u *Upgrade) keepTimeToPatch(prev *Upgrade) {
+	if prev != nil && prev.Outcome == u.Outcome && prev.EndedAt.Equal(u.EndedAt) && prev.ImageAfter == u.ImageAfter {
+		u.AvailableSince, u.TimeToPatch = prev.AvailableSince, prev.TimeToPatch
 	}
 }
 

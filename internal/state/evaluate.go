@@ -41,7 +41,7 @@ func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]DueEntry, 
 // OpenFindings lists the open findings of the whole fleet from the index: one
 // partition query.
 func (s *Store) OpenFindings(ctx context.Context) ([]FindingEntry, error) {
-	ents, err := s.query(ctx, s.index, "PartitionKey eq "+odataString(IndexFindings))
+	ents, err := s.queryIndex(ctx, IndexFindings)
 	if err != nil {
 		return nil, fmt.Errorf("list findings: %w", err)
 	}

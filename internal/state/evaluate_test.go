@@ -30,7 +30,9 @@ func evalStore(t *testing.T, clk *clock, prefix string, opened *atomic.Int64) *s
 	rules := findings.Evaluator(func(*fleet.Cluster) (fleet.Policy, []string) {
 		return fleet.Policy{NodeOSChannel: fleet.ChannelNodeImage, Source: "test"}, nil
 	})
-	s := newWithRules(svc, state.Options{TablePrefix: prefix, CacheSize: 100, Now: clk.now},
+	// Repair entries (filed for index entries written behind a commit) a
+	// day out: these tests are about the rules' own deadlines.
+	s := newWithRules(svc, state.Options{TablePrefix: prefix, CacheSize: 100, Now: clk.now, IndexRepairAfter: 24 * time.Hour},
 		func(c *fleet.Cluster, now time.Time) []fleet.Transition {
 			tr := rules(c, now)
 			for _, x := range tr {

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -18,23 +21,51 @@ import (
 )
 
 // The FleetIndex table is derived data: every row can be rebuilt from the
-// Fleet table. It is written as an upsert or delete per changed entry: by a
-// signal's change just before its commit (preIndex: entries land in commit
-// order with no read after; undoIndex when the commit fails), by other changes
-// after their commit (applyIndex), so a failure there never undoes the commit;
-// the failed delivery answers 5xx and its redelivery (a duplicate) repairs the
-// entries.
+// Fleet table. Its entries are of two sorts, written differently.
 //
-// InFlight rows are keyed per operation (<cluster>~<upgrade key>), so the end
-// of one operation and the start of the next can never remove each other's
-// row. Index writes made after a commit can still land out of order (a
-// Started that commits before its end but writes its entry after the end
-// removed it); applyIndex catches that with one read of the sequence row and
-// rewrites the cluster's entries from the latest state.
+// Entries whose writes must land in commit order (the cluster summary, due
+// entries) are written by a signal's change just before its commit
+// (preIndex: a later commit has to load this one's state first, so they land
+// in order with no read after; undoIndex when the commit fails), and by other
+// changes after their commit (applyIndex, with a check of the sequence row).
+//
+// Entries whose writes commute (in-flight operations, open findings) are
+// written behind a signal's commit, coalesced with other commits' entries
+// into one transaction per partition (indexWriter.later). They commute because
+// each is keyed by what never repeats (an operation; a finding's opening),
+// added only if absent (modeAdd: a late add finds the tombstone and does
+// nothing), ended by a tombstone (Ended=true) rather than a delete, and
+// changed by a merge that never touches Ended. So the writes of two instances,
+// or of one instance's coalesced batches, give the same entries in any order.
+// Tombstones are removed an hour after they end (PruneIndex). A write behind
+// the commit that never lands (the process died first, storage failed) is
+// repaired by the sweep: such a change files a due entry no later than
+// repairAfter from now, and the sweep that finds the cluster not due there
+// rewrites its entries from its state (reconcileIndex).
+
+// opMode is how an index entry is written.
+type opMode uint8
+
+const (
+	modePut   opMode = iota // insert or replace
+	modeAdd                 // insert if absent (Conflict is success)
+	modeMerge               // merge columns into the entry if present (NotFound is success)
+)
 
 type indexOp struct {
 	pk, rk string
 	r      row // nil: delete
+	mode   opMode
+}
+
+// commutes reports whether op may be written behind the commit (see above).
+func (op indexOp) commutes() bool { return op.pk == IndexInFlight || op.pk == IndexFindings }
+
+// ended marks an entry's row as a tombstone, ended at.
+func ended(r row, at time.Time) row {
+	r["Ended"] = true
+	setTime(r, "EndedAt", at)
+	return r
 }
 
 // indexOps lists the index changes between two states of one cluster,
@@ -44,32 +75,58 @@ func indexOps(old, next *fleet.Cluster, now time.Time) []indexOp {
 	if summaryOf(old) != summaryOf(next) {
 		ops = append(ops, indexOp{pk: IndexClusters, rk: next.ID.Key(), r: clusterIndexRow(next)})
 	}
-	before := map[string]bool{}
+	ops = append(ops, inFlightOps(old, next, now)...)
+	ops = append(ops, findingOps(old, next, now)...)
+	return append(ops, dueOps(old, next, now)...)
+}
+
+// inFlightOps adds an entry for each operation that started and ends the
+// entry of each that is no longer in progress.
+func inFlightOps(old, next *fleet.Cluster, now time.Time) []indexOp {
+	var ops []indexOp
+	before := map[string]*fleet.Upgrade{}
 	for _, u := range old.InFlight() {
-		before[u.Key] = true
+		before[u.Key] = u
 	}
 	for _, u := range next.InFlight() {
-		if !before[u.Key] {
-			ops = append(ops, indexOp{pk: IndexInFlight, rk: inFlightKey(next.ID, u.Key), r: inFlightRow(next, u)})
+		if before[u.Key] == nil {
+			ops = append(ops, indexOp{pk: IndexInFlight, rk: inFlightKey(next.ID, u.Key), r: inFlightRow(next, u), mode: modeAdd})
 		}
 		delete(before, u.Key)
 	}
+	keys := make([]string, 0, len(before))
 	for key := range before {
-		ops = append(ops, indexOp{pk: IndexInFlight, rk: inFlightKey(next.ID, key)})
+		keys = append(keys, key)
 	}
-	// Open findings: added or rewritten when they open or change, removed when
-	// they resolve.
+	sort.Strings(keys)
+	for _, key := range keys {
+		ops = append(ops, indexOp{pk: IndexInFlight, rk: inFlightKey(next.ID, key), r: ended(inFlightRow(old, before[key]), now)})
+	}
+	return ops
+}
+
+// findingOps adds an entry when a finding opens, merges what changed while
+// it stays open, and ends the entry of its opening when it resolves.
+func findingOps(old, next *fleet.Cluster, now time.Time) []indexOp {
+	var ops []indexOp
 	for key, f := range next.Findings {
 		o := old.Findings[key]
-		if f.Status == fleet.FindingOpen {
-			if o == nil || o.Status != fleet.FindingOpen || o.Severity != f.Severity || o.Summary != f.Summary || !o.OpenedAt.Equal(f.OpenedAt) {
-				ops = append(ops, indexOp{pk: IndexFindings, rk: findingIndexKey(next.ID, f), r: findingIndexRow(next, f)})
-			}
-		} else if o != nil && o.Status == fleet.FindingOpen {
-			ops = append(ops, indexOp{pk: IndexFindings, rk: findingIndexKey(next.ID, f)})
+		wasOpen := o != nil && o.Status == fleet.FindingOpen
+		if wasOpen && (f.Status != fleet.FindingOpen || o.Opened != f.Opened) {
+			// Resolved, or resolved and opened again within one change.
+			ops = append(ops, indexOp{pk: IndexFindings, rk: findingIndexKey(next.ID, o), r: ended(findingIndexRow(old, o), now)})
+			wasOpen = false
+		}
+		switch {
+		case f.Status != fleet.FindingOpen:
+		case !wasOpen:
+			ops = append(ops, indexOp{pk: IndexFindings, rk: findingIndexKey(next.ID, f), r: findingIndexRow(next, f), mode: modeAdd})
+		case o.Severity != f.Severity || o.Summary != f.Summary || !o.OpenedAt.Equal(f.OpenedAt):
+			ops = append(ops, indexOp{pk: IndexFindings, rk: findingIndexKey(next.ID, f), r: findingIndexRow(next, f), mode: modeMerge})
 		}
 	}
-	return append(ops, dueOps(old, next, now)...)
+	sort.Slice(ops, func(i, j int) bool { return ops[i].rk < ops[j].rk })
+	return ops
 }
 
 // dueOps keeps the due entries a commit calls for. A due entry means
@@ -98,20 +155,37 @@ func dueOps(old, next *fleet.Cluster, now time.Time) []indexOp {
 }
 
 // needsCheck reports whether a later commit's index writes could contradict
-// ops if they landed after them. A due entry put cannot be: an extra or older
-// due entry only makes the sweep look at the cluster once more, which is what
-// the entry means (evaluate no later than), so those need no verify read.
+// ops if they landed after them. Entries that commute cannot (see the top of
+// this file); nor can a due entry put: an extra or older due entry only makes
+// the sweep look at the cluster once more, which is what the entry means
+// (evaluate no later than).
 func needsCheck(ops []indexOp) bool {
 	for _, op := range ops {
-		if !strings.HasPrefix(op.pk, IndexDue+"~") || op.r == nil {
+		if !op.commutes() && (!strings.HasPrefix(op.pk, IndexDue+"~") || op.r == nil) {
 			return true
 		}
 	}
 	return false
 }
 
+// splitOps separates the entries written behind a signal's commit from
+// those written in commit order before it.
+func splitOps(ops []indexOp) (ordered, behind []indexOp) {
+	for _, op := range ops {
+		if op.commutes() {
+			behind = append(behind, op)
+		} else {
+			ordered = append(ordered, op)
+		}
+	}
+	return ordered, behind
+}
+
+// findingIndexKey is <cluster key>~<code>~<target>~<opening>: one entry per
+// opening, so the entry of one opening and its tombstone never stand in for
+// another's.
 func findingIndexKey(id fleet.ClusterID, f *fleet.Finding) string {
-	return id.Key() + "~" + strings.TrimPrefix(findingKey(f.Code, f.Target), rkFindPrefix)
+	return fmt.Sprintf("%s~%s~%06d", id.Key(), strings.TrimPrefix(findingKey(f.Code, f.Target), rkFindPrefix), f.Opened)
 }
 
 func findingIndexRow(c *fleet.Cluster, f *fleet.Finding) row {
@@ -141,10 +215,12 @@ func dueKey(id fleet.ClusterID, at time.Time) string {
 	return at.UTC().Format(fleet.TimeKeyLayout) + "~" + id.Key()
 }
 
-func dueRow(c *fleet.Cluster) row {
+func dueRow(c *fleet.Cluster) row { return dueRowAt(c, c.NextEvaluation) }
+
+func dueRowAt(c *fleet.Cluster, at time.Time) row {
 	r := row{"Kind": KindDue, "ClusterKey": c.ID.Key(), "SubscriptionId": c.ID.SubscriptionID,
 		"ResourceGroup": c.ID.ResourceGroup, "ClusterName": c.ID.Name}
-	setTime(r, "At", c.NextEvaluation)
+	setTime(r, "At", at)
 	return r
 }
 
@@ -184,13 +260,13 @@ func (s *Store) preIndex(ctx context.Context, id fleet.ClusterID, ops []indexOp)
 }
 
 // undoIndex rewrites a cluster's entries from its committed state after a
-// change wrote them (preIndex) and then did not commit, or could not tell
-// whether it had: every entry the state calls for, the in-flight entries it
-// does not (reconcileIndex), and the open-finding entries written for
-// findings the state does not have open. It holds the cluster's lock, so this
-// process writes nothing else for the cluster meanwhile; verifyIndex covers
-// other instances. Best effort: when storage fails here too, the change is
-// answered ErrUnavailable and its redelivery rewrites the entries.
+// change wrote its ordered entries (preIndex) and then did not commit, or
+// could not tell whether it had. Entries written behind a commit are never
+// written for a change that did not commit, so there is nothing else to
+// undo. It holds the cluster's lock, so this process writes nothing else for
+// the cluster meanwhile; verifyIndex covers other instances. Best effort:
+// when storage fails here too, the change is answered ErrUnavailable and its
+// redelivery rewrites the entries.
 func (s *Store) undoIndex(ctx context.Context, id fleet.ClusterID, written []indexOp) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
@@ -206,21 +282,6 @@ func (s *Store) undoIndex(ctx context.Context, id fleet.ClusterID, written []ind
 				undo = append(undo, indexOp{pk: op.pk, rk: op.rk})
 			}
 			return s.idx.apply(ctx, undo)
-		}
-		open := map[string]bool{}
-		for _, f := range snap.cluster.Findings {
-			if f.Status == fleet.FindingOpen {
-				open[findingIndexKey(id, f)] = true
-			}
-		}
-		var stray []indexOp
-		for _, op := range written {
-			if op.pk == IndexFindings && op.r != nil && !open[op.rk] {
-				stray = append(stray, indexOp{pk: op.pk, rk: op.rk})
-			}
-		}
-		if err := s.idx.apply(ctx, stray); err != nil {
-			return err
 		}
 		if err := s.reconcileIndex(ctx, snap.cluster); err != nil {
 			return err
@@ -259,40 +320,46 @@ func (s *Store) verifyIndex(ctx context.Context, id fleet.ClusterID, seq int64) 
 }
 
 // reconcileIndex brings a cluster's index entries in line with a committed
-// state: in-flight entries of operations not in progress in it (ended, or
-// re-keyed when a late Started re-derived them) are removed. If a newer
-// commit lands meanwhile, its writer's check (verifyIndex) or ours finds the
-// partition moved on and reconciles again from the newer state.
+// state: every entry the state calls for is put, and the in-flight and
+// open-finding entries it does not call for (operations ended or re-keyed,
+// findings resolved, entries of a change whose writes behind the commit were
+// lost) are ended. If a newer commit lands meanwhile, its writer's check
+// (verifyIndex) or ours finds the partition moved on and reconciles again
+// from the newer state.
 func (s *Store) reconcileIndex(ctx context.Context, c *fleet.Cluster) error {
 	if c.Signals == 0 {
 		return nil
 	}
+	now := s.now()
 	ops := []indexOp{{pk: IndexClusters, rk: c.ID.Key(), r: clusterIndexRow(c)}}
+	want := map[string]bool{}
 	for _, f := range c.Findings {
 		if f.Status == fleet.FindingOpen {
-			ops = append(ops, indexOp{pk: IndexFindings, rk: findingIndexKey(c.ID, f), r: findingIndexRow(c, f)})
-		} else {
-			ops = append(ops, indexOp{pk: IndexFindings, rk: findingIndexKey(c.ID, f)})
+			rk := findingIndexKey(c.ID, f)
+			want[IndexFindings+"/"+rk] = true
+			ops = append(ops, indexOp{pk: IndexFindings, rk: rk, r: findingIndexRow(c, f)})
 		}
 	}
 	if !c.NextEvaluation.IsZero() {
 		ops = append(ops, indexOp{pk: duePartition(c.ID, c.NextEvaluation), rk: dueKey(c.ID, c.NextEvaluation), r: dueRow(c)})
 	}
-	inflight := map[string]bool{}
 	for _, u := range c.InFlight() {
-		inflight[u.Key] = true
-		ops = append(ops, indexOp{pk: IndexInFlight, rk: inFlightKey(c.ID, u.Key), r: inFlightRow(c, u)})
+		rk := inFlightKey(c.ID, u.Key)
+		want[IndexInFlight+"/"+rk] = true
+		ops = append(ops, indexOp{pk: IndexInFlight, rk: rk, r: inFlightRow(c, u)})
 	}
 	prefix := c.ID.Key() + "~"
-	filter := fmt.Sprintf("PartitionKey eq %s and RowKey ge %s and RowKey lt %s",
-		odataString(IndexInFlight), odataString(prefix), odataString(prefix+"~"))
-	ents, err := s.query(ctx, s.index, filter)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if !inflight[e.str("UpgradeKey")] {
-			ops = append(ops, indexOp{pk: IndexInFlight, rk: e.str("RowKey")})
+	for _, pk := range []string{IndexInFlight, IndexFindings} {
+		filter := fmt.Sprintf("PartitionKey eq %s and RowKey ge %s and RowKey lt %s",
+			odataString(pk), odataString(prefix), odataString(prefix+"~"))
+		ents, err := s.query(ctx, s.index, filter)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if rk := e.str("RowKey"); !want[pk+"/"+rk] && !e.bool("Ended") {
+				ops = append(ops, indexOp{pk: pk, rk: rk, r: ended(row{}, now), mode: modeMerge})
+			}
 		}
 	}
 	return s.idx.apply(ctx, ops)
@@ -355,32 +422,51 @@ func inFlightRow(c *fleet.Cluster, u *fleet.Upgrade) row {
 // indexWriter applies index changes with group commit: while one transaction
 // is in flight, changes from concurrent commits queue up and go together in
 // the next one, so under load the index costs a fraction of a round trip per
-// event.
+// event. Changes written behind a commit (later) wait up to linger for
+// others to join them, so that even a sequential stream shares transactions.
 type indexWriter struct {
 	client *aztables.Client
 	log    *slog.Logger
 	reqs   chan *indexReq
 	done   chan struct{}
+	linger time.Duration
 	// beforeFlush, when set (tests only), runs before each write: a slow
 	// network, so that writes of two instances land out of order.
 	beforeFlush func()
+	// loseBehind, when set (tests only), drops entries queued behind
+	// commits instead of writing them, as a process dying first would.
+	loseBehind atomic.Bool
 }
 
+// indexReq is one change's entries; err is nil for entries written behind a
+// commit, which nobody waits for.
 type indexReq struct {
 	ops []indexOp
 	err chan error
 }
 
-func newIndexWriter(c *aztables.Client, log *slog.Logger) *indexWriter {
-	w := &indexWriter{client: c, log: log, reqs: make(chan *indexReq, 1024), done: make(chan struct{})}
+// maxFlush bounds the entries one flush takes from the queue.
+const maxFlush = 4 * maxBatch
+
+func newIndexWriter(c *aztables.Client, log *slog.Logger, linger time.Duration) *indexWriter {
+	w := &indexWriter{client: c, log: log, reqs: make(chan *indexReq, 1024), done: make(chan struct{}), linger: linger}
 	go w.run()
 	return w
 }
 
+// apply writes ops (and whatever is queued) now and waits for them.
 func (w *indexWriter) apply(ctx context.Context, ops []indexOp) error {
 	if len(ops) == 0 {
 		return nil
 	}
+	return w.wait(ctx, ops)
+}
+
+// sync writes whatever is queued now and waits for it: a reader of the index
+// sees every change this process committed before it asked.
+func (w *indexWriter) sync(ctx context.Context) error { return w.wait(ctx, nil) }
+
+func (w *indexWriter) wait(ctx context.Context, ops []indexOp) error {
 	req := &indexReq{ops: ops, err: make(chan error, 1)}
 	select {
 	case w.reqs <- req:
@@ -395,6 +481,15 @@ func (w *indexWriter) apply(ctx context.Context, ops []indexOp) error {
 	}
 }
 
+// later queues ops to be written behind the commit that called for them.
+// Only entries that commute may be written this way (indexOp.commutes).
+func (w *indexWriter) later(ops []indexOp) {
+	if len(ops) > 0 {
+		w.reqs <- &indexReq{ops: ops}
+	}
+}
+
+// close writes what is queued and stops the writer.
 func (w *indexWriter) close() {
 	close(w.reqs)
 	<-w.done
@@ -403,34 +498,71 @@ func (w *indexWriter) close() {
 func (w *indexWriter) run() {
 	defer close(w.done)
 	for req := range w.reqs {
-		batch := []*indexReq{req}
-		n := len(req.ops)
-	drain:
-		for n < maxBatch {
-			select {
-			case r, ok := <-w.reqs:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-				n += len(r.ops)
-			default:
-				break drain
-			}
+		batch := w.collect(req)
+		if w.loseBehind.Load() {
+			batch = slices.DeleteFunc(batch, func(r *indexReq) bool { return r.err == nil })
 		}
 		if w.beforeFlush != nil {
 			w.beforeFlush()
 		}
 		err := w.flush(batch)
+		behind := 0
 		for _, r := range batch {
-			r.err <- err
+			if r.err != nil {
+				r.err <- err
+			} else {
+				behind += len(r.ops)
+			}
+		}
+		if err != nil && behind > 0 {
+			w.log.Warn("index entries written behind their commits failed; the sweep repairs them",
+				"entries", behind, "error", err)
 		}
 	}
 }
 
-// flush writes the queued changes: per partition, the last change to each row
-// wins, in transactions of at most maxBatch. A transaction that fails (a delete
-// of a row already gone fails the whole batch) is retried one change at a time.
+// collect gathers the queued requests that go with req: whatever is queued
+// when someone waits, else what arrives within linger.
+func (w *indexWriter) collect(req *indexReq) []*indexReq {
+	batch := []*indexReq{req}
+	n := len(req.ops)
+	waiting := req.err != nil
+	var timer <-chan time.Time
+	if !waiting && w.linger > 0 {
+		t := time.NewTimer(w.linger)
+		defer t.Stop()
+		timer = t.C
+	}
+	for n < maxFlush {
+		var r *indexReq
+		var ok bool
+		if waiting || timer == nil {
+			select {
+			case r, ok = <-w.reqs:
+			default:
+				return batch
+			}
+		} else {
+			select {
+			case r, ok = <-w.reqs:
+			case <-timer:
+				return batch
+			}
+		}
+		if !ok {
+			return batch
+		}
+		batch = append(batch, r)
+		n += len(r.ops)
+		waiting = waiting || r.err != nil
+	}
+	return batch
+}
+
+// flush writes the queued changes: per partition, the changes to each row
+// combined in queue order (merge), in transactions of at most maxBatch. A
+// transaction that fails (a delete of a row already gone, an add of a row
+// already there fails the whole batch) is retried one change at a time.
 // Partitions are independent, so they are written at once (a few at a time):
 // a change that touches two costs one round trip of time, not two. Partitions
 // with something to write go first, partitions with only deletes after them: a
@@ -446,7 +578,7 @@ func (w *indexWriter) flush(batch []*indexReq) error {
 			if byPK[op.pk] == nil {
 				byPK[op.pk] = map[string]indexOp{}
 			}
-			byPK[op.pk][op.rk] = op
+			byPK[op.pk][op.rk] = merge(byPK[op.pk][op.rk], op)
 		}
 	}
 	var writes, deletes [][]indexOp
@@ -472,6 +604,19 @@ func (w *indexWriter) flush(batch []*indexReq) error {
 		return err
 	}
 	return w.submitAll(ctx, deletes)
+}
+
+// merge combines two changes to one row, next queued after prev, into the
+// one change that leaves the row as both in order would: a merge after an
+// add or put is that add or put with the newer columns; anything else
+// replaces what came before.
+func merge(prev, next indexOp) indexOp {
+	if next.mode == modeMerge && prev.r != nil && prev.mode != modeMerge {
+		r := maps.Clone(prev.r)
+		maps.Copy(r, next.r)
+		return indexOp{pk: next.pk, rk: next.rk, r: r, mode: prev.mode}
+	}
+	return next
 }
 
 // flushWorkers bounds the transactions one flush has in flight.
@@ -532,19 +677,40 @@ func (w *indexWriter) submit(ctx context.Context, ops []indexOp) error {
 	return nil
 }
 
+// one writes a single change; a delete or merge of a row that is gone and an
+// add of a row already there have done what they are for.
 func (w *indexWriter) one(ctx context.Context, op indexOp) error {
+	var err error
 	if op.r == nil {
-		_, err := w.client.DeleteEntity(ctx, op.pk, op.rk, &aztables.DeleteEntityOptions{IfMatch: to.Ptr(azcore.ETagAny)})
-		if err != nil && !hasCode(err, aztables.ResourceNotFound) {
-			return wrapStorage(err)
+		_, err = w.client.DeleteEntity(ctx, op.pk, op.rk, &aztables.DeleteEntityOptions{IfMatch: to.Ptr(azcore.ETagAny)})
+		if hasCode(err, aztables.ResourceNotFound) {
+			return nil
 		}
-		return nil
+		return wrapIf(err)
 	}
 	b, err := op.r.marshal(op.pk, op.rk)
 	if err != nil {
 		return err
 	}
-	if _, err := w.client.UpsertEntity(ctx, b, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace}); err != nil {
+	switch op.mode {
+	case modeAdd:
+		_, err = w.client.AddEntity(ctx, b, nil)
+		if hasCode(err, aztables.EntityAlreadyExists) {
+			return nil
+		}
+	case modeMerge:
+		_, err = w.client.UpdateEntity(ctx, b, &aztables.UpdateEntityOptions{UpdateMode: aztables.UpdateModeMerge, IfMatch: to.Ptr(azcore.ETagAny)})
+		if hasCode(err, aztables.ResourceNotFound) {
+			return nil
+		}
+	default:
+		_, err = w.client.UpsertEntity(ctx, b, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace})
+	}
+	return wrapIf(err)
+}
+
+func wrapIf(err error) error {
+	if err != nil {
 		return wrapStorage(err)
 	}
 	return nil
@@ -558,6 +724,12 @@ func (op indexOp) action() (aztables.TransactionAction, error) {
 	b, err := op.r.marshal(op.pk, op.rk)
 	if err != nil {
 		return aztables.TransactionAction{}, err
+	}
+	switch op.mode {
+	case modeAdd:
+		return aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: b}, nil
+	case modeMerge:
+		return aztables.TransactionAction{ActionType: aztables.TransactionTypeUpdateMerge, Entity: b, IfMatch: to.Ptr(azcore.ETagAny)}, nil
 	}
 	return aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: b}, nil
 }
@@ -605,11 +777,12 @@ func (s *Store) Clusters(ctx context.Context) ([]ClusterEntry, error) {
 	return out, nil
 }
 
-// InFlight lists the operations the index holds as in progress. An entry can
-// lag its cluster for the moment between a commit and its index check (see
-// applyIndex); a reader about to act on one confirms it against Cluster.
+// InFlight lists the operations the index holds as in progress. Every change
+// this process committed before the call is in it; another instance's lag
+// behind its commits by up to its linger (see indexWriter), and a reader
+// about to act on an entry confirms it against Cluster.
 func (s *Store) InFlight(ctx context.Context) ([]InFlightEntry, error) {
-	ents, err := s.query(ctx, s.index, "PartitionKey eq "+odataString(IndexInFlight))
+	ents, err := s.queryIndex(ctx, IndexInFlight)
 	if err != nil {
 		return nil, fmt.Errorf("list in-flight: %w", err)
 	}
@@ -626,4 +799,99 @@ func (s *Store) InFlight(ctx context.Context) ([]InFlightEntry, error) {
 		return out[i].ClusterKey+"~"+out[i].UpgradeKey < out[j].ClusterKey+"~"+out[j].UpgradeKey
 	})
 	return out, nil
+}
+
+// FlushIndex writes the index entries this process queued behind its
+// commits and waits for them.
+func (s *Store) FlushIndex(ctx context.Context) error { return s.idx.sync(ctx) }
+
+// queryIndex lists the live entries of one index partition (tombstones left
+// out), after writing what this process has queued, so a reader sees every
+// change this process committed before it asked.
+func (s *Store) queryIndex(ctx context.Context, pk string) ([]entity, error) {
+	if err := s.idx.sync(ctx); err != nil {
+		return nil, err
+	}
+	ents, err := s.query(ctx, s.index, "PartitionKey eq "+odataString(pk))
+	if err != nil {
+		return nil, err
+	}
+	live := ents[:0]
+	for _, e := range ents {
+		if !e.bool("Ended") {
+			live = append(live, e)
+		}
+	}
+	return live, nil
+}
+
+// tombstoneAge is how long an ended in-flight or open-finding entry is kept
+// before PruneIndex removes it: far longer than any write behind a commit
+// takes to land (the writer gives up after 30 s), so no late add finds its
+// tombstone gone.
+const tombstoneAge = time.Hour
+
+// PruneIndex removes the tombstones of in-flight and open-finding entries
+// that ended more than tombstoneAge before now: one query per partition and
+// a transaction per hundred removed. It returns how many it removed.
+func (s *Store) PruneIndex(ctx context.Context, now time.Time) (int, error) {
+	cut := now.Add(-tombstoneAge).UTC().Format("2006-01-02T15:04:05.0000000Z")
+	n := 0
+	for _, pk := range []string{IndexInFlight, IndexFindings} {
+		filter := fmt.Sprintf("PartitionKey eq %s and Ended eq true and EndedAt lt datetime'%s'", odataString(pk), cut)
+		ents, err := s.query(ctx, s.index, filter)
+		if err != nil {
+			return n, fmt.Errorf("list ended index entries: %w", err)
+		}
+		ops := make([]indexOp, 0, len(ents))
+		for _, e := range ents {
+			ops = append(ops, indexOp{pk: pk, rk: e.str("RowKey")})
+		}
+		if err := s.idx.apply(ctx, ops); err != nil {
+			return n, fmt.Errorf("remove ended index entries: %w", err)
+		}
+		n += len(ops)
+	}
+	return n, nil
+}
+
+// repairMemo remembers, per cluster, the repair entry this process filed
+// last (see repairDue), so a burst of changes files one.
+type repairMemo struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+// repairDue is the due entry a signal's change files when it writes entries
+// behind its commit (behind): if that write is lost, the sweep finds the
+// cluster no later than repairAfter from now and rewrites its entries. None
+// is filed when the cluster's own deadline comes first (its entry is there)
+// or this process filed one that does.
+func (s *Store) repairDue(next *fleet.Cluster, now time.Time, behind []indexOp) []indexOp {
+	if len(behind) == 0 {
+		return nil
+	}
+	at := now.Add(s.repairAfter).UTC().Truncate(storedTime)
+	if ne := next.NextEvaluation; !ne.IsZero() && !ne.After(at) {
+		return nil
+	}
+	pk := next.ID.Key()
+	m := &s.repairs
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t, ok := m.at[pk]; ok && t.After(now) && !t.After(at) {
+		return nil
+	}
+	if m.at == nil || len(m.at) >= 4096 {
+		// Forget the spent ones; at worst a cluster files one more entry.
+		fresh := map[string]time.Time{}
+		for k, t := range m.at {
+			if t.After(now) && len(fresh) < 2048 {
+				fresh[k] = t
+			}
+		}
+		m.at = fresh
+	}
+	m.at[pk] = at
+	return []indexOp{{pk: duePartition(next.ID, at), rk: dueKey(next.ID, at), r: dueRowAt(next, at)}}
 }

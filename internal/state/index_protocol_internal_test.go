@@ -34,10 +34,14 @@ func protoSignal(id string, kind fleet.SignalKind, pool string, at time.Time) fl
 		Source: protoID.ResourceID(), Subject: protoID.Name, Time: at, Cluster: protoID, Kind: kind, Pool: pool}
 }
 
-// indexKeys lists the RowKeys of one FleetIndex partition (or of every due
-// partition when pk is IndexDue).
+// indexKeys lists the RowKeys of the live entries (tombstones left out) of
+// one FleetIndex partition (or of every due partition when pk is IndexDue),
+// once s has written what it queued.
 func indexKeys(t *testing.T, s *Store, pk string) []string {
 	t.Helper()
+	if err := s.idx.sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	filter := "PartitionKey eq " + odataString(pk)
 	if pk == IndexDue {
 		filter = fmt.Sprintf("PartitionKey ge %s and PartitionKey lt %s", odataString(IndexDue+"~"), odataString(IndexDue+"~~"))
@@ -48,7 +52,9 @@ func indexKeys(t *testing.T, s *Store, pk string) []string {
 	}
 	var out []string
 	for _, e := range ents {
-		out = append(out, e.str("RowKey"))
+		if !e.bool("Ended") {
+			out = append(out, e.str("RowKey"))
+		}
 	}
 	sort.Strings(out)
 	return out
@@ -116,6 +122,9 @@ func TestDueEntryMeansNoLaterThan(t *testing.T) {
 	if _, err := s.Update(ctx, protoID, &sig, func(c *fleet.Cluster) error { return fleet.Apply(c, sig) }); err != nil {
 		t.Fatal(err)
 	}
+	// The signal filed a repair entry (its in-flight entry was written
+	// behind the commit); this test is about the deadline's entries.
+	dropDueEntries(t, s)
 	setNext := func(at time.Time) {
 		t.Helper()
 		if _, err := s.Update(ctx, protoID, nil, func(c *fleet.Cluster) error { c.NextEvaluation = at; return nil }); err != nil {
@@ -210,5 +219,182 @@ func TestIndexConvergesTwoInstancesAtOnce(t *testing.T) {
 	}
 	if len(want) == 0 {
 		t.Errorf("the state has no operation in flight; the test meant pool5 to be")
+	}
+}
+
+// dropDueEntries removes every due entry.
+func dropDueEntries(t *testing.T, s *Store) {
+	t.Helper()
+	ctx := context.Background()
+	ents, err := s.query(ctx, s.index, fmt.Sprintf("PartitionKey ge %s and PartitionKey lt %s", odataString(IndexDue+"~"), odataString(IndexDue+"~~")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []indexOp
+	for _, e := range ents {
+		ops = append(ops, indexOp{pk: e.str("PartitionKey"), rk: e.str("RowKey")})
+	}
+	if err := s.idx.apply(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// In-flight and open-finding entries are written behind the commit and may
+// land in any order: an entry's add, merge and tombstone give the same
+// entries whichever lands first.
+func TestCommutingEntriesLandInAnyOrder(t *testing.T) {
+	s := internalStore(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 2, 2, 0, 0, 0, time.UTC)
+	c := &fleet.Cluster{ID: protoID, Pools: map[string]*fleet.Pool{}}
+	f := &fleet.Finding{Code: fleet.CodeUpgradeStalled, Target: "pool/system", Severity: fleet.SeverityWarning,
+		Status: fleet.FindingOpen, Summary: "pool system has been rolling for 3h", OpenedAt: at, Opened: 1}
+	escalated := *f
+	escalated.Severity = fleet.SeverityError
+	fk := findingIndexKey(protoID, f)
+	u := &fleet.Upgrade{Key: "system~20261102T020000.0000000Z~8b5cc4df", Pool: "system", StartedAt: at}
+	uk := inFlightKey(protoID, u.Key)
+	add := []indexOp{
+		{pk: IndexInFlight, rk: uk, r: inFlightRow(c, u), mode: modeAdd},
+		{pk: IndexFindings, rk: fk, r: findingIndexRow(c, f), mode: modeAdd},
+	}
+	change := []indexOp{{pk: IndexFindings, rk: fk, r: findingIndexRow(c, &escalated), mode: modeMerge}}
+	end := []indexOp{
+		{pk: IndexInFlight, rk: uk, r: ended(inFlightRow(c, u), at.Add(time.Hour))},
+		{pk: IndexFindings, rk: fk, r: ended(findingIndexRow(c, &escalated), at.Add(time.Hour))},
+	}
+	orders := map[string][][]indexOp{
+		"in order":            {add, change, end},
+		"end first":           {end, change, add},
+		"change, end, add":    {change, end, add},
+		"add, end, change":    {add, end, change},
+		"all in one flush":    {append(append(append([]indexOp{}, add...), change...), end...)},
+		"add+change together": {append(append([]indexOp{}, add...), change...), end},
+	}
+	for name, order := range orders {
+		t.Run(name, func(t *testing.T) {
+			for _, pk := range []string{IndexInFlight, IndexFindings} {
+				dropPartition(t, s, pk)
+			}
+			for _, ops := range order {
+				if err := s.idx.apply(ctx, ops); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := indexKeys(t, s, IndexInFlight); len(got) != 0 {
+				t.Errorf("live in-flight entries %v, want none (the operation ended)", got)
+			}
+			if got := indexKeys(t, s, IndexFindings); len(got) != 0 {
+				t.Errorf("live finding entries %v, want none (the finding resolved)", got)
+			}
+		})
+	}
+	// Without the end, the add and the change give the escalated entry in
+	// either order.
+	for name, order := range map[string][][]indexOp{"add, change": {add, change}, "change, add": {change, add}} {
+		t.Run(name, func(t *testing.T) {
+			dropPartition(t, s, IndexFindings)
+			for _, ops := range order {
+				if err := s.idx.apply(ctx, ops); err != nil {
+					t.Fatal(err)
+				}
+			}
+			list, err := s.OpenFindings(ctx)
+			if err != nil || len(list) != 1 {
+				t.Fatalf("open findings %+v %v, want 1", list, err)
+			}
+			// A change that lands before its add is lost (merge of an absent
+			// entry); the add carries the state of its own commit. The
+			// repair entry that commit filed rewrites it (see the next test).
+			if name == "add, change" && list[0].Finding.Severity != fleet.SeverityError {
+				t.Errorf("severity %s, want Error", list[0].Finding.Severity)
+			}
+		})
+	}
+}
+
+// Entries written behind a commit that never land (the process died first)
+// are repaired: the change filed a due entry no later than two hours out, once
+// per burst, and the repair that entry leads to rewrites the entries.
+func TestLostBehindWritesAreRepaired(t *testing.T) {
+	s := internalStore(t)
+	ctx := context.Background()
+	base := time.Date(2026, 11, 2, 2, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return base }
+	s.idx.loseBehind.Store(true)
+	for i, pool := range []string{"system", "user"} {
+		sig := protoSignal(fmt.Sprintf("s%d", i), fleet.KindRollingStarted, pool, base.Add(-time.Duration(i)*time.Minute))
+		if _, err := s.Update(ctx, protoID, &sig, func(c *fleet.Cluster) error { return fleet.Apply(c, sig) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := indexKeys(t, s, IndexInFlight); len(got) != 0 {
+		t.Fatalf("in-flight entries %v: the writes behind the commits were to be lost", got)
+	}
+	s.idx.loseBehind.Store(false)
+	if due, err := s.Due(ctx, base.Add(2*time.Hour-time.Second), 10); err != nil || len(due) != 0 {
+		t.Fatalf("due before the repair time: %+v %v, want none", due, err)
+	}
+	due, err := s.Due(ctx, base.Add(2*time.Hour), 10)
+	if err != nil || len(due) != 1 || due[0].Cluster.Key() != protoID.Key() {
+		t.Fatalf("due at the repair time: %+v %v, want the cluster once (two changes, one entry)", due, err)
+	}
+	if err := s.RepairIndex(ctx, protoID); err != nil {
+		t.Fatal(err)
+	}
+	if got := indexKeys(t, s, IndexInFlight); len(got) != 2 {
+		t.Errorf("in-flight entries after the repair: %v, want both operations", got)
+	}
+}
+
+// PruneIndex removes tombstones an hour after they ended, and nothing else.
+func TestPruneIndexRemovesOldTombstones(t *testing.T) {
+	s := internalStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 2, 6, 0, 0, 0, time.UTC)
+	c := &fleet.Cluster{ID: protoID, Pools: map[string]*fleet.Pool{}}
+	row := func(key string) row {
+		return inFlightRow(c, &fleet.Upgrade{Key: key, Pool: "system", StartedAt: now.Add(-3 * time.Hour)})
+	}
+	ops := []indexOp{
+		{pk: IndexInFlight, rk: inFlightKey(protoID, "old"), r: ended(row("old"), now.Add(-61*time.Minute))},
+		{pk: IndexInFlight, rk: inFlightKey(protoID, "recent"), r: ended(row("recent"), now.Add(-59*time.Minute))},
+		{pk: IndexInFlight, rk: inFlightKey(protoID, "live"), r: row("live")},
+	}
+	if err := s.idx.apply(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.PruneIndex(ctx, now)
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d %v, want 1", n, err)
+	}
+	ents, err := s.query(ctx, s.index, "PartitionKey eq "+odataString(IndexInFlight))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, e := range ents {
+		keys = append(keys, strings.TrimPrefix(e.str("RowKey"), protoID.Key()+"~"))
+	}
+	sort.Strings(keys)
+	if fmt.Sprint(keys) != "[live recent]" {
+		t.Errorf("entries left %v, want [live recent]", keys)
+	}
+}
+
+// dropPartition removes every entry of one index partition.
+func dropPartition(t *testing.T, s *Store, pk string) {
+	t.Helper()
+	ctx := context.Background()
+	ents, err := s.query(ctx, s.index, "PartitionKey eq "+odataString(pk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []indexOp
+	for _, e := range ents {
+		ops = append(ops, indexOp{pk: pk, rk: e.str("RowKey")})
+	}
+	if err := s.idx.apply(ctx, ops); err != nil {
+		t.Fatal(err)
 	}
 }

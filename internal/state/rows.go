@@ -328,6 +328,10 @@ func upgradeRow(u *fleet.Upgrade) row {
 	if u.ClosedBy != "" {
 		r["ClosedBy"] = u.ClosedBy
 	}
+	if !u.AvailableSince.IsZero() {
+		setTime(r, "AvailableSince", u.AvailableSince)
+		r["TimeToPatchSeconds"] = int64(u.TimeToPatch / time.Second)
+	}
 	return r
 }
 
@@ -513,6 +517,9 @@ func upgradeOf(id fleet.ClusterID, key string, e entity) (*fleet.Upgrade, error)
 		ImageAfter:  e.str("ImageAfter"),
 
 		ClosedBy: e.str("ClosedBy"),
+
+		AvailableSince: e.time("AvailableSince"),
+		TimeToPatch:    time.Duration(e.int("TimeToPatchSeconds")) * time.Second,
 	}
 	var err error
 	if u.Signals, err = readSignals(e.str("Signals")); err != nil || len(u.Signals) == 0 {

@@ -22,6 +22,7 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -78,7 +79,22 @@ type Options struct {
 	// NodeRetention is how long the row of a node gone from the cluster's
 	// snapshots is kept (fleet.DefaultNodeRetention when zero).
 	NodeRetention time.Duration
+	// IndexLinger is how long in-flight and open-finding entries written
+	// behind a signal's commit wait for other commits' entries to share
+	// their transaction (DefaultIndexLinger when zero; negative: no wait).
+	IndexLinger time.Duration
+	// IndexRepairAfter bounds how long such entries can stay wrong when
+	// their write is lost (the process dies before it lands): the change
+	// files a due entry no later than this from its commit
+	// (DefaultIndexRepairAfter when zero).
+	IndexRepairAfter time.Duration
 }
+
+// Defaults of Options.
+const (
+	DefaultIndexLinger      = 100 * time.Millisecond
+	DefaultIndexRepairAfter = 2 * time.Hour
+)
 
 // Store is the Table-storage adapter. It is safe for concurrent use; one
 // process serialises work per cluster and other processes are fenced by the
@@ -92,6 +108,8 @@ type Store struct {
 	locks                  [256]sync.Mutex
 	idx                    *indexWriter
 	nodeRetention          time.Duration
+	repairAfter            time.Duration
+	repairs                repairMemo
 	// chunkHook, when set (tests only), runs after each transaction but the
 	// last of a change committed in several; an error stops the commit there,
 	// as a process dying between them would.
@@ -121,7 +139,8 @@ func New(svc *aztables.ServiceClient, o Options) *Store {
 	if s.nodeRetention <= 0 {
 		s.nodeRetention = fleet.DefaultNodeRetention
 	}
-	s.idx = newIndexWriter(s.index, o.Logger)
+	s.repairAfter = cmp.Or(o.IndexRepairAfter, DefaultIndexRepairAfter)
+	s.idx = newIndexWriter(s.index, o.Logger, max(0, cmp.Or(o.IndexLinger, DefaultIndexLinger)))
 	return s
 }
 
@@ -138,7 +157,8 @@ func (s *Store) EnsureTables(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the index writer. No call may be in flight.
+// Close writes the index entries still queued and stops the index writer.
+// No call may be in flight.
 func (s *Store) Close() { s.idx.close() }
 
 // backoff waits a random time that grows with the attempt before a writer

@@ -219,6 +219,9 @@ func TestDuplicateRepairsIndex(t *testing.T) {
 	ctx := context.Background()
 	sig := rolling("e1", fleet.KindRollingStarted, "nodepool1", t0())
 	mustCommit(t, s, sig, state.Committed)
+	if err := s.FlushIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
 	idx := svc.NewClient(prefix + state.TableIndex)
 	if _, err := idx.DeleteEntity(ctx, state.IndexInFlight, aks1.Key()+"~"+firstUpgradeKey(t, s), nil); err != nil {
 		t.Fatalf("simulate lost index write: %v", err)

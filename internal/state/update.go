@@ -180,9 +180,10 @@ func (s *Store) nothingToWrite(ctx context.Context, id fleet.ClusterID, snap *sn
 
 // commitChange commits the change from snap to next (rows) as guarded
 // transactions, with the marks fn applied. A signal's change writes its
-// index entries before it commits (see preIndex) and undoes them if the
-// commit fails; other changes return their index ops for the caller to
-// write after, with a check (applyIndex).
+// ordered index entries before it commits (see preIndex) and undoes them if
+// the commit fails, and queues the entries that commute behind the commit
+// (see the top of index.go); other changes return their index ops for the
+// caller to write after, with a check (applyIndex).
 func (s *Store) commitChange(ctx context.Context, id fleet.ClusterID, snap *snapshot, next *fleet.Cluster, rows map[string]row,
 	ms *markSet, pending, applied []int) (Change, []indexOp, error) {
 	pk := id.Key()
@@ -190,13 +191,18 @@ func (s *Store) commitChange(ctx context.Context, id fleet.ClusterID, snap *snap
 	if err != nil {
 		return Change{}, nil, err
 	}
-	ops := indexOps(snap.cluster, next, s.now())
-	var written []indexOp
-	if ms != nil && len(ops) > 0 {
-		if err := s.preIndex(ctx, id, ops); err != nil {
-			return Change{}, nil, err
+	now := s.now()
+	ops := indexOps(snap.cluster, next, now)
+	var written, behind []indexOp
+	if ms != nil {
+		written, behind = splitOps(ops)
+		written = append(written, s.repairDue(next, now, behind)...)
+		if len(written) > 0 {
+			if err := s.preIndex(ctx, id, written); err != nil {
+				return Change{}, nil, err
+			}
 		}
-		written, ops = ops, nil
+		ops = nil
 	}
 	reached, err := s.submit(ctx, pk, snap.seq, chunks)
 	if err != nil {
@@ -206,6 +212,7 @@ func (s *Store) commitChange(ctx context.Context, id fleet.ClusterID, snap *snap
 		return s.notCommitted(ctx, id, snap, ms, applied, reached, len(chunks), err)
 	}
 	s.cache.put(pk, &snapshot{cluster: settled(next), rows: rows, seq: seq})
+	s.idx.later(behind)
 	// The caller gets the state as it reloads, in a copy of its own.
 	out := Change{Result: Committed, Seq: seq, Cluster: settled(next)}
 	ms.settle(pending, applied)

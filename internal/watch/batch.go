@@ -105,12 +105,16 @@ func (a *App) commitGroup(ctx context.Context, sigs []fleet.Signal, idx []int, o
 		marks[j] = &sigs[i]
 	}
 	refused := map[int]error{} // by mark, as the closure's last run found
+	cat := a.patchSnapshot(ctx, marks[0].Cluster)
 	ch, res, err := a.repo.UpdateBatch(ctx, marks[0].Cluster, marks, func(c *fleet.Cluster, pending []int) ([]int, error) {
 		for _, j := range pending {
 			delete(refused, j)
 		}
-		return a.applyAll(c, marks, pending, refused), nil
+		applied := a.applyAll(c, marks, pending, refused)
+		stampTimeToPatch(c, cat)
+		return applied, nil
 	})
+	defer a.observeBatch(ctx, marks, res, ch.Cluster)
 	if errors.Is(err, fleet.ErrRejected) && !slices.Contains(res, Committed) {
 		// Storage refused the rows of the whole change: find the signal at
 		// fault by committing each on its own.

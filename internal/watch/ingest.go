@@ -50,10 +50,12 @@ func (a *App) commit(ctx context.Context, sig fleet.Signal) (Outcome, error) {
 	// Times are stored to 100 ns: the state a signal builds must be the
 	// state that reloads.
 	sig.Time = sig.Time.UTC().Truncate(100 * time.Nanosecond)
+	cat := a.patchSnapshot(ctx, sig.Cluster)
 	ch, err := a.repo.Update(ctx, sig.Cluster, &sig, func(c *fleet.Cluster) error {
 		if err := fleet.Apply(c, sig); err != nil {
 			return fmt.Errorf("%w: %v", fleet.ErrRejected, err)
 		}
+		stampTimeToPatch(c, cat)
 		a.evaluate(c, a.now())
 		return nil
 	})
@@ -61,6 +63,9 @@ func (a *App) commit(ctx context.Context, sig fleet.Signal) (Outcome, error) {
 	if ch.Result == Committed && ch.Cluster != nil {
 		out.Outbox = len(ch.Cluster.Outbox)
 		a.dispatchLater(sig.Cluster, out.Outbox, "commit")
+	}
+	if ch.Result == Committed || ch.Result == Duplicate {
+		a.observeCommitted(ctx, sig, ch.Cluster)
 	}
 	return out, err
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/outbox"
+	"github.com/upgradewatch/upgradewatch/internal/patch"
 )
 
 // sweepLimit bounds the clusters one sweep evaluates; the rest stay due for
@@ -91,11 +92,38 @@ func (a *App) Sweep(ctx context.Context, l *slog.Logger) (SweepReport, error) {
 	if err := a.dispatchAll(ctx, owed, &rep.Notifications); err != nil {
 		failed = err
 	}
+	a.pruneIndex(ctx, l)
 	l.Info("sweep done", "due", rep.Due, "evaluated", rep.Evaluated, "changed", rep.Changed, "opened", rep.Opened,
 		"resolved", rep.Resolved, "failed", rep.Failed, "notifications_sent", rep.Notifications.Sent,
 		"notifications_failed", rep.Notifications.Failed, "remediations_planned", rep.Remediations.Planned,
 		"remediations_applied", rep.Remediations.Applied)
 	return rep, failed
+}
+
+// pruneEvery is how often a process's sweeps remove index tombstones.
+const pruneEvery = time.Hour
+
+// pruneIndex removes the index's tombstones, at most once per pruneEvery in
+// this process. A failure waits for the next sweep: tombstones only cost
+// the index readers a little.
+func (a *App) pruneIndex(ctx context.Context, l *slog.Logger) {
+	now := a.now()
+	last := a.pruned.Load()
+	if last != 0 && now.Sub(time.Unix(0, last)) < pruneEvery {
+		return
+	}
+	if !a.pruned.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	n, err := a.repo.PruneIndex(ctx, now)
+	if err != nil {
+		l.Warn("could not remove ended index entries; the next sweep tries again", "error", err)
+		a.pruned.Store(last)
+		return
+	}
+	if n > 0 {
+		l.Info("removed ended index entries", "entries", n)
+	}
 }
 
 // evaluateDue re-runs the rules on the due clusters, a few at a time, each
@@ -176,6 +204,9 @@ func (a *App) sweepOne(ctx context.Context, l *slog.Logger, e evaluation, rep *S
 	}
 	rep.Evaluated++
 	c := e.out.Cluster
+	// The backfill: state written before the catalogue existed gets in
+	// (free once the catalogue knows it).
+	a.observe(ctx, patch.FromCluster(c), e.due.Cluster)
 	if _, wanted := c.RefreshWanted(); wanted && a.RequestRefresh(e.due.Cluster, "activity") {
 		// An activity changed the cluster and no ARM read followed (the
 		// instance that took it stopped, or the read failed): read now.

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
@@ -63,6 +64,9 @@ type Repository interface {
 	Due(ctx context.Context, now time.Time, limit int) ([]DueEntry, error)
 	DropDue(ctx context.Context, e DueEntry) error
 	RepairIndex(ctx context.Context, id fleet.ClusterID) error
+	// PruneIndex removes index tombstones that ended long enough before
+	// now, returning how many (fleet.ErrUnavailable).
+	PruneIndex(ctx context.Context, now time.Time) (int, error)
 	Reader
 }
 
@@ -103,6 +107,14 @@ type Options struct {
 	NewDispatcher func(store outbox.Store) Dispatcher
 	// Remediation, if set, lets the Sweep plan and carry out remediations.
 	Remediation *Remediation
+	// Catalogue, if set, is the fleet's newest-image catalogue: commits
+	// record their image sightings in it, and the patch status and
+	// time-to-patch are judged against it. Nil: only each cluster's own
+	// sightings count.
+	Catalogue Catalogue
+	// Policy gives a cluster's policy (the one its finding rules use), for
+	// the patch status. Nil: the defaults.
+	Policy func(c *fleet.Cluster) fleet.Policy
 }
 
 // App runs the use cases. It is safe for concurrent use. Its embedded Reader
@@ -119,6 +131,9 @@ type App struct {
 	dispatcher Dispatcher    // nil when no sink is configured
 	notify     *clusterQueue
 	remediate  *Remediation
+	catalogue  Catalogue // nil: none
+	policyFor  func(c *fleet.Cluster) fleet.Policy
+	pruned     atomic.Int64 // unix nanos of this process's last PruneIndex
 }
 
 // New returns an App over repo. Call Shutdown at the end.
@@ -133,7 +148,7 @@ func New(repo Repository, o Options) *App {
 		o.EnrichTimeout = 2 * time.Minute
 	}
 	a := &App{Reader: repo, repo: repo, log: o.Logger, now: o.Now, rules: o.Rules, remediate: o.Remediation,
-		timeout: o.EnrichTimeout}
+		timeout: o.EnrichTimeout, catalogue: o.Catalogue, policyFor: o.Policy}
 	if o.Enricher != nil {
 		a.enricher = o.Enricher
 		a.enrich = newClusterQueue(a.log, "enrichment", func(ctx context.Context, id fleet.ClusterID) error {
