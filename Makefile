@@ -21,6 +21,11 @@ AZURITE_TABLE_ENDPOINT ?= http://$(AZURITE_TABLE_HOST):$(AZURITE_TABLE_PORT)/dev
 AZURITE_BIN        := $(abspath $(AZURITE_DIR)/node_modules/.bin/azurite-table)
 export AZURITE_DIR AZURITE_TABLE_HOST AZURITE_TABLE_PORT
 
+# axe-core, injected into the dashboard's pages by the browser test
+# (handlers/dashboard_browser_test.go reads .axe/node_modules/axe-core).
+AXE_VERSION ?= 4.10.3
+AXE_DIR     := .axe
+
 # staticcheck 2026.2.2. Release 2025.1.1 is module version v0.6.1; the query
 # `@2025.1.1` does not resolve through the module proxy, and v0.8.x is the
 # first line built for Go 1.26.
@@ -33,7 +38,7 @@ TEST_TIMEOUT ?= 15m
 # fuzz coordinator can fail a target with a bare "context deadline exceeded"
 # at the deadline (go.dev/issue/75804, fixed in Go 1.27) on a loaded machine.
 FUZZTIME     ?= 100000x
-FUZZ_TARGETS ?= internal/events:FuzzDecode internal/events:FuzzSplit internal/events:FuzzDecodeAlert internal/events:FuzzDecodeExport internal/events:FuzzDecodeResourceEvent internal/host:FuzzDecodeRequest internal/versions:FuzzParse internal/versions:FuzzReleaseDate internal/versions:FuzzFamily internal/inventory:FuzzDecode internal/policy:FuzzParse internal/maintenance:FuzzBetween internal/notify:FuzzEscapeCard internal/auth:FuzzVerifyClusterToken
+FUZZ_TARGETS ?= internal/events:FuzzDecode internal/events:FuzzSplit internal/events:FuzzDecodeAlert internal/events:FuzzDecodeExport internal/events:FuzzDecodeResourceEvent internal/host:FuzzDecodeRequest internal/versions:FuzzParse internal/versions:FuzzReleaseDate internal/versions:FuzzFamily internal/inventory:FuzzDecode internal/policy:FuzzParse internal/maintenance:FuzzBetween internal/notify:FuzzEscapeCard internal/auth:FuzzVerifyClusterToken handlers:FuzzDecodeSilence
 
 # node-reporter, the in-cluster CronJob (docs/node-reporter.md).
 NODE_REPORTER_VERSION ?= 0.1.0
@@ -74,7 +79,7 @@ help: ## List the targets
 	@echo "variables: GO=$(GO) BIN=$(BIN) DIST=$(DIST) AZURITE_VERSION=$(AZURITE_VERSION) AZURITE_DIR=$(AZURITE_DIR)"
 	@echo "           FUZZTIME=$(FUZZTIME) TEST_TIMEOUT=$(TEST_TIMEOUT) DEMO_PORT=$(DEMO_PORT) STATICCHECK_VERSION=$(STATICCHECK_VERSION)"
 
-setup: ## Download Go modules; install the pinned Azurite (npm ci) if missing
+setup: ## Download Go modules; install the pinned Azurite and axe-core (npm ci) if missing
 	$(GO) mod download
 	@if [ -x "$(AZURITE_BIN)" ]; then \
 		echo "azurite: already installed in $(AZURITE_DIR)"; \
@@ -89,6 +94,16 @@ setup: ## Download Go modules; install the pinned Azurite (npm ci) if missing
 	@v=$$(node -p 'require(process.argv[1]).version' "$(abspath $(AZURITE_DIR))/node_modules/azurite/package.json" 2>/dev/null || echo unknown); \
 	if [ "$$v" != "$(AZURITE_VERSION)" ]; then \
 		echo "warning: $(AZURITE_DIR) has azurite $$v, AZURITE_VERSION is $(AZURITE_VERSION)" >&2; \
+	fi
+	@if [ -f "$(AXE_DIR)/node_modules/axe-core/axe.min.js" ]; then \
+		echo "axe-core: already installed in $(AXE_DIR)"; \
+	elif [ -f "$(AXE_DIR)/package-lock.json" ]; then \
+		echo "axe-core: npm ci --prefix $(AXE_DIR)"; \
+		npm ci --prefix $(AXE_DIR) --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "axe-core: no lock file; installing axe-core@$(AXE_VERSION)"; \
+		mkdir -p $(AXE_DIR); \
+		npm install --prefix $(AXE_DIR) --save-exact --no-audit --no-fund --loglevel=error axe-core@$(AXE_VERSION); \
 	fi
 
 build: ## Build every command in cmd/ into bin/ (handler, replay, ...)
@@ -172,4 +187,4 @@ clean: ## Remove bin/, dist/ and coverage files
 	rm -rf $(BIN) $(DIST) coverage.out coverage.html *.coverprofile
 
 distclean: clean azurite-stop ## clean + remove Azurite's node_modules, data and log
-	rm -rf $(AZURITE_DIR)/node_modules $(AZURITE_DIR)/data $(AZURITE_DIR)/*.log $(AZURITE_DIR)/*.pid
+	rm -rf $(AZURITE_DIR)/node_modules $(AZURITE_DIR)/data $(AZURITE_DIR)/*.log $(AZURITE_DIR)/*.pid $(AXE_DIR)/node_modules

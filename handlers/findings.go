@@ -25,11 +25,24 @@ type findingJSON struct {
 	LastSeenAt time.Time       `json:"lastSeenAt"`
 	ResolvedAt *time.Time      `json:"resolvedAt,omitempty"`
 	Opened     int             `json:"timesOpened"`
+	// What was announced (docs/notifications.md): sent, pending or never;
+	// when it was first noticed, when its grace ends and what holds it.
+	Announcement string     `json:"announcement,omitempty"`
+	NoticedAt    *time.Time `json:"noticedAt,omitempty"`
+	GraceUntil   *time.Time `json:"graceUntil,omitempty"`
+	AnnouncedAt  *time.Time `json:"announcedAt,omitempty"`
+	SilencedBy   string     `json:"silencedBy,omitempty"`
+	InhibitedBy  string     `json:"inhibitedBy,omitempty"`
 }
 
 func findingOut(f fleet.Finding, cluster string) findingJSON {
 	j := findingJSON{Cluster: cluster, Code: f.Code, Target: f.Target, Severity: f.Severity, Status: f.Status,
-		Summary: f.Summary, OpenedAt: f.OpenedAt, LastSeenAt: f.LastSeenAt, ResolvedAt: timePtr(f.ResolvedAt), Opened: f.Opened}
+		Summary: f.Summary, OpenedAt: f.OpenedAt, LastSeenAt: f.LastSeenAt, ResolvedAt: timePtr(f.ResolvedAt), Opened: f.Opened,
+		NoticedAt: timePtr(f.NoticedAt), GraceUntil: timePtr(f.GraceUntil), AnnouncedAt: timePtr(f.AnnouncedAt),
+		SilencedBy: f.SilencedBy, InhibitedBy: f.InhibitedBy}
+	if !f.NoticedAt.IsZero() || !f.AnnouncedAt.IsZero() {
+		j.Announcement = f.Announcement()
+	}
 	if json.Valid([]byte(f.Evidence)) && f.Evidence != "" {
 		j.Evidence = json.RawMessage(f.Evidence)
 	}

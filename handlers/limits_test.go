@@ -205,9 +205,19 @@ func TestResourceNotificationOf35PoolsCommitsOnce(t *testing.T) {
 		t.Errorf("%d ImageStale findings, want 35", stale)
 	}
 	want := len(c.Findings)
-	for name, s := range map[string]*sinkServer{"webhook": sinks.webhook, "eventgrid": sinks.eventGrid, "teams": sinks.teams, "slack": sinks.slack} {
+	for name, s := range map[string]*sinkServer{"webhook": sinks.webhook, "eventgrid": sinks.eventGrid} {
 		if n := s.count(); n != want {
 			t.Errorf("%s received %d notifications, want %d (one per finding)", name, n, want)
+		}
+	}
+	// Teams and Slack get the cluster's steps grouped, up to 20 a message
+	// (outbox.DefaultBatch): every finding once, in as few messages.
+	for name, s := range map[string]*sinkServer{"teams": sinks.teams, "slack": sinks.slack} {
+		s.mu.Lock()
+		msgs, steps := len(s.bodies), groupedSteps(t, s.bodies)
+		s.mu.Unlock()
+		if steps != want || msgs != (want+outbox.DefaultBatch-1)/outbox.DefaultBatch {
+			t.Errorf("%s received %d steps in %d messages, want %d (one per finding) in as few messages", name, steps, msgs, want)
 		}
 	}
 	for name, s := range map[string]*sinkServer{"webhook": sinks.webhook, "eventgrid": sinks.eventGrid} {

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/upgradewatch/upgradewatch/internal/dashboard"
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
@@ -63,6 +64,7 @@ type Server struct {
 	maxInventory int64
 	budget       *budget // large bodies in flight
 	trust        trust
+	pages        *dashboard.Renderer
 }
 
 // New builds the server and its routes over the application layer app.
@@ -90,6 +92,12 @@ func New(app *watch.App, o Options) *Server {
 	s.mux.HandleFunc("POST /Status", s.statusEnvelope)
 	s.mux.HandleFunc("POST /Sweep", s.sweep)
 	s.mux.HandleFunc("GET /api/findings", s.listFindings)
+	s.mux.HandleFunc("GET /api/compliance", s.compliance)
+	s.mux.HandleFunc("GET /api/compliance/history", s.complianceHistory)
+	s.mux.HandleFunc("POST /api/silences", s.createSilence)
+	s.mux.HandleFunc("GET /api/silences", s.listSilences)
+	s.mux.HandleFunc("GET /api/silences/{id}", s.getSilence)
+	s.mux.HandleFunc("DELETE /api/silences/{id}", s.endSilence)
 	s.mux.HandleFunc("GET /api/clusters/{subscriptionId}/{resourceGroup}/{clusterName}/findings", s.clusterFindings)
 	s.mux.HandleFunc("GET /api/clusters", s.listClusters)
 	s.mux.HandleFunc("GET /api/clusters/{subscriptionId}/{resourceGroup}/{clusterName}", s.getCluster)
@@ -97,6 +105,7 @@ func New(app *watch.App, o Options) *Server {
 	s.mux.HandleFunc("GET /api/clusters/{subscriptionId}/{resourceGroup}/{clusterName}/nodes/{node}", s.getNode)
 	s.mux.HandleFunc("POST /api/clusters/{subscriptionId}/{resourceGroup}/{clusterName}/nodes", s.nodeInventory)
 	s.mux.HandleFunc("POST /api/clusters/{subscriptionId}/{resourceGroup}/{clusterName}/refresh", s.refresh)
+	s.dashboardRoutes()
 	s.mux.HandleFunc("/api/", s.apiNotFound)
 	s.mux.HandleFunc("GET /_upgradewatch/stats", s.stats)
 	s.mux.HandleFunc("/", s.notFound)

@@ -5,7 +5,9 @@
 package infra
 
 import (
+	"encoding/json"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -180,4 +182,74 @@ func TestImagesPinnedByDigest(t *testing.T) {
 	if k := read(t, "k8s/kustomization.yaml"); !strings.Contains(k, "digest: sha256:") {
 		t.Error("k8s/kustomization.yaml does not show how to pin the image by digest")
 	}
+}
+
+// TestDashboardBehindSignIn: issue 15 puts the dashboard behind App Service
+// Authentication (Microsoft Entra ID) while every machine route keeps its
+// own key: each HTTP function's route at authLevel function must be excluded
+// from the sign-in redirect, and nothing of the dashboard may be.
+func TestDashboardBehindSignIn(t *testing.T) {
+	app := block(t, read(t, "main.bicep"), "resource app 'Microsoft.Web/sites@")
+	auth := block(t, app, "resource dashboardAuth 'config'")
+	for key, want := range map[string]string{"name": "'authsettingsV2'", "requireAuthentication": "true",
+		"unauthenticatedClientAction": "'RedirectToLoginPage'", "redirectToProvider": "'azureactivedirectory'", "requireHttps": "true"} {
+		if got := prop(t, auth, key); got != want {
+			t.Errorf("%s: got %s, want %s", key, got, want)
+		}
+	}
+	if !regexp.MustCompile(`azureActiveDirectory: \{\s*enabled: true`).MatchString(auth) {
+		t.Errorf("the Microsoft Entra ID provider is not enabled")
+	}
+	excluded := regexp.MustCompile(`'(/[^']*)'`).FindAllStringSubmatch(block(t, auth, "excludedPaths"), -1)
+	covers := func(path string) bool {
+		for _, m := range excluded {
+			p := m[1]
+			if p == path || (strings.HasSuffix(p, "/*") && strings.HasPrefix(path, strings.TrimSuffix(p, "*"))) {
+				return true
+			}
+		}
+		return false
+	}
+	routes := httpRoutes(t)
+	if len(routes) < 5 {
+		t.Fatalf("found only %d HTTP functions: %v", len(routes), routes)
+	}
+	for fn, r := range routes {
+		base := "/api/" + strings.TrimSuffix(regexp.MustCompile(`\{[^}]*\}`).ReplaceAllString(r.route, "x"), "/x")
+		switch {
+		case fn == "Dashboard":
+			if r.authLevel != "anonymous" || covers("/api/dashboard") || covers("/api/dashboard/clusters") {
+				t.Errorf("the dashboard (%s, authLevel %s) must be anonymous to the host and behind sign-in", r.route, r.authLevel)
+			}
+		case !covers(base) || (strings.Contains(r.route, "{") && !covers(base+"/a/b")):
+			t.Errorf("%s's route %s is not excluded from sign-in: its callers use keys, not browsers", fn, r.route)
+		}
+	}
+	if !covers("/runtime/webhooks/eventgrid") {
+		t.Errorf("Event Grid's webhook is not excluded from sign-in")
+	}
+}
+
+type httpRoute struct{ route, authLevel string }
+
+// httpRoutes reads the HTTP functions' routes from ../functions.
+func httpRoutes(t *testing.T) map[string]httpRoute {
+	t.Helper()
+	files, err := filepath.Glob("../functions/*/function.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]httpRoute{}
+	for _, f := range files {
+		var fn struct {
+			Bindings []struct{ Type, Route, AuthLevel string } `json:"bindings"`
+		}
+		if err := json.Unmarshal([]byte(read(t, f)), &fn); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if len(fn.Bindings) > 0 && fn.Bindings[0].Type == "httpTrigger" {
+			out[filepath.Base(filepath.Dir(f))] = httpRoute{fn.Bindings[0].Route, fn.Bindings[0].AuthLevel}
+		}
+	}
+	return out
 }

@@ -94,6 +94,12 @@ param appSubnetPrefix string = '10.42.0.0/24'
 @description('Subnet of the storage private endpoints (storageNetworkAccess privateEndpoint).')
 param privateEndpointSubnetPrefix string = '10.42.1.0/24'
 
+@description('Client ID of the Microsoft Entra ID app registration people sign in to the dashboard with (docs/dashboard.md). Empty: App Service Authentication stays off and the dashboard answers 401 to every request from outside the app.')
+param dashboardClientId string = ''
+
+@description('Tenant of that app registration.')
+param dashboardTenantId string = tenant().tenantId
+
 param tags object = {
   app: 'upgradewatch'
 }
@@ -534,6 +540,62 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     dependsOn: [
       appInsightsRoleAssignment
     ]
+  }
+
+  // App Service Authentication (Microsoft Entra ID) in front of the
+  // dashboard: people sign in; the platform adds X-MS-CLIENT-PRINCIPAL (and
+  // strips a client's own), which the handler requires of every dashboard
+  // request from outside the app. The machine routes keep their own keys
+  // (function keys, Event Grid's system key, secure webhook and cluster
+  // tokens) and are excluded from the sign-in redirect.
+  resource dashboardAuth 'config' = if (!empty(dashboardClientId)) {
+    name: 'authsettingsV2'
+    properties: {
+      platform: {
+        enabled: true
+        runtimeVersion: '~1'
+      }
+      globalValidation: {
+        requireAuthentication: true
+        unauthenticatedClientAction: 'RedirectToLoginPage'
+        redirectToProvider: 'azureactivedirectory'
+        excludedPaths: [
+          '/api/clusters'
+          '/api/clusters/*'
+          '/api/findings'
+          '/api/compliance'
+          '/api/compliance/*'
+          '/api/activitylog/alert'
+          '/api/silences'
+          '/api/silences/*'
+          '/runtime/webhooks/*'
+          '/admin/*'
+        ]
+      }
+      httpSettings: {
+        requireHttps: true
+      }
+      identityProviders: {
+        azureActiveDirectory: {
+          enabled: true
+          registration: {
+            clientId: dashboardClientId
+            openIdIssuer: '${environment().authentication.loginEndpoint}${dashboardTenantId}/v2.0'
+          }
+          validation: {
+            allowedAudiences: [
+              'api://${dashboardClientId}'
+              dashboardClientId
+            ]
+          }
+        }
+      }
+      login: {
+        tokenStore: {
+          enabled: false
+        }
+      }
+    }
   }
 }
 

@@ -128,16 +128,22 @@ step "handler on $base (log: $handler_log)"
 # No ARM here: enrichment off (with it on, the handler would try your az login),
 # and remediation capped at dry-run: clusters that opt in get a plan, announced
 # but never carried out. The policy every finding is judged against:
-# docs/examples/policy.json. Notifications go to the sink as CloudEvents and as
+# scripts/demo-policy.json, which is docs/examples/policy.json with every code's
+# grace set to 0s: the demo sweeps once, right after the replay, so the findings
+# still open then are announced at once instead of after their grace
+# (docs/notifications.md); what opened and resolved within the replay's own
+# times is never announced. Teams and Slack get one grouped message per cluster
+# per dispatch (UPGRADEWATCH_NOTIFY_GROUP_WAIT=0: no 30 s wait for more steps,
+# the demo is over by then). Notifications go to the sink as CloudEvents and as
 # Teams and Slack messages. Node snapshots are taken on the function key alone
 # (UPGRADEWATCH_NODE_AUTH=key, which the handler warns about): without ARM the
 # demo's clusters have no OIDC issuer to verify a reporter's token against.
 # Never run a deployed app so (docs/security.md).
 AzureWebJobsStorage=UseDevelopmentStorage=true UPGRADEWATCH_TABLE_PREFIX="$table_prefix" \
   FUNCTIONS_CUSTOMHANDLER_PORT="$port" UPGRADEWATCH_ENRICH=false UPGRADEWATCH_NODE_AUTH=key \
-  UPGRADEWATCH_POLICY=docs/examples/policy.json UPGRADEWATCH_PUBLIC_URL="$base" UPGRADEWATCH_REMEDIATION=dry-run \
+  UPGRADEWATCH_POLICY=scripts/demo-policy.json UPGRADEWATCH_PUBLIC_URL="$base" UPGRADEWATCH_REMEDIATION=dry-run \
   UPGRADEWATCH_NOTIFY_WEBHOOK_URL="$sink/events" UPGRADEWATCH_NOTIFY_TEAMS_URL="$sink/teams" \
-  UPGRADEWATCH_NOTIFY_SLACK_URL="$sink/slack" \
+  UPGRADEWATCH_NOTIFY_SLACK_URL="$sink/slack" UPGRADEWATCH_NOTIFY_GROUP_WAIT=0 \
   "$bin/handler" >"$handler_log" 2>&1 &
 handler_pid=$!
 
@@ -201,6 +207,9 @@ step "who did what: channel changes, who asked for each upgrade, failures (Statu
 
 step "GET $base/api/findings (open findings of the fleet, most severe first)"
 "$bin/demo" findings "$base"
+
+step "GET $base/api/compliance (patch compliance; each pool not current with its status and reason)"
+"$bin/demo" compliance "$base"
 
 step "bin/sink's tally of the whole run (handler and sink stopped)"
 stop "$handler_pid"

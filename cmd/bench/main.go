@@ -51,7 +51,7 @@ type config struct {
 }
 
 // parts are the values -only accepts; "" runs them all.
-var parts = []string{"ingest", "cold", "batch", "nodes", "sweep", "notify", "stream"}
+var parts = []string{"ingest", "cold", "batch", "nodes", "sweep", "notify", "stream", "compliance"}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -148,6 +148,7 @@ func bench(c config, out io.Writer) error {
 		{"sweep", func() error { return sweepBench(c, out) }},
 		{"notify", func() error { return sweepNotifyBench(c, out, sum) }},
 		{"stream", func() error { return streamBench(c, svc, out) }},
+		{"compliance", func() error { return complianceBench(c, out, sum) }},
 	}
 	for _, st := range steps {
 		if c.only != "" && c.only != st.part {
@@ -319,7 +320,7 @@ func dropTables(c config, prefix string) {
 	if err != nil {
 		return
 	}
-	for _, t := range []string{state.TableFleet, state.TableIndex, state.TableRejected, state.TableCatalogue} {
+	for _, t := range []string{state.TableFleet, state.TableIndex, state.TableRejected, state.TableCatalogue, state.TableCompliance, state.TableComplianceFleet} {
 		_, _ = svc.DeleteTable(context.Background(), prefix+t, nil)
 	}
 }

@@ -13,6 +13,7 @@
 //	demo plan SINK STATUS_URL          the cluster's dry-run remediations and their CloudEvent
 //	demo activity BASE three-paths|aks-failure|show
 //	demo findings BASE                 the fleet's open findings, most severe first
+//	demo compliance BASE               the fleet's patch compliance; each pool not current, one line
 //
 // Exit status: 0 when the step did what the demo expects, 1 when it did not
 // (the reason on stderr), 2 for bad arguments.
@@ -45,7 +46,7 @@ func main() {
 }
 
 // errUsage marks a call with the wrong arguments.
-var errUsage = errors.New("usage: demo json|nodes|spread|post|rolling|sweep|received|plan|activity|findings ARGS… (see the command's doc)")
+var errUsage = errors.New("usage: demo json|nodes|spread|post|rolling|sweep|received|plan|activity|findings|compliance ARGS… (see the command's doc)")
 
 // step is one subcommand: its arguments and where to print.
 type step func(ctx context.Context, c *client, args []string, w io.Writer) error
@@ -54,16 +55,17 @@ var steps = map[string]struct {
 	minArgs int
 	run     step
 }{
-	"json":     {1, showJSON},
-	"nodes":    {2, postNodes},
-	"spread":   {1, showSpread},
-	"post":     {2, postFile},
-	"rolling":  {4, rolling},
-	"sweep":    {1, sweep},
-	"received": {1, received},
-	"plan":     {2, plan},
-	"activity": {2, activity},
-	"findings": {1, findings},
+	"json":       {1, showJSON},
+	"nodes":      {2, postNodes},
+	"spread":     {1, showSpread},
+	"post":       {2, postFile},
+	"rolling":    {4, rolling},
+	"sweep":      {1, sweep},
+	"received":   {1, received},
+	"plan":       {2, plan},
+	"activity":   {2, activity},
+	"findings":   {1, findings},
+	"compliance": {1, compliance},
 }
 
 // run is the whole command; main only wires the process to it.

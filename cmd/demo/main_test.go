@@ -229,3 +229,52 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+// The compliance step prints the fleet's figures and one line per pool not
+// current, with its status (and Blocked reason) and its reason; a fleet with
+// no cluster fails the demo.
+func TestComplianceOneLinePerPool(t *testing.T) {
+	body, err := os.ReadFile("cmd/demo/testdata/compliance.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/compliance" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write(body)
+	}))
+	defer srv.Close()
+	code, out, errs := runDemo(t, "compliance", srv.URL)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for _, want := range []string{"4 clusters, 9 pools: 33.3% current", "NotPatched 4", "median 120h0m0s",
+		"NotPatched", "aks-analytics-eus/system", "Blocked/UpgradeFailed", "aks-checkout-neu/system", "and 3 more pools"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output does not say %q:\n%s", want, out)
+		}
+	}
+	perPool := 0
+	for _, l := range lines {
+		if strings.Contains(l, "/system") {
+			perPool++
+			if !strings.Contains(l, "node OS channel None") && !strings.Contains(l, "AKS said why") {
+				t.Errorf("pool line %q does not carry its reason", l)
+			}
+		}
+	}
+	if perPool != 2 {
+		t.Errorf("%d pool lines, want one per pool listed (2):\n%s", perPool, out)
+	}
+
+	empty := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(`{"clusters":0,"poolsNotUpToDate":[]}`))
+	}))
+	defer empty.Close()
+	if code, _, errs := runDemo(t, "compliance", empty.URL); code != exitFailed || !strings.Contains(errs, "no cluster") {
+		t.Errorf("empty fleet: exit %d (%s), want a failure naming no cluster", code, errs)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -196,4 +197,70 @@ func clip(s string, n int) string {
 		return s
 	}
 	return string(r[:n])
+}
+
+// complianceAnswer is GET /api/compliance.
+type complianceAnswer struct {
+	AsOf     string         `json:"asOf"`
+	Clusters int            `json:"clusters"`
+	ByStatus map[string]int `json:"byStatus"`
+	Pools    struct {
+		Total          int     `json:"total"`
+		Current        int     `json:"current"`
+		WithinPolicy   int     `json:"withinPolicy"`
+		Behind         int     `json:"behind"`
+		Unknown        int     `json:"unknown"`
+		PercentCurrent float64 `json:"percentCurrent"`
+	} `json:"pools"`
+	MaxDaysBehind int `json:"maxDaysBehind"`
+	TimeToPatch   struct {
+		Last90Days struct {
+			Count         int   `json:"count"`
+			MedianSeconds int64 `json:"medianSeconds"`
+		} `json:"last90Days"`
+	} `json:"timeToPatch"`
+	PoolsNotUpToDate []struct {
+		Cluster    string `json:"cluster"`
+		Pool       string `json:"pool"`
+		Status     string `json:"status"`
+		BlockedBy  string `json:"blockedBy"`
+		Reason     string `json:"reason"`
+		DaysBehind int    `json:"daysBehind"`
+	} `json:"poolsNotUpToDate"`
+	PoolsOmitted int `json:"poolsOmitted"`
+}
+
+// compliance prints the fleet's patch compliance and, for each pool not
+// current, its status and reason in one line.
+func compliance(ctx context.Context, c *client, args []string, w io.Writer) error {
+	var r complianceAnswer
+	if err := c.getJSON(ctx, strings.TrimRight(args[0], "/")+"/api/compliance", &r); err != nil {
+		return err
+	}
+	if r.Clusters == 0 {
+		return errors.New("the compliance figures hold no cluster")
+	}
+	st := make([]string, 0, len(r.ByStatus))
+	for _, k := range slices.Sorted(maps.Keys(r.ByStatus)) {
+		if r.ByStatus[k] > 0 {
+			st = append(st, fmt.Sprintf("%s %d", k, r.ByStatus[k]))
+		}
+	}
+	fmt.Fprintf(w, "  %d clusters, %d pools: %.1f%% current, %d within policy, %d behind, %d unknown; most days behind %d (as of %s)\n",
+		r.Clusters, r.Pools.Total, r.Pools.PercentCurrent, r.Pools.WithinPolicy, r.Pools.Behind, r.Pools.Unknown, r.MaxDaysBehind, r.AsOf)
+	fmt.Fprintf(w, "  by status: %s\n", strings.Join(st, ", "))
+	if n := r.TimeToPatch.Last90Days.Count; n > 0 {
+		fmt.Fprintf(w, "  time-to-patch, last 90 days: %d operations, median %s\n", n, time.Duration(r.TimeToPatch.Last90Days.MedianSeconds)*time.Second)
+	}
+	for _, p := range r.PoolsNotUpToDate {
+		status := p.Status
+		if p.BlockedBy != "" {
+			status += "/" + p.BlockedBy
+		}
+		fmt.Fprintf(w, "  %-36s %-24s %s\n", status, lastSegment(p.Cluster)+"/"+p.Pool, clip(p.Reason, 110))
+	}
+	if r.PoolsOmitted > 0 {
+		fmt.Fprintf(w, "  … and %d more pools not up to date\n", r.PoolsOmitted)
+	}
+	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/notify"
 	"github.com/upgradewatch/upgradewatch/internal/outbox"
 	"github.com/upgradewatch/upgradewatch/internal/state"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
 
 // Config is every setting the handler reads, all from the environment, parsed
@@ -31,6 +32,7 @@ type Config struct {
 	PolicyConfig
 	NodesConfig
 	RemediationConfig
+	ComplianceConfig
 
 	// Notify is the sinks and what to announce; notify.NewSinks builds the
 	// sinks from it. It holds secrets (URLs, a key): never log it.
@@ -88,11 +90,25 @@ type RemediationConfig struct {
 	RemediatePerRun int    // UPGRADEWATCH_REMEDIATIONS_PER_SWEEP
 }
 
+// ComplianceConfig is how often the Sweep refreshes the compliance figures.
+type ComplianceConfig struct {
+	// ComplianceEvery is UPGRADEWATCH_COMPLIANCE_EVERY: the aggregates (and,
+	// once a day, the snapshot) are recomputed at most this often.
+	ComplianceEvery time.Duration
+}
+
+// parseCompliance reads UPGRADEWATCH_COMPLIANCE_EVERY: 1m to 24h.
+func parseCompliance(getenv func(string) string) (ComplianceConfig, error) {
+	s := settings{getenv: getenv}
+	c := ComplianceConfig{ComplianceEvery: s.duration("UPGRADEWATCH_COMPLIANCE_EVERY", watch.DefaultComplianceEvery, time.Minute, 24*time.Hour, "a duration from 1m to 24h")}
+	return c, s.err()
+}
+
 // parseConfig reads the environment (getenv is os.Getenv in production) and
 // reports every bad setting at once, each by name.
 func parseConfig(getenv func(string) string) (Config, error) {
 	var c Config
-	var errs [8]error
+	var errs [9]error
 	c.ServerConfig, errs[0] = parseServer(getenv)
 	c.StorageConfig, errs[1] = parseStorage(getenv)
 	c.LimitsConfig, errs[2] = parseLimits(getenv)
@@ -102,6 +118,7 @@ func parseConfig(getenv func(string) string) (Config, error) {
 	c.RemediationConfig, errs[5] = parseRemediation(getenv)
 	c.Notify, errs[6] = parseNotify(getenv)
 	c.Trust, errs[7] = parseTrust(getenv)
+	c.ComplianceConfig, errs[8] = parseCompliance(getenv)
 	return c, errors.Join(errs[:]...)
 }
 
@@ -210,6 +227,13 @@ const (
 	envEventGridKey      = "UPGRADEWATCH_NOTIFY_EVENTGRID_KEY"
 	envTeamsURL          = "UPGRADEWATCH_NOTIFY_TEAMS_URL"
 	envSlackURL          = "UPGRADEWATCH_NOTIFY_SLACK_URL"
+	// envSinks lists the named sinks, name=kind, comma-separated; each
+	// one's URL (an Event Grid sink's endpoint) is
+	// UPGRADEWATCH_NOTIFY_SINK_<NAME>_URL and an Event Grid sink's key
+	// UPGRADEWATCH_NOTIFY_SINK_<NAME>_KEY (<NAME>: the name upper-cased,
+	// hyphens as underscores).
+	envSinks     = "UPGRADEWATCH_NOTIFY_SINKS"
+	envGroupWait = "UPGRADEWATCH_NOTIFY_GROUP_WAIT"
 )
 
 // parseNotify reads the notification settings. A sink URL's errors name the
@@ -236,10 +260,54 @@ func parseNotify(getenv func(string) string) (notify.Config, error) {
 		s.fail(fmt.Errorf("%s is set without %s", envEventGridKey, envEventGridEndpoint))
 	}
 	c.RemindEvery = s.duration("UPGRADEWATCH_NOTIFY_REMIND_EVERY", outbox.DefaultRemindEvery, time.Hour, 30*24*time.Hour, "0 (no reminders) or a duration from 1h to 720h", 0)
+	c.GroupWait = s.duration(envGroupWait, outbox.DefaultGroupWait, time.Second, 10*time.Minute, "0 or a duration from 1s to 10m", 0)
+	c.Named = parseNamedSinks(&s, sinkURL)
 	var err error
 	c.PublicURL, err = parsePublicURL(getenv)
 	s.fail(err)
 	return c, s.err()
+}
+
+// parseNamedSinks reads UPGRADEWATCH_NOTIFY_SINKS and each named sink's
+// URL (and key). Errors name the setting, never a URL or key.
+func parseNamedSinks(s *settings, sinkURL func(name string) string) []notify.NamedSink {
+	list := strings.TrimSpace(s.getenv(envSinks))
+	if list == "" {
+		return nil
+	}
+	var out []notify.NamedSink
+	seen := map[string]bool{}
+	for _, entry := range strings.Split(list, ",") {
+		name, kind, ok := strings.Cut(strings.TrimSpace(entry), "=")
+		name, kind = strings.TrimSpace(name), strings.ToLower(strings.TrimSpace(kind))
+		switch {
+		case !ok:
+			s.fail(fmt.Errorf("%s: %q: want name=kind (kind: %s)", envSinks, entry, strings.Join(notify.Kinds, ", ")))
+			continue
+		case !slices.Contains(notify.Kinds, kind):
+			s.fail(fmt.Errorf("%s: sink %s: kind %q: want one of %s", envSinks, name, kind, strings.Join(notify.Kinds, ", ")))
+			continue
+		}
+		if err := notify.CheckSinkName(name); err != nil {
+			s.fail(fmt.Errorf("%s: %w", envSinks, err))
+			continue
+		}
+		if seen[name] {
+			s.fail(fmt.Errorf("%s: sink %s is listed twice", envSinks, name))
+			continue
+		}
+		seen[name] = true
+		env := "UPGRADEWATCH_NOTIFY_SINK_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		n := notify.NamedSink{Name: name, Kind: kind, URL: sinkURL(env + "_URL"), Key: strings.TrimSpace(s.getenv(env + "_KEY"))}
+		if n.URL == "" {
+			s.fail(fmt.Errorf("%s lists sink %s but %s_URL is not set", envSinks, name, env))
+		}
+		if n.Key != "" && kind != notify.KindEventGrid {
+			s.fail(fmt.Errorf("%s_KEY is set for sink %s, which is not an Event Grid topic", env, name))
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 // parsePublicURL reads UPGRADEWATCH_PUBLIC_URL, else https://$WEBSITE_HOSTNAME

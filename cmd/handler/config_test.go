@@ -272,7 +272,7 @@ func TestParseNotify(t *testing.T) {
 			"UPGRADEWATCH_PUBLIC_URL": "https://upgradewatch.contoso.com/uw", "WEBSITE_HOSTNAME": "upgradewatch-prod.azurewebsites.net"}[k]
 	})
 	want := notify.Config{WebhookURL: hook, EventGridEndpoint: topic, MinSeverity: "Critical", RemindEvery: 720 * time.Hour,
-		PublicURL: "https://upgradewatch.contoso.com/uw"}
+		PublicURL: "https://upgradewatch.contoso.com/uw", GroupWait: 30 * time.Second}
 	if diff := gocmp.Diff(want, c); err != nil || diff != "" {
 		t.Errorf("%v (-want +got):\n%s", err, diff)
 	}

@@ -258,7 +258,7 @@ func dump(t testing.TB, svc *aztables.ServiceClient, table string) map[string]ma
 			}
 			for k := range e {
 				if k == "Timestamp" || strings.HasPrefix(k, "odata.") || strings.HasPrefix(k, "ReceivedAt") || strings.HasPrefix(k, "AppliedSeq") ||
-					strings.HasPrefix(k, "NextEvaluation") {
+					strings.HasPrefix(k, "NextEvaluation") || strings.HasPrefix(k, "HeardAt") {
 					delete(e, k)
 				}
 			}
@@ -272,7 +272,8 @@ func TestReadinessAndProtocol(t *testing.T) {
 	ep := azuritetest.Endpoint(t)
 	svc := azuritetest.Service(t, ep)
 	prefix := azuritetest.Prefix(t)
-	azuritetest.DropTables(t, svc, prefix+state.TableFleet, prefix+state.TableIndex, prefix+state.TableRejected, prefix+state.TableCatalogue)
+	azuritetest.DropTables(t, svc, prefix+state.TableFleet, prefix+state.TableIndex, prefix+state.TableRejected, prefix+state.TableCatalogue,
+		prefix+state.TableCompliance, prefix+state.TableComplianceFleet)
 	p := startHandler(t, ep, prefix)
 	t.Logf("exec to ready: %v", p.readyIn)
 
@@ -316,7 +317,8 @@ func TestDuplicatesReorderedTwoProcessesEqualInOrder(t *testing.T) {
 
 	ref, got := azuritetest.Prefix(t), azuritetest.Prefix(t)
 	for _, pfx := range []string{ref, got} {
-		azuritetest.DropTables(t, svc, pfx+state.TableFleet, pfx+state.TableIndex, pfx+state.TableRejected, pfx+state.TableCatalogue)
+		azuritetest.DropTables(t, svc, pfx+state.TableFleet, pfx+state.TableIndex, pfx+state.TableRejected, pfx+state.TableCatalogue,
+			pfx+state.TableCompliance, pfx+state.TableComplianceFleet)
 	}
 
 	one := startHandler(t, ep, ref)

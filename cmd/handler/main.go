@@ -110,11 +110,19 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 		log.Error("invalid notification settings", "error", err)
 		return 2
 	}
+	// A route to a sink that is not configured is a typo: refuse it now.
+	if err := policies.CheckSinks(sinkNames(sinks)); err != nil {
+		log.Error("invalid policy routes (UPGRADEWATCH_POLICY)", "error", err)
+		return 2
+	}
 	store := state.New(svc, state.Options{TablePrefix: cfg.TablePrefix, CacheSize: cfg.CacheSize, Logger: log,
 		NodeRetention: cfg.NodeRetention})
 	defer store.Close()
 	catalogue := state.NewCatalogue(svc, state.CatalogueOptions{TablePrefix: cfg.TablePrefix, Logger: log})
-	app := newApp(cfg, store, catalogue, sinks, policies, credential, log)
+	compliance := state.NewCompliance(svc, state.ComplianceOptions{TablePrefix: cfg.TablePrefix, Logger: log})
+	silenceTable := state.NewSilences(svc, state.SilenceOptions{TablePrefix: cfg.TablePrefix, Logger: log})
+	silences := watch.NewSilences(silenceTable, watch.SilencesOptions{Logger: log})
+	app := newApp(cfg, store, catalogue, compliance, silences, sinks, policies, credential, log)
 	opts := handlers.Options{Logger: log, MaxBodyBytes: cfg.MaxBodyBytes, MaxInventoryBytes: cfg.MaxInventoryBytes, MaxInflightBytes: cfg.MaxInflightBytes,
 		StorageRequests: &requests}
 	trustOptions(&opts, cfg.Trust, app.Enriching(), log)
@@ -129,13 +137,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("upgradewatch handler starting", "addr", ln.Addr().String(), "storage", cfg.Storage.Describe(),
-		"tables", strings.Join(store.Tables(), ",")+","+catalogue.Table(), "max_body_bytes", cfg.MaxBodyBytes, "state_cache", cfg.CacheSize,
+		"tables", strings.Join(store.Tables(), ",")+","+catalogue.Table()+","+strings.Join(compliance.Tables(), ",")+","+silenceTable.Table(), "max_body_bytes", cfg.MaxBodyBytes, "state_cache", cfg.CacheSize,
 		"enrich", app.Enriching(), "azure_identity", armIdentity(cfg, cred != nil), "policy_rules", policies.Len(),
 		"notify_sinks", sinkDestinations(sinks), "remind_every", cfg.Notify.RemindEvery.String(), "max_inflight_bytes", cfg.MaxInflightBytes,
-		"remediation", cfg.Remediation)
+		"remediation", cfg.Remediation, "compliance_every", cfg.ComplianceEvery.String())
 	log.Info("authentication beyond the Functions host's keys", cfg.Trust.describe()...)
 
-	go ensureTables(ctx, log, store.EnsureTables, catalogue.EnsureTable)
+	go ensureTables(ctx, log, store.EnsureTables, catalogue.EnsureTable, compliance.EnsureTable, silenceTable.EnsureTable)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
@@ -170,7 +178,7 @@ func armIdentity(cfg Config, made bool) string {
 // steps run on every change, ARM reads when enrichment is on (and a
 // credential exists), the sinks, and the remediation pass within the
 // configured ceiling.
-func newApp(cfg Config, store *state.Store, catalogue *state.ImageCatalogue, sinks []notify.Sink, policies *policy.Set, credential func() azcore.TokenCredential, log *slog.Logger) *watch.App {
+func newApp(cfg Config, store *state.Store, catalogue *state.ImageCatalogue, compliance *state.ComplianceTable, silences *watch.Silences, sinks []notify.Sink, policies *policy.Set, credential func() azcore.TokenCredential, log *slog.Logger) *watch.App {
 	resolve := func(c *fleet.Cluster) (fleet.Policy, []string) {
 		p, problems := policies.For(c)
 		out := make([]string, len(problems))
@@ -179,16 +187,18 @@ func newApp(cfg Config, store *state.Store, catalogue *state.ImageCatalogue, sin
 		}
 		return p, out
 	}
-	notifyCfg := outbox.Config{RemindEvery: cfg.Notify.RemindEvery, MinSeverity: cfg.Notify.MinSeverity}
+	notifyCfg := outbox.Config{RemindEvery: cfg.Notify.RemindEvery, MinSeverity: cfg.Notify.MinSeverity,
+		Grace: outbox.DefaultGrace().With(policies.Grace()), Silences: silences.Active}
 	for _, sk := range sinks {
 		notifyCfg.Sinks = append(notifyCfg.Sinks, sk.Name())
 	}
+	routeAndGroup(&notifyCfg, cfg.Notify, sinks, policies)
 	o := watch.Options{Logger: log, Rules: outbox.Evaluator(findings.Evaluator(resolve), notifyCfg),
-		EnrichTimeout: cfg.EnrichTimeout, Catalogue: catalogue,
-		Policy: func(c *fleet.Cluster) fleet.Policy { p, _ := policies.For(c); return p }}
+		EnrichTimeout: cfg.EnrichTimeout, Catalogue: catalogue, Compliance: compliance, ComplianceEvery: cfg.ComplianceEvery,
+		Policy: func(c *fleet.Cluster) fleet.Policy { p, _ := policies.For(c); return p }, Silences: silences}
 	if len(sinks) > 0 {
 		o.NewDispatcher = func(store outbox.Store) watch.Dispatcher {
-			return outbox.NewDispatcher(store, sinks, outbox.Options{PublicURL: cfg.Notify.PublicURL, Logger: log})
+			return outbox.NewDispatcher(store, sinks, outbox.Options{PublicURL: cfg.Notify.PublicURL, Logger: log, WakeGroups: true})
 		}
 	}
 	if cfg.Enrich {

@@ -1,6 +1,9 @@
 package findings
 
 import (
+	"encoding/json"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
@@ -9,13 +12,176 @@ import (
 // Resolver gives a cluster's policy and the policy's problems with it.
 type Resolver func(c *fleet.Cluster) (fleet.Policy, []string)
 
+// Settle is how long a cluster must have been quiet (no signal committed)
+// before the wall clock, rather than its events, judges it. It matches the
+// Sweep's schedule: a backlog delivered faster than that is judged on its own
+// times throughout.
+const Settle = 5 * time.Minute
+
 // Evaluator returns the function the store calls on every commit and sweep:
-// evaluate, reconcile the cluster's findings, and set its next evaluation.
+// evaluate at the cluster's judging time (JudgeTime), reconcile the cluster's
+// findings with their true times, mark what is inhibited, and set its next
+// evaluation.
 func Evaluator(resolve Resolver) func(c *fleet.Cluster, now time.Time) []fleet.Transition {
 	return func(c *fleet.Cluster, now time.Time) []fleet.Transition {
 		p, problems := resolve(c)
-		res := Evaluate(c, p, problems, now)
-		c.NextEvaluation = res.Next
-		return fleet.Reconcile(c, res.Observations, now)
+		at := JudgeTime(c, now)
+		res := Evaluate(c, p, problems, at)
+		c.NextEvaluation = settleWake(c, res.Next, at, now)
+		trans := fleet.ReconcileAt(c, res.Observations, at, now)
+		cureTimes(c, trans)
+		Inhibit(c)
+		return trans
 	}
+}
+
+// JudgeTime is the "now" the rules judge a cluster at, given the wall clock:
+//
+//   - while signals keep arriving (the newest committed less than Settle
+//     ago), the cluster's event clock: the newest event time seen
+//     (LastEventAt). A backlog replayed weeks late is judged as it happened:
+//     an upgrade whose Succeeded is right behind its Started in the backlog
+//     never looks stalled against today's date;
+//   - once the cluster has been quiet for Settle (the Sweep, at a deadline no
+//     later event came to meet), the wall clock: silence is evidence too, and
+//     a real stall opens then;
+//   - never earlier than an open finding was last seen: a verdict does not go
+//     back in time because an old event arrived after a sweep; and never later
+//     than the wall clock.
+func JudgeTime(c *fleet.Cluster, wall time.Time) time.Time {
+	wall = wall.UTC()
+	if c.HeardAt.IsZero() || wall.Sub(c.HeardAt) >= Settle || c.LastEventAt.IsZero() {
+		return wall
+	}
+	at := c.LastEventAt.UTC()
+	for _, f := range c.Findings {
+		if f.Status == fleet.FindingOpen && f.LastSeenAt.After(at) {
+			at = f.LastSeenAt.UTC()
+		}
+	}
+	if at.After(wall) {
+		return wall
+	}
+	return at
+}
+
+// settleWake returns when the cluster must be judged again. A deadline the
+// event clock has not reached but the wall clock has is judged by the wall
+// clock once the cluster has settled: no earlier, or a backlog would be
+// judged against today halfway through.
+func settleWake(c *fleet.Cluster, next, at, wall time.Time) time.Time {
+	if next.IsZero() || !at.Before(wall) || next.After(wall) {
+		return next
+	}
+	if settled := c.HeardAt.Add(Settle); settled.After(next) {
+		return settled.UTC()
+	}
+	return next
+}
+
+// cureTimes dates a resolution by the evidence when it can: a stalled
+// upgrade was cured when it ended, however late that end was delivered.
+func cureTimes(c *fleet.Cluster, trans []fleet.Transition) {
+	for i, t := range trans {
+		if t.Kind != fleet.TransitionResolved || t.Finding.Code != fleet.CodeUpgradeStalled {
+			continue
+		}
+		f := c.Findings[t.Finding.Key()]
+		var ev struct {
+			Upgrade string `json:"upgrade"`
+		}
+		if f == nil || json.Unmarshal([]byte(f.Evidence), &ev) != nil {
+			continue
+		}
+		u := c.Upgrades[ev.Upgrade]
+		if u == nil || u.EndedAt.IsZero() || !u.EndedAt.Before(f.ResolvedAt) {
+			continue
+		}
+		f.ResolvedAt = later(u.EndedAt.UTC(), f.OpenedAt)
+		trans[i].Finding.ResolvedAt = f.ResolvedAt
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// Inhibitions (Finding.InhibitedBy).
+const (
+	InhibitClusterDeleting = "cluster deletion reported"
+	InhibitClusterStopping = "cluster stopping"
+	inhibitPoolRolling     = "pool %s rolling"
+	inhibitPoolDeleting    = "pool %s deletion reported"
+)
+
+// Inhibit marks the open findings that the cluster's state makes
+// meaningless for now, and clears the mark on the others:
+//
+//   - a cluster whose deletion was reported (and ARM has not confirmed yet),
+//     that is being deleted or is stopping: every pool finding (a deleted
+//     cluster has none open at all);
+//   - a pool whose deletion was reported: its own findings;
+//   - a pool rolling: its ImageStale, MissedMaintenanceWindow and VersionSkew
+//     findings (the roll is what changes them), and the fleet's per-family
+//     VersionSkew (pools disagree while one rolls). UpgradeStalled and
+//     NodeQuarantined are about the roll itself and stay.
+//
+// Inhibited findings stay open and visible; the outbox announces none of
+// their steps until the inhibition ends.
+func Inhibit(c *fleet.Cluster) {
+	clusterWide := ""
+	switch {
+	case c.DeletionReported != nil, strings.EqualFold(c.ProvisioningState, "Deleting"):
+		clusterWide = InhibitClusterDeleting
+	case strings.EqualFold(c.ProvisioningState, "Stopping"):
+		clusterWide = InhibitClusterStopping
+	}
+	rolling := ""
+	for _, p := range c.SortedPools() {
+		if !p.Removed && p.RollingState == fleet.RollingActive && rolling == "" {
+			rolling = p.Name
+		}
+	}
+	for _, f := range c.Findings {
+		if f.Status != fleet.FindingOpen {
+			continue
+		}
+		f.InhibitedBy = inhibition(c, f, clusterWide, rolling)
+	}
+}
+
+func inhibition(c *fleet.Cluster, f *fleet.Finding, clusterWide, rolling string) string {
+	pool, isPool := poolOf(f.Target)
+	switch {
+	case isPool && clusterWide != "":
+		return clusterWide
+	case isPool && c.Pools[pool] != nil && c.Pools[pool].DeletionReported != nil:
+		return fmt.Sprintf(inhibitPoolDeleting, pool)
+	case isPool && c.Pools[pool] != nil && c.Pools[pool].RollingState == fleet.RollingActive && rollMakesMeaningless(f.Code):
+		return fmt.Sprintf(inhibitPoolRolling, pool)
+	case f.Code == fleet.CodeVersionSkew && strings.HasPrefix(f.Target, "family/") && rolling != "":
+		return fmt.Sprintf(inhibitPoolRolling, rolling)
+	}
+	return ""
+}
+
+func rollMakesMeaningless(code string) bool {
+	switch code {
+	case fleet.CodeImageStale, fleet.CodeMissedMaintenanceWindow, fleet.CodeVersionSkew:
+		return true
+	}
+	return false
+}
+
+// poolOf returns the pool a target names ("pool/<name>[/…]").
+func poolOf(target string) (string, bool) {
+	rest, ok := strings.CutPrefix(target, "pool/")
+	if !ok {
+		return "", false
+	}
+	name, _, _ := strings.Cut(rest, "/")
+	return strings.ToLower(name), name != ""
 }

@@ -82,6 +82,12 @@ func (e *eval) observe(code, target, severity, summary string, evidence map[stri
 	e.obs = append(e.obs, fleet.Observation{Code: code, Target: target, Severity: severity, Summary: summary, Evidence: evidence})
 }
 
+// observeSince is observe for a condition whose start the evidence dates.
+func (e *eval) observeSince(since time.Time, code, target, severity, summary string, evidence map[string]any) {
+	e.observe(code, target, severity, summary, evidence)
+	e.obs[len(e.obs)-1].Since = since
+}
+
 // wake records a future time at which a verdict may change.
 func (e *eval) wake(t time.Time) {
 	if t.After(e.now) && (e.next.IsZero() || t.Before(e.next)) {
@@ -184,7 +190,7 @@ func (e *eval) channels() {
 				if ch := c.NodeOSChannelChange; ch != nil && ch.Actor != "" {
 					by = " by " + ch.Actor
 				}
-				e.observe(fleet.CodeChannelChangeNotApplied, "cluster", fleet.SeverityWarning,
+				e.observeSince(deadline, fleet.CodeChannelChangeNotApplied, "cluster", fleet.SeverityWarning,
 					fmt.Sprintf("node OS channel changed to %s%s at %s and no pool has rolled since", nodeOS, by, at.Format(time.RFC3339)),
 					withChange(map[string]any{"channel": nodeOS, "changedAt": at, "expectedBy": deadline}, c.NodeOSChannelChange))
 			} else {
@@ -253,7 +259,7 @@ func (e *eval) upgrades() {
 				ev["quarantinedNodes"] = pool.Nodes.QuarantinedNodes
 			}
 		}
-		e.observe(fleet.CodeUpgradeStalled, "pool/"+u.Pool, fleet.SeverityError,
+		e.observeSince(deadline, fleet.CodeUpgradeStalled, "pool/"+u.Pool, fleet.SeverityError,
 			fmt.Sprintf("pool %s has been rolling for %s, longer than the %s expected", u.Pool,
 				human(e.now.Sub(u.StartedAt)), human(expected)), ev)
 	}
@@ -264,7 +270,9 @@ func (e *eval) upgrades() {
 		u := c.Upgrades[pool.LatestUpgrade]
 		ev := map[string]any{"rollingState": pool.RollingState}
 		summary := fmt.Sprintf("the last upgrade of pool %s failed", pool.Name)
+		var since time.Time
 		if u != nil {
+			since = u.EndedAt
 			ev["upgrade"], ev["endedAt"] = u.Key, u.EndedAt
 			if u.Trigger != "" {
 				ev["trigger"], ev["requestedBy"], ev["correlationId"] = u.Trigger, u.RequestedBy, u.RequestCorrelationID
@@ -276,7 +284,7 @@ func (e *eval) upgrades() {
 				}
 			}
 		}
-		e.observe(fleet.CodeUpgradeFailed, poolTarget(pool), fleet.SeverityError, summary, ev)
+		e.observeSince(since, fleet.CodeUpgradeFailed, poolTarget(pool), fleet.SeverityError, summary, ev)
 	}
 	e.failedRequests()
 	// Communication Manager failures stand until a later success of the same
@@ -289,7 +297,7 @@ func (e *eval) upgrades() {
 		if e.succeededAfter(failedAt, s.UpgradeType) {
 			continue
 		}
-		e.observe(fleet.CodeUpgradeFailed, "scheduled/"+id, fleet.SeverityError,
+		e.observeSince(failedAt, fleet.CodeUpgradeFailed, "scheduled/"+id, fleet.SeverityError,
 			fmt.Sprintf("AKS reported a failed %s: %s", s.UpgradeType, cmp.Or(s.Description, s.Details, "no details")),
 			map[string]any{"eventId": id, "upgradeType": s.UpgradeType, "details": s.Details, "failedAt": failedAt})
 	}
@@ -397,7 +405,7 @@ func (e *eval) images() {
 				if oldest != current {
 					ev["poolImage"] = current
 				}
-				e.observe(fleet.CodeImageStale, poolTarget(pool), fleet.SeverityWarning,
+				e.observeSince(staleAt, fleet.CodeImageStale, poolTarget(pool), fleet.SeverityWarning,
 					fmt.Sprintf("pool %s runs %s, %d days old (limit %d)", pool.Name, oldest, int(oldestV.Age(e.now).Hours()/24), int(limit.Hours()/24)), ev)
 			} else {
 				e.wake(staleAt)
@@ -408,7 +416,7 @@ func (e *eval) images() {
 			if cmp, err := versions.Compare(v, latest); err == nil && cmp < 0 && !contentDate(latest).IsZero() {
 				dueAt := contentDate(latest).Add(p.ImageGrace)
 				if !e.now.Before(dueAt) {
-					e.observe(fleet.CodeImageStale, poolTarget(pool)+"/latest", fleet.SeverityWarning,
+					e.observeSince(dueAt, fleet.CodeImageStale, poolTarget(pool)+"/latest", fleet.SeverityWarning,
 						fmt.Sprintf("pool %s runs %s; %s has been available since %s", pool.Name, current, pool.LatestImage,
 							contentDate(latest).Format("2006-01-02")),
 						map[string]any{"image": current, "latest": pool.LatestImage, "graceDays": int(p.ImageGrace.Hours() / 24)})
@@ -470,7 +478,7 @@ func (e *eval) missedWindow(pool *fleet.Pool, current string, latest versions.Ve
 				return // an upgrade started in or after the window
 			}
 		}
-		e.observe(fleet.CodeMissedMaintenanceWindow, poolTarget(pool), fleet.SeverityWarning,
+		e.observeSince(last.End, fleet.CodeMissedMaintenanceWindow, poolTarget(pool), fleet.SeverityWarning,
 			fmt.Sprintf("the node OS window %s–%s passed with %s available and pool %s still on %s",
 				last.Start.Format("2006-01-02 15:04Z"), last.End.Format("15:04Z"), pool.LatestImage, pool.Name, current),
 			map[string]any{"windowStart": last.Start, "windowEnd": last.End, "image": current, "latest": pool.LatestImage})
@@ -581,7 +589,7 @@ func (e *eval) failedRequests() {
 		if a.Message != "" {
 			summary += ": " + clipText(a.Message, 300)
 		}
-		e.observe(fleet.CodeUpgradeFailed, poolTarget(pool), fleet.SeverityError, summary,
+		e.observeSince(a.At, fleet.CodeUpgradeFailed, poolTarget(pool), fleet.SeverityError, summary,
 			map[string]any{"failures": failureEvidence([]fleet.ActivityRecord{a}), "requestedBy": a.Actor, "correlationId": a.CorrelationID})
 	}
 }

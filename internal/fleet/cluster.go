@@ -22,6 +22,11 @@ type Cluster struct {
 	Signals      int64     // accepted signals
 	FirstEventAt time.Time // earliest event time seen
 	LastEventAt  time.Time // latest event time seen
+	// HeardAt is the wall clock at which the newest accepted signal was
+	// committed (not its event time): while signals keep arriving, findings
+	// are judged on event time; once the cluster has been quiet for
+	// findings.Settle, on the wall clock (findings.JudgeTime).
+	HeardAt time.Time
 
 	// From managedClusters resource payloads.
 	Location             string

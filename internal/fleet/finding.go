@@ -29,6 +29,14 @@ const (
 	CodePolicyNotApplicable       = "PolicyNotApplicable"
 )
 
+// Codes lists every finding code, for validating configuration that names them.
+var Codes = []string{
+	CodeChannelDrift, CodeUpgradeChannelDrift, CodeUnsupportedChannel, CodeChannelLocked, CodeNoSecurityUpdates,
+	CodeRebootsUnmanaged, CodeMaintenanceWindowTooShort, CodeMaintenanceWindowMissing, CodeChannelChangeNotApplied,
+	CodeUpgradeStalled, CodeUpgradeFailed, CodeImageStale, CodeMissedMaintenanceWindow, CodeVersionSkew,
+	CodeNodeQuarantined, CodeClusterSupportEnding, CodeClusterSupportEnded, CodePolicyNotApplicable,
+}
+
 // Severities, from least to most urgent.
 const (
 	SeverityInfo     = "Info"
@@ -60,7 +68,51 @@ type Finding struct {
 	// Reminded is how many reminders this opening has had (internal/outbox);
 	// it restarts at 0 when the finding opens again.
 	Reminded int
+
+	// What gets announced (internal/outbox). OpenedAt and ResolvedAt are
+	// judged on event time; NoticedAt is the wall clock at which this
+	// opening was first held, which is long after OpenedAt when the events
+	// arrived late (a backlog, a replay, Event Grid retrying for hours).
+	NoticedAt time.Time
+	// GraceUntil is when the opening may be announced: NoticedAt plus its
+	// code's grace. Zero until the outbox has stamped it.
+	GraceUntil time.Time
+	// AnnouncedAt is when the opening was announced (its intent recorded);
+	// zero while it has not been. A resolved finding with a zero AnnouncedAt
+	// was never announced, and its resolution was not either.
+	AnnouncedAt time.Time
+	// SilencedBy names the silence holding the announcement back ("" for
+	// none): a silence id, or SilenceTag when the cluster's tag says so.
+	SilencedBy string
+	// InhibitedBy says what makes the finding meaningless for now (a
+	// deletion reported, a pool rolling); "" for nothing. An inhibited
+	// finding stays open but is not announced.
+	InhibitedBy string
 }
+
+// Announcement states of an opening (Finding.Announcement).
+const (
+	AnnouncementSent    = "sent"
+	AnnouncementPending = "pending"
+	AnnouncementNever   = "never"
+)
+
+// Announcement says whether this opening was announced: sent, pending (open
+// and not yet: within its grace, silenced or inhibited) or never (resolved
+// without having been announced).
+func (f *Finding) Announcement() string {
+	switch {
+	case !f.AnnouncedAt.IsZero():
+		return AnnouncementSent
+	case f.Status == FindingOpen:
+		return AnnouncementPending
+	}
+	return AnnouncementNever
+}
+
+// Held reports whether a silence or an inhibition holds the finding's
+// announcements back.
+func (f *Finding) Held() bool { return f.SilencedBy != "" || f.InhibitedBy != "" }
 
 // Key identifies a finding within its cluster.
 func (f *Finding) Key() string { return FindingKey(f.Code, f.Target) }
@@ -75,6 +127,10 @@ type Observation struct {
 	Severity string
 	Summary  string
 	Evidence map[string]any
+	// Since is when the condition began by the evidence's own times (a stall
+	// from its deadline, a failure from its event); zero: from when it was
+	// judged. Reconcile takes it as OpenedAt when it is no later than that.
+	Since time.Time
 }
 
 // Transition is a finding opening, escalating or resolving, for notifications.
@@ -101,8 +157,16 @@ const lastSeenEvery = time.Hour
 // Reconcile folds the rules' observations into the cluster's findings: new
 // conditions open, held ones refresh, vanished ones resolve. It is pure and
 // returns the transitions. Resolved findings stay; one that opens again keeps
-// its row (OpenedAt restarts, Opened counts up).
+// its row (OpenedAt restarts, Opened counts up). It is ReconcileAt with the
+// judging time and the wall clock the same.
 func Reconcile(c *Cluster, obs []Observation, now time.Time) []Transition {
+	return ReconcileAt(c, obs, now, now)
+}
+
+// ReconcileAt is Reconcile judging at event time at (OpenedAt, LastSeenAt,
+// ResolvedAt) while stamping new openings NoticedAt wall, the moment they
+// were first held (see findings.JudgeTime).
+func ReconcileAt(c *Cluster, obs []Observation, at, wall time.Time) []Transition {
 	if c.Findings == nil {
 		c.Findings = map[string]*Finding{}
 	}
@@ -120,8 +184,8 @@ func Reconcile(c *Cluster, obs []Observation, now time.Time) []Transition {
 			changed := f.Severity != o.Severity || f.Summary != o.Summary || f.Evidence != ev
 			from := f.Severity
 			f.Severity, f.Summary, f.Evidence = o.Severity, o.Summary, ev
-			if changed || now.Sub(f.LastSeenAt) >= lastSeenEvery {
-				f.LastSeenAt = now
+			if changed || at.Sub(f.LastSeenAt) >= lastSeenEvery {
+				f.LastSeenAt = later(f.LastSeenAt, at)
 			}
 			if SeverityRank(o.Severity) > SeverityRank(from) {
 				out = append(out, Transition{Finding: *f, Kind: TransitionEscalated, From: from})
@@ -132,8 +196,13 @@ func Reconcile(c *Cluster, obs []Observation, now time.Time) []Transition {
 			f = &Finding{Code: o.Code, Target: o.Target}
 			c.Findings[key] = f
 		}
+		opened := at
+		if !o.Since.IsZero() && o.Since.Before(at) && !o.Since.Before(f.ResolvedAt) {
+			opened = o.Since.UTC()
+		}
 		f.Severity, f.Summary, f.Evidence = o.Severity, o.Summary, ev
-		f.Status, f.OpenedAt, f.LastSeenAt, f.ResolvedAt = FindingOpen, now, now, time.Time{}
+		f.Status, f.OpenedAt, f.LastSeenAt, f.ResolvedAt = FindingOpen, opened, at, time.Time{}
+		f.NoticedAt, f.GraceUntil, f.AnnouncedAt = wall, time.Time{}, time.Time{}
 		f.Opened++
 		f.Reminded = 0
 		out = append(out, Transition{Finding: *f, Kind: TransitionOpened})
@@ -146,11 +215,19 @@ func Reconcile(c *Cluster, obs []Observation, now time.Time) []Transition {
 	for _, k := range keys {
 		f := c.Findings[k]
 		if f.Status == FindingOpen && !seen[k] {
-			f.Status, f.ResolvedAt = FindingResolved, now
+			f.Status, f.ResolvedAt = FindingResolved, later(f.OpenedAt, at)
+			f.SilencedBy, f.InhibitedBy = "", ""
 			out = append(out, Transition{Finding: *f, Kind: TransitionResolved})
 		}
 	}
 	return out
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // OpenFindings returns the open findings, most severe first, then by key.

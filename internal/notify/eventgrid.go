@@ -19,6 +19,7 @@ import (
 // Microsoft Entra ID (the app's managed identity needs the "EventGrid Data
 // Sender" role on the topic) or by a topic access key.
 type EventGridSink struct {
+	name    string
 	client  *azeventgrid.Client
 	dest    destination
 	source  string
@@ -74,11 +75,11 @@ func newEventGridSink(endpoint string, opts Options, newClient func(string, *aze
 	if err != nil {
 		return nil, fmt.Errorf("event grid client: %w", err)
 	}
-	return &EventGridSink{client: client, dest: d, source: opts.source(), timeout: opts.timeout()}, nil
+	return &EventGridSink{name: opts.name("eventgrid"), client: client, dest: d, source: opts.source(), timeout: opts.timeout()}, nil
 }
 
-// Name is "eventgrid".
-func (s *EventGridSink) Name() string { return "eventgrid" }
+// Name is "eventgrid" unless Options.Name said otherwise.
+func (s *EventGridSink) Name() string { return s.name }
 
 // Send publishes n as a batch of one CloudEvent. Event Grid answers 200;
 // 408, 429 and 5xx are transient, other 4xx (a bad key: 401; a missing role:
@@ -100,6 +101,9 @@ func (s *EventGridSink) Send(ctx context.Context, n Notification) error {
 		// A json.RawMessage goes out as the JSON object; a []byte would be
 		// sent as data_base64.
 		Data: json.RawMessage(e.Data()),
+	}
+	if ext := e.Extensions(); len(ext) > 0 {
+		ce.Extensions = ext // groupkey
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()

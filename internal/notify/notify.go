@@ -10,6 +10,9 @@
 //     whose data is the Data JSON object documented in docs/notifications.md.
 //   - TeamsCard and SlackMessage are the forms for people: what happened,
 //     where, since when, and what to do (a hint per finding code).
+//     TeamsGroupCard and SlackGroupMessage announce a Group — the steps of
+//     one cluster in one dispatch window — in one message, which the chat
+//     sinks send as GroupSenders.
 //   - Sink sends one notification somewhere. WebhookSink (CloudEvents HTTP
 //     binding, binary mode), EventGridSink (azeventgrid), TeamsSink and
 //     SlackSink (the rendered payloads) each make one bounded attempt and
@@ -49,6 +52,10 @@ const (
 	TypeRemediationFailed  = "io.upgradewatch.remediation.failed"
 )
 
+// ExtensionGroupKey is the CloudEvents extension attribute naming the group
+// a step was announced in to people (Notification.GroupKey).
+const ExtensionGroupKey = "groupkey"
+
 // DefaultSource is the CloudEvents source when none is configured (see
 // Options.Source; the app's URL is a better one).
 const DefaultSource = "/upgradewatch"
@@ -82,6 +89,10 @@ type Notification struct {
 
 	// StatusURL links to the Status API for the cluster.
 	StatusURL string
+
+	// GroupKey names the group the step belongs to (GroupKey): the
+	// CloudEvents extension attribute groupkey when set.
+	GroupKey string
 
 	// Remediation is set for the remediation types.
 	Remediation *RemediationStep
@@ -245,6 +256,9 @@ func (n Notification) CloudEvent(source string) (event.Event, error) {
 	e.SetSubject(cmp.Or(n.Subject, SubjectFor(n.Cluster, n.Target)))
 	e.SetTime(n.Time.UTC())
 	e.SetDataContentType(event.ApplicationJSON)
+	if n.GroupKey != "" {
+		e.SetExtension(ExtensionGroupKey, n.GroupKey)
+	}
 	// Set the bytes directly: SetData would base64 a []byte, and json.Marshal
 	// would HTML-escape a json.RawMessage.
 	e.DataEncoded, e.DataBase64 = body, false

@@ -33,8 +33,10 @@ import (
 //
 // Sinks are safe for concurrent use.
 type Sink interface {
-	// Name is short, stable and secret-free ("webhook", "eventgrid",
-	// "teams", "slack"): for logs and for the outbox's bookkeeping.
+	// Name is short, stable and secret-free: the kind ("webhook",
+	// "eventgrid", "teams", "slack") for the default sinks, the configured
+	// name for named ones (Options.Name). It is for logs, routes and the
+	// outbox's bookkeeping.
 	Name() string
 	Send(ctx context.Context, n Notification) error
 }
@@ -59,6 +61,16 @@ type Options struct {
 	// tests point it at httptest servers. Sinks use a copy that follows no
 	// redirects, whatever its CheckRedirect.
 	HTTPClient *http.Client
+	// Name is the sink's name (Sink.Name); its kind ("webhook", "teams", …)
+	// when empty.
+	Name string
+}
+
+func (o Options) name(kind string) string {
+	if o.Name != "" {
+		return o.Name
+	}
+	return kind
 }
 
 func (o Options) timeout() time.Duration {

@@ -24,6 +24,7 @@ import (
 // HTTP protocol uses. The protocol/http client itself is not used: it pulls in
 // go.uber.org/zap, which this module does not require.
 type WebhookSink struct {
+	name    string
 	dest    destination
 	client  *http.Client
 	timeout time.Duration
@@ -39,11 +40,11 @@ func NewWebhookSink(rawURL string, opts Options) (*WebhookSink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webhook URL: %w", err)
 	}
-	return &WebhookSink{dest: d, client: opts.client(), timeout: opts.timeout(), source: opts.source()}, nil
+	return &WebhookSink{name: opts.name("webhook"), dest: d, client: opts.client(), timeout: opts.timeout(), source: opts.source()}, nil
 }
 
-// Name is "webhook".
-func (s *WebhookSink) Name() string { return "webhook" }
+// Name is "webhook" unless Options.Name said otherwise.
+func (s *WebhookSink) Name() string { return s.name }
 
 // Send posts n as a binary-mode CloudEvent. Any 2xx acknowledges it; 408, 429
 // and 5xx are transient, other 4xx and any 3xx (not followed) permanent.

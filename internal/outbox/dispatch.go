@@ -48,6 +48,10 @@ type Dispatcher struct {
 	status   string // base URL of the Status API ("" = no link)
 	log      *slog.Logger
 	now      func() time.Time
+	// Grouping (group.go): wakeGroups schedules in-process dispatches of
+	// groups at their due times.
+	wakeGroups bool
+	wakes      wakes
 }
 
 // Options configure a Dispatcher.
@@ -76,6 +80,12 @@ type Options struct {
 	// Now is the clock for sends' timestamps and the breakers (time.Now when
 	// nil); the store's clock stamps what is committed.
 	Now func() time.Time
+	// WakeGroups makes the dispatcher dispatch a grouped sink again, in
+	// this process, when a cluster's group waiting for its GroupWait comes
+	// due, rather than leave it to the next Sweep. It needs the store's clock
+	// to be the wall clock (cmd/handler sets it; tests on a fake clock
+	// sweep instead).
+	WakeGroups bool
 }
 
 // Defaults.
@@ -92,7 +102,8 @@ const (
 // NewDispatcher returns a dispatcher sending to sinks.
 func NewDispatcher(store Store, sinks []notify.Sink, o Options) *Dispatcher {
 	d := &Dispatcher{store: store, sinks: map[string]notify.Sink{}, breakers: map[string]*breaker{}, owner: o.Owner,
-		lease: o.Lease, batch: o.Batch, status: o.PublicURL, log: o.Logger, now: o.Now}
+		lease: o.Lease, batch: o.Batch, status: o.PublicURL, log: o.Logger, now: o.Now,
+		wakeGroups: o.WakeGroups, wakes: wakes{at: map[string]time.Time{}}}
 	if d.lease <= 0 {
 		d.lease = DefaultLease
 	}
@@ -198,11 +209,13 @@ func (d *Dispatcher) DispatchSink(ctx context.Context, id fleet.ClusterID, name 
 		return d.holdBack(ctx, id, name, until)
 	}
 	var lease sinkLease
-	owed, err := d.store.Modify(ctx, id, func(c *fleet.Cluster, now time.Time) bool {
-		lease = d.claimSink(c, name, now)
+	var now time.Time
+	owed, err := d.store.Modify(ctx, id, func(c *fleet.Cluster, at time.Time) bool {
+		lease, now = d.claimSink(c, name, at), at
 		return len(lease.intents) > 0
 	})
 	if err != nil || len(lease.intents) == 0 {
+		d.wakeAt(id, name, lease.due, now) // a group still waiting
 		return Report{Pending: owed}, err
 	}
 	return d.deliverSink(ctx, id, name, lease)
@@ -220,6 +233,7 @@ type sinkLease struct {
 	token   string
 	intents []*fleet.Intent // copies, as leased
 	taken   time.Time       // wall clock: sends start no later than taken + lease/2
+	due     time.Time       // nothing leased of a grouped sink: when its group comes due
 }
 
 // Empty reports whether the claim leased nothing (nothing to Deliver).
@@ -246,6 +260,8 @@ func (d *Dispatcher) Claim(c *fleet.Cluster, now time.Time) (*Claims, bool) {
 		}
 		if l := d.claimSink(c, name, now); len(l.intents) > 0 {
 			cl.leases[name] = l
+		} else {
+			d.wakeAt(c.ID, name, l.due, now)
 		}
 	}
 	return cl, cl.deferred > 0 || len(cl.leases) > 0
@@ -276,21 +292,36 @@ func (d *Dispatcher) claimSink(c *fleet.Cluster, name string, now time.Time) sin
 	// Each dispatch holds its leases under its own name: two dispatches of one
 	// dispatcher (the sweep's and a background one) must not share them.
 	token := fmt.Sprintf("%s/%d", d.owner, d.seq.Add(1))
+	if _, ok := d.sinks[name].(notify.GroupSender); ok {
+		intents, due := d.claimGroup(c, name, token, now)
+		return sinkLease{token: token, intents: intents, taken: time.Now(), due: due}
+	}
 	return sinkLease{token: token, intents: d.claim(c, name, token, now), taken: time.Now()}
 }
 
 // deliverSink sends one sink's leased deliveries and commits its answers,
 // releasing the leases.
 func (d *Dispatcher) deliverSink(ctx context.Context, id fleet.ClusterID, name string, l sinkLease) (Report, error) {
-	results := d.send(ctx, id, name, l.intents, l.taken.Add(d.lease/2))
+	_, grouped := d.sinks[name].(notify.GroupSender)
+	var results []result
+	if grouped {
+		results = d.sendGroup(ctx, id, name, l.intents, l.taken.Add(d.lease/2))
+	} else {
+		results = d.send(ctx, id, name, l.intents, l.taken.Add(d.lease/2))
+	}
 	var rep Report
+	var next, at time.Time
 	owed, err := d.store.Modify(context.WithoutCancel(ctx), id, func(c *fleet.Cluster, now time.Time) bool {
 		rep = d.settle(c, name, l.token, l.intents, results, now)
+		if grouped { // steps recorded while this group was out form the next
+			next, at = d.group(c, name, now).dueAt, now
+		}
 		return true
 	})
 	if err != nil {
 		return rep, fmt.Errorf("commit what %d sends to %s answered: %w", len(results), name, err)
 	}
+	d.wakeAt(id, name, next, at)
 	rep.Pending = owed
 	return rep, nil
 }
@@ -458,6 +489,11 @@ func (d *Dispatcher) notification(id fleet.ClusterID, i *fleet.Intent) notify.No
 	if d.status != "" {
 		n.StatusURL = StatusURL(d.status, id)
 	}
+	sinks := make([]string, 0, len(i.Deliveries))
+	for s := range i.Deliveries {
+		sinks = append(sinks, s)
+	}
+	n.GroupKey = notify.GroupKey(id, sinks)
 	if r := i.Remediation; r != nil {
 		n.Remediation = &notify.RemediationStep{Action: r.Action, DryRun: r.DryRun, Detail: r.Detail, Error: r.Error}
 	}

@@ -54,6 +54,23 @@ type Config struct {
 	// Expire is how long an intent is retried before it is given up
 	// (DefaultExpire when zero).
 	Expire time.Duration
+	// Grace holds each opening back until the finding has been open that
+	// long (announce.go); nil: none. cmd/handler sets DefaultGrace with the
+	// policy document's overrides.
+	Grace Grace
+	// Silences, if set, gives the silences at now (cached by the caller;
+	// the ended ones may be left out); the findings they match announce
+	// nothing until they end.
+	Silences func(now time.Time) []fleet.Silence
+
+	// Routing and grouping (route.go, group.go): Route, if set, decides
+	// which of Sinks each step reaches, once, when it is recorded; nil sends
+	// every step to every sink. The deliveries of the Grouped sinks (the
+	// chat sinks) wait GroupWait before their first attempt, so that the
+	// steps of one window go out in one message.
+	Route     func(c *fleet.Cluster, code, severity string) []string
+	Grouped   []string
+	GroupWait time.Duration
 }
 
 // Defaults.
@@ -83,32 +100,40 @@ func Evaluator(rules func(c *fleet.Cluster, now time.Time) []fleet.Transition, c
 	}
 }
 
-// Record adds an intent for each transition and each reminder due at now,
-// gives up deliveries that expired or whose sink is gone, and brings
-// c.NextEvaluation forward to the next retry or reminder. Intents every sink
-// is done with stay in c.Outbox, done and unleased, for the commit to
-// archive. It is pure.
+// Record adds an intent for each step due at now: the opening of each open
+// finding past its grace and neither silenced nor inhibited (announce.go),
+// the escalation and the resolution of a finding whose opening was
+// announced, and reminders. It gives up deliveries that expired or whose
+// sink is gone, and brings c.NextEvaluation forward to the next grace end,
+// silence end, retry or reminder. Intents every sink is done with stay in
+// c.Outbox, done and unleased, for the commit to archive. It is pure.
 func Record(c *fleet.Cluster, trans []fleet.Transition, now time.Time, cfg Config) {
+	hold(c, now, cfg)
 	if cfg.enabled() {
 		for _, t := range trans {
-			if !severe(t.Finding.Severity, cfg.MinSeverity) {
+			f := t.Finding
+			// Only what was announced has anything more to say: a finding
+			// that resolves inside its grace (or its silence) sends nothing.
+			if !severe(f.Severity, cfg.MinSeverity) || f.AnnouncedAt.IsZero() {
 				continue
 			}
-			f := t.Finding
 			switch t.Kind {
-			case fleet.TransitionOpened:
-				add(c, findingIntent(c, &f, fleet.StepOpened, f.OpenedAt, 0, ""), cfg, now)
 			case fleet.TransitionEscalated:
-				add(c, findingIntent(c, &f, fleet.StepReminded, now, f.Reminded, t.From), cfg, now)
+				if !f.Held() {
+					add(c, findingIntent(c, &f, fleet.StepReminded, now, f.Reminded, t.From), cfg, now)
+				}
 			case fleet.TransitionResolved:
-				i := findingIntent(c, &f, fleet.StepResolved, f.ResolvedAt, 0, "")
+				// Dated now: the resolution's event time may lie weeks back
+				// (a late cure), and an intent older than Expire is given up.
+				i := findingIntent(c, &f, fleet.StepResolved, later(f.ResolvedAt, now), 0, "")
 				i.ResolvedAt = f.ResolvedAt
 				add(c, i, cfg, now)
 			}
 		}
-		if cfg.RemindEvery > 0 {
-			remind(c, now, cfg)
-		}
+	}
+	announce(c, now, cfg)
+	if cfg.enabled() && cfg.RemindEvery > 0 {
+		remind(c, now, cfg)
 	}
 	tidy(c, now, cfg)
 }
@@ -117,20 +142,24 @@ func severe(sev, min string) bool {
 	return min == "" || fleet.SeverityRank(sev) >= fleet.SeverityRank(min)
 }
 
-// remind adds the reminder due for each open finding, if any: one, the
-// latest, however many intervals passed unseen.
+// remind adds the reminder due for each announced open finding, if any:
+// one, the latest, however many intervals passed unseen. Reminders count
+// from the announcement (a finding opened weeks back by its events and
+// announced today is not overdue), and a silence or an inhibition holds
+// them back like the opening.
 func remind(c *fleet.Cluster, now time.Time, cfg Config) {
 	for _, f := range c.OpenFindings() {
-		if !severe(f.Severity, cfg.MinSeverity) || f.OpenedAt.IsZero() {
+		base := f.AnnouncedAt
+		if !severe(f.Severity, cfg.MinSeverity) || base.IsZero() || f.Held() {
 			continue
 		}
-		k := int(now.Sub(f.OpenedAt) / cfg.RemindEvery)
+		k := int(now.Sub(base) / cfg.RemindEvery)
 		if k > f.Reminded {
 			f.Reminded = k
-			at := f.OpenedAt.Add(time.Duration(k) * cfg.RemindEvery)
+			at := base.Add(time.Duration(k) * cfg.RemindEvery)
 			add(c, findingIntent(c, f, fleet.StepReminded, at, k, ""), cfg, now)
 		}
-		wake(c, f.OpenedAt.Add(time.Duration(f.Reminded+1)*cfg.RemindEvery))
+		wake(c, base.Add(time.Duration(f.Reminded+1)*cfg.RemindEvery))
 	}
 }
 
@@ -165,10 +194,7 @@ func add(c *fleet.Cluster, i *fleet.Intent, cfg Config, now time.Time) {
 	if _, ok := c.Outbox[i.ID]; ok {
 		return
 	}
-	i.Deliveries = make(map[string]*fleet.Delivery, len(cfg.Sinks))
-	for _, s := range cfg.Sinks {
-		i.Deliveries[s] = &fleet.Delivery{NextAttempt: now.UTC()}
-	}
+	i.Deliveries = deliveries(c, i, cfg, now) // the route's sinks (route.go)
 	c.Outbox[i.ID] = i
 }
 

@@ -211,6 +211,42 @@ func TestLeasesOfASweepThatStoppedExpireAndTheDueIndexFindsThem(t *testing.T) {
 	}
 }
 
+// A Sweep on an instance whose cached state another instance has moved on
+// from (here: recorded a resolution) evaluates the committed state: it sends
+// the step the other recorded in its first sweep after the step comes due,
+// and leaves nothing owed, rather than find nothing due on its stale copy
+// and drop the cluster's due entry.
+func TestSweepOnAnInstanceWithAStaleCacheSendsWhatAnotherRecorded(t *testing.T) {
+	f := newFixture(t, "webhook")
+	hook := &sink{name: "webhook"}
+	writer, a := f.store(t), f.sweeper(t, "instance-a", hook)
+	commit(t, writer, read("arm-1", t0, fleet.ChannelSecurityPatch))
+	f.clk.Add(time.Minute)
+	if rep := sweep(t, a); rep.Notifications.Sent != 2 { // a now holds the cluster's state
+		t.Fatalf("first sweep sent %+v, want the two openings", rep.Notifications)
+	}
+	f.clk.Add(outbox.DefaultLease)
+	sweep(t, a) // at the leases' end: a's copy is settled, nothing else due
+
+	// Within the hour (past it, the open findings' LastSeenAt moves, and
+	// the evaluation writes that): evaluating a's copy would change nothing.
+	f.clk.Add(time.Minute)
+	commit(t, writer, read("arm-2", f.clk.Now(), fleet.ChannelNodeImage)) // ChannelDrift resolves, on the other instance
+	f.clk.Add(time.Minute)
+	if rep := sweep(t, a); rep.Due == 0 || rep.Notifications.Sent != 1 || rep.Notifications.Pending != 0 {
+		t.Fatalf("sweep after the other instance's commit = due %d, notifications %+v; want the cluster due, 1 sent, nothing pending",
+			rep.Due, rep.Notifications)
+	}
+	got := types(hook.received(t))
+	sort.Strings(got)
+	if want := []string{"finding.opened ChannelDrift", "finding.opened MaintenanceWindowMissing", "finding.resolved ChannelDrift"}; !slices.Equal(got, want) {
+		t.Errorf("webhook received %v, want %v", got, want)
+	}
+	if pending, archived := f.rows(t); len(pending) != 0 || len(archived) != 3 {
+		t.Errorf("rows: %d pending, %d archived; want 0 and 3", len(pending), len(archived))
+	}
+}
+
 // gated is a sink whose sends wait until the test opens the gate.
 type gated struct {
 	sink

@@ -255,6 +255,11 @@ func canonical(v string, allowed []string) (string, bool) {
 type document struct {
 	Defaults json.RawMessage   `json:"defaults"`
 	Rules    []json.RawMessage `json:"rules"`
+	// Routes and DefaultRoute: where notifications go (routes.go).
+	Routes       []json.RawMessage `json:"routes"`
+	DefaultRoute json.RawMessage   `json:"defaultRoute"`
+	// Grace: how long each code's findings wait before they are announced (grace.go).
+	Grace json.RawMessage `json:"grace"`
 }
 
 type ruleDoc struct {
@@ -305,6 +310,12 @@ func Parse(doc []byte) (*Set, error) {
 		}
 		names[strings.ToLower(r.name)] = i
 		s.rules = append(s.rules, r)
+	}
+	if err := s.parseRoutes(d.Routes, d.DefaultRoute); err != nil {
+		return nil, err
+	}
+	if err := s.parseGrace(d.Grace); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -64,6 +64,8 @@ const TagPrefix = "upgradewatch."
 type Set struct {
 	defaults fields
 	rules    []rule
+	routing  routing                  // where notifications go (routes.go)
+	grace    map[string]time.Duration // per finding code (grace.go)
 }
 
 // rule is one validated rules[] entry.

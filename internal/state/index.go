@@ -855,18 +855,73 @@ func (s *Store) PruneIndex(ctx context.Context, now time.Time) (int, error) {
 	return n, nil
 }
 
-// repairMemo remembers, per cluster, the repair entry this process filed
-// last (see repairDue), so a burst of changes files one.
-type repairMemo struct {
+// dueMemo remembers, per cluster, the earliest due entry this process filed
+// that has not come due yet. An entry whose time is still ahead is never
+// removed (the sweep reads only entries that are due; a commit removes only
+// spent ones), so while it stands, a deadline at or after it needs no entry
+// of its own: "evaluate no later than" holds already. That spares a write
+// for each of a burst's deadlines (a pool that starts rolling again minutes
+// after its last operation ended files nothing new).
+type dueMemo struct {
 	mu sync.Mutex
 	at map[string]time.Time
+}
+
+// covers reports whether an entry filed for pk still stands at or before at.
+func (m *dueMemo) covers(pk string, at, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.at[pk]
+	return ok && t.After(now) && !t.After(at)
+}
+
+// note records that the entries in ops were written.
+func (m *dueMemo) note(ops []indexOp, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, op := range ops {
+		if op.r == nil || !strings.HasPrefix(op.pk, IndexDue+"~") {
+			continue
+		}
+		at, _ := op.r["At"].(time.Time)
+		pk, _ := op.r["ClusterKey"].(string)
+		if t, ok := m.at[pk]; ok && t.After(now) && !t.After(at) {
+			continue
+		}
+		if m.at == nil || len(m.at) >= 4096 {
+			// Forget the spent ones; at worst a cluster files one more entry.
+			fresh := map[string]time.Time{}
+			for k, t := range m.at {
+				if t.After(now) && len(fresh) < 2048 {
+					fresh[k] = t
+				}
+			}
+			m.at = fresh
+		}
+		m.at[pk] = at
+	}
+}
+
+// coveredDue drops from a signal's ordered entries the due entries an entry
+// this process filed already covers (see dueMemo).
+func (s *Store) coveredDue(id fleet.ClusterID, ops []indexOp, now time.Time) []indexOp {
+	out := ops[:0:0]
+	for _, op := range ops {
+		if op.r != nil && strings.HasPrefix(op.pk, IndexDue+"~") {
+			if at, _ := op.r["At"].(time.Time); s.filed.covers(id.Key(), at, now) {
+				continue
+			}
+		}
+		out = append(out, op)
+	}
+	return out
 }
 
 // repairDue is the due entry a signal's change files when it writes entries
 // behind its commit (behind): if that write is lost, the sweep finds the
 // cluster no later than repairAfter from now and rewrites its entries. None
 // is filed when the cluster's own deadline comes first (its entry is there)
-// or this process filed one that does.
+// or an entry this process filed does.
 func (s *Store) repairDue(next *fleet.Cluster, now time.Time, behind []indexOp) []indexOp {
 	if len(behind) == 0 {
 		return nil
@@ -875,23 +930,8 @@ func (s *Store) repairDue(next *fleet.Cluster, now time.Time, behind []indexOp) 
 	if ne := next.NextEvaluation; !ne.IsZero() && !ne.After(at) {
 		return nil
 	}
-	pk := next.ID.Key()
-	m := &s.repairs
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if t, ok := m.at[pk]; ok && t.After(now) && !t.After(at) {
+	if s.filed.covers(next.ID.Key(), at, now) {
 		return nil
 	}
-	if m.at == nil || len(m.at) >= 4096 {
-		// Forget the spent ones; at worst a cluster files one more entry.
-		fresh := map[string]time.Time{}
-		for k, t := range m.at {
-			if t.After(now) && len(fresh) < 2048 {
-				fresh[k] = t
-			}
-		}
-		m.at = fresh
-	}
-	m.at[pk] = at
 	return []indexOp{{pk: duePartition(next.ID, at), rk: dueKey(next.ID, at), r: dueRowAt(next, at)}}
 }

@@ -8,7 +8,8 @@ import (
 // lru keeps the last committed snapshot of the most recently used clusters, so
 // that steady-state commits cost one storage round trip. A cached snapshot may
 // be stale (another instance committed since): the sequence guard then fails
-// the commit, and the snapshot is dropped and reloaded.
+// the commit, and the snapshot is dropped and reloaded; a change that would
+// write nothing first checks the sequence row is still there (confirmCurrent).
 type lru struct {
 	mu    sync.Mutex
 	cap   int

@@ -219,6 +219,7 @@ func clusterRow(c *fleet.Cluster) row {
 	}
 	setTime(head, "FirstEventAt", c.FirstEventAt)
 	setTime(head, "LastEventAt", c.LastEventAt)
+	setTime(head, "HeardAt", c.HeardAt)
 	setStamp(head, "Profile", c.ProfileAt)
 	setStamp(head, "Presence", c.Presence)
 	setStamp(head, "PoolsListed", c.PoolsListed)
@@ -418,6 +419,7 @@ func readClusterRow(c *fleet.Cluster, id fleet.ClusterID, head entity) error {
 	c.Signals = head.int("Signals")
 	c.FirstEventAt = head.time("FirstEventAt")
 	c.LastEventAt = head.time("LastEventAt")
+	c.HeardAt = head.time("HeardAt")
 	c.Location = head.str("Location")
 	c.KubernetesVersion = head.str("KubernetesVersion")
 	c.UpgradeChannel = head.str("UpgradeChannel")
@@ -565,6 +567,15 @@ func findingRow(f *fleet.Finding) row {
 	setTime(r, "OpenedAt", f.OpenedAt)
 	setTime(r, "LastSeenAt", f.LastSeenAt)
 	setTime(r, "ResolvedAt", f.ResolvedAt)
+	setTime(r, "NoticedAt", f.NoticedAt)
+	setTime(r, "GraceUntil", f.GraceUntil)
+	setTime(r, "AnnouncedAt", f.AnnouncedAt)
+	if f.SilencedBy != "" {
+		r["SilencedBy"] = truncateUTF16(f.SilencedBy, 256)
+	}
+	if f.InhibitedBy != "" {
+		r["InhibitedBy"] = truncateUTF16(f.InhibitedBy, 256)
+	}
 	return r
 }
 
@@ -574,6 +585,8 @@ func findingOf(e entity) *fleet.Finding {
 		Summary: e.str("Summary"), Evidence: e.str("Evidence"), Opened: int(e.int("Opened")),
 		Reminded: int(e.int("Reminded")),
 		OpenedAt: e.time("OpenedAt"), LastSeenAt: e.time("LastSeenAt"), ResolvedAt: e.time("ResolvedAt"),
+		NoticedAt: e.time("NoticedAt"), GraceUntil: e.time("GraceUntil"), AnnouncedAt: e.time("AnnouncedAt"),
+		SilencedBy: e.str("SilencedBy"), InhibitedBy: e.str("InhibitedBy"),
 	}
 }
 

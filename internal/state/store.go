@@ -109,7 +109,7 @@ type Store struct {
 	idx                    *indexWriter
 	nodeRetention          time.Duration
 	repairAfter            time.Duration
-	repairs                repairMemo
+	filed                  dueMemo
 	// chunkHook, when set (tests only), runs after each transaction but the
 	// last of a change committed in several; an error stops the commit there,
 	// as a process dying between them would.
@@ -202,13 +202,15 @@ type snapshot struct {
 	partial bool
 }
 
-func (s *Store) snapshot(ctx context.Context, id fleet.ClusterID) (*snapshot, error) {
+// snapshot returns the cluster's state from the cache, when this instance
+// holds it (cached: it may be stale), else from storage.
+func (s *Store) snapshot(ctx context.Context, id fleet.ClusterID) (snap *snapshot, cached bool, err error) {
 	if snap, ok := s.cache.get(id.Key()); ok {
-		return snap, nil
+		return snap, true, nil
 	}
-	snap, err := s.load(ctx, id)
+	snap, err = s.load(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	// A cluster with no state is never cached: the guard of a partition's
 	// first commit is only "add seq~1", which a stale empty view would pass
@@ -216,7 +218,7 @@ func (s *Store) snapshot(ctx context.Context, id fleet.ClusterID) (*snapshot, er
 	if snap.seq > 0 {
 		s.cache.put(id.Key(), snap)
 	}
-	return snap, nil
+	return snap, false, nil
 }
 
 // load reads a cluster's state rows (everything before the audit rows). A

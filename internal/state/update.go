@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 )
 
@@ -135,7 +137,7 @@ func (s *Store) changeMarked(ctx context.Context, id fleet.ClusterID, ms *markSe
 
 // try is one attempt of a change: errConflict asks retry for another.
 func (s *Store) try(ctx context.Context, id fleet.ClusterID, ms *markSet, fn markedFunc) (Change, []indexOp, error) {
-	snap, err := s.snapshot(ctx, id)
+	snap, cached, err := s.snapshot(ctx, id)
 	if err != nil {
 		return Change{}, nil, err
 	}
@@ -145,14 +147,47 @@ func (s *Store) try(ctx context.Context, id fleet.ClusterID, ms *markSet, fn mar
 	next := snap.cluster.Clone()
 	pending := ms.pending()
 	applied, err := fn(next, pending)
+	// A change without marks that writes nothing was decided on snap alone:
+	// if snap came from the cache, it must be the committed state still.
+	confirm := ms == nil && cached
 	if out, done, err := s.nothingToWrite(ctx, id, snap, ms, pending, applied, err); done {
+		if confirm && err == nil {
+			if err := s.confirmCurrent(ctx, id.Key(), snap); err != nil {
+				return Change{}, nil, err
+			}
+		}
 		return out, nil, err
 	}
 	rows := rowsOf(next)
 	if ms == nil && sameRows(snap.rows, rows) {
+		if confirm {
+			if err := s.confirmCurrent(ctx, id.Key(), snap); err != nil {
+				return Change{}, nil, err
+			}
+		}
 		return Change{Result: Unchanged, Seq: snap.seq, Cluster: next}, nil, nil
 	}
 	return s.commitChange(ctx, id, snap, next, rows, ms, pending, applied)
+}
+
+// confirmCurrent checks that a cached snapshot is still the committed state
+// (its sequence row is there: every commit since would have deleted it),
+// before a change decided on it writes nothing. A change that writes is
+// checked by its commit's guard; one that writes nothing is not, and a
+// stale snapshot would answer Unchanged for a state another instance has
+// moved on from: a Sweep evaluating a cluster due for what another instance
+// recorded would find nothing due, send nothing, and drop the due entry.
+// errConflict drops the snapshot: the retry reloads and runs fn again.
+func (s *Store) confirmCurrent(ctx context.Context, pk string, snap *snapshot) error {
+	_, err := s.fleet.GetEntity(ctx, pk, seqKey(snap.seq), nil)
+	switch {
+	case err == nil:
+		return nil
+	case hasCode(err, aztables.ResourceNotFound):
+		s.cache.drop(pk)
+		return errConflict
+	}
+	return wrapStorage(err)
 }
 
 // nothingToWrite settles a try whose fn failed, declined (ErrNoChange) or
@@ -196,11 +231,12 @@ func (s *Store) commitChange(ctx context.Context, id fleet.ClusterID, snap *snap
 	var written, behind []indexOp
 	if ms != nil {
 		written, behind = splitOps(ops)
-		written = append(written, s.repairDue(next, now, behind)...)
+		written = append(s.coveredDue(id, written, now), s.repairDue(next, now, behind)...)
 		if len(written) > 0 {
 			if err := s.preIndex(ctx, id, written); err != nil {
 				return Change{}, nil, err
 			}
+			s.filed.note(written, now)
 		}
 		ops = nil
 	}

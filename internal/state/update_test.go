@@ -127,3 +127,44 @@ func TestUpdateManyPerClusterResults(t *testing.T) {
 		t.Errorf("due after UpdateMany: %v %v, want aks1's entry written", due, err)
 	}
 }
+
+// A change decided on a cached snapshot that writes nothing (fn declines, or
+// changes no row) is not fenced by a commit's guard: the store confirms the
+// snapshot is still the committed state first, so an instance whose cache
+// another instance has moved on from decides on the latest state, never
+// answers Unchanged for one that no longer holds.
+func TestUpdateThatWritesNothingDecidesOnTheLatestState(t *testing.T) {
+	s1, svc, prefix := newStore(t)
+	s2 := open(t, svc, prefix)
+	ctx := context.Background()
+	mustCommit(t, s1, rolling("c1", fleet.KindRollingStarted, "system", t0()), state.Committed) // s1 caches seq 1
+	if _, err := s2.Update(ctx, aks1, nil, func(c *fleet.Cluster) error { c.Signals += 10; return nil }); err != nil {
+		t.Fatal(err)
+	}
+
+	// What the other instance committed is what this one has to act on.
+	out, err := s1.Update(ctx, aks1, nil, func(c *fleet.Cluster) error {
+		if c.Signals < 10 {
+			return state.ErrNoChange
+		}
+		c.Signals++
+		return nil
+	})
+	if err != nil || out.Result != state.Committed || out.Seq != 3 || out.Cluster.Signals != 12 {
+		t.Fatalf("update on a stale cache: %+v %v, want committed at seq 3 with Signals 12", out, err)
+	}
+
+	// A change of no row answers the latest state.
+	if _, err := s2.Update(ctx, aks1, nil, func(c *fleet.Cluster) error { c.Signals += 10; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	out, err = s1.Update(ctx, aks1, nil, func(*fleet.Cluster) error { return nil })
+	if err != nil || out.Result != state.Unchanged || out.Seq != 4 || out.Cluster.Signals != 22 {
+		t.Fatalf("no-op update on a stale cache: %+v %v, want unchanged at seq 4 with Signals 22", out, err)
+	}
+	// Now current, the cache answers again without a reload.
+	out, err = s1.Update(ctx, aks1, nil, func(*fleet.Cluster) error { return state.ErrNoChange })
+	if err != nil || out.Result != state.Unchanged || out.Seq != 4 || out.Cluster.Signals != 22 {
+		t.Fatalf("declined update on a current cache: %+v %v, want unchanged at seq 4", out, err)
+	}
+}

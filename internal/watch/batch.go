@@ -143,6 +143,7 @@ func (a *App) commitGroup(ctx context.Context, sigs []fleet.Signal, idx []int, o
 	}
 	if slices.Contains(res, Committed) && ch.Cluster != nil {
 		a.dispatchLater(marks[0].Cluster, len(ch.Cluster.Outbox), "commit")
+		a.noteSummary(ch.Cluster, ch.Seq, cat)
 	}
 }
 
@@ -165,7 +166,9 @@ func (a *App) applyAll(c *fleet.Cluster, marks []*fleet.Signal, pending []int, r
 		applied = append(applied, j)
 	}
 	if len(applied) > 0 {
-		a.evaluate(c, a.now())
+		now := a.now()
+		c.HeardAt = now // the cluster is not quiet: judged on event time (findings.JudgeTime)
+		a.evaluate(c, now)
 	}
 	return applied
 }

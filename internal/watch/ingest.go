@@ -56,13 +56,16 @@ func (a *App) commit(ctx context.Context, sig fleet.Signal) (Outcome, error) {
 			return fmt.Errorf("%w: %v", fleet.ErrRejected, err)
 		}
 		stampTimeToPatch(c, cat)
-		a.evaluate(c, a.now())
+		now := a.now()
+		c.HeardAt = now // the cluster is not quiet: judged on event time (findings.JudgeTime)
+		a.evaluate(c, now)
 		return nil
 	})
 	out := Outcome{Result: ch.Result, Seq: ch.Seq}
 	if ch.Result == Committed && ch.Cluster != nil {
 		out.Outbox = len(ch.Cluster.Outbox)
 		a.dispatchLater(sig.Cluster, out.Outbox, "commit")
+		a.noteSummary(ch.Cluster, ch.Seq, cat)
 	}
 	if ch.Result == Committed || ch.Result == Duplicate {
 		a.observeCommitted(ctx, sig, ch.Cluster)

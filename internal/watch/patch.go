@@ -141,6 +141,7 @@ func (a *App) patchSnapshot(ctx context.Context, id fleet.ClusterID) *patch.Cata
 		a.log.Warn("image catalogue unavailable; time-to-patch waits for a later commit", "cluster", id.Key(), "error", err)
 		return nil
 	}
+	a.lastCat.Store(&cat)
 	return &cat
 }
 

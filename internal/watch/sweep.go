@@ -9,7 +9,6 @@ import (
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/outbox"
-	"github.com/upgradewatch/upgradewatch/internal/patch"
 )
 
 // sweepLimit bounds the clusters one sweep evaluates; the rest stay due for
@@ -33,6 +32,8 @@ type SweepReport struct {
 	Notifications outbox.Report `json:"notifications"`
 	// Remediations: what the remediation pass did.
 	Remediations RemediationReport `json:"remediations"`
+	// Compliance: what the compliance pass did, when it ran.
+	Compliance *ComplianceReport `json:"compliance,omitempty"`
 	// Lines are the invocation's log lines (one per finding transition).
 	Lines []string `json:"-"`
 }
@@ -59,7 +60,11 @@ func (a *App) Sweep(ctx context.Context, l *slog.Logger) (SweepReport, error) {
 	var rep SweepReport
 	if a.rules == nil {
 		rep.Lines = append(rep.Lines, "no finding rules configured")
-		return rep, nil
+		var err error
+		if rep.Compliance, err = a.compliancePass(ctx, l); err != nil {
+			l.Error("compliance pass failed", "error", err)
+		}
+		return rep, err
 	}
 	due, err := a.repo.Due(ctx, a.now(), sweepLimit)
 	if err != nil {
@@ -93,6 +98,10 @@ func (a *App) Sweep(ctx context.Context, l *slog.Logger) (SweepReport, error) {
 		failed = err
 	}
 	a.pruneIndex(ctx, l)
+	if rep.Compliance, err = a.compliancePass(ctx, l); err != nil {
+		l.Error("compliance pass failed", "error", err)
+		failed = err
+	}
 	l.Info("sweep done", "due", rep.Due, "evaluated", rep.Evaluated, "changed", rep.Changed, "opened", rep.Opened,
 		"resolved", rep.Resolved, "failed", rep.Failed, "notifications_sent", rep.Notifications.Sent,
 		"notifications_failed", rep.Notifications.Failed, "remediations_planned", rep.Remediations.Planned,
@@ -204,9 +213,7 @@ func (a *App) sweepOne(ctx context.Context, l *slog.Logger, e evaluation, rep *S
 	}
 	rep.Evaluated++
 	c := e.out.Cluster
-	// The backfill: state written before the catalogue existed gets in
-	// (free once the catalogue knows it).
-	a.observe(ctx, patch.FromCluster(c), e.due.Cluster)
+	a.noteSummary(c, e.out.Seq, nil)
 	if _, wanted := c.RefreshWanted(); wanted && a.RequestRefresh(e.due.Cluster, "activity") {
 		// An activity changed the cluster and no ARM read followed (the
 		// instance that took it stopped, or the read failed): read now.

@@ -12,6 +12,7 @@
 package watch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/outbox"
+	"github.com/upgradewatch/upgradewatch/internal/patch"
 )
 
 // The use cases answer with the domain's sentinels (fleet.ErrUnavailable:
@@ -115,6 +117,19 @@ type Options struct {
 	// Policy gives a cluster's policy (the one its finding rules use), for
 	// the patch status. Nil: the defaults.
 	Policy func(c *fleet.Cluster) fleet.Policy
+	// Compliance, if set, keeps the compliance figures: each cluster's
+	// summary written after commits that change a verdict (in the
+	// background), and the aggregates and day snapshots the Sweep refreshes.
+	// Nil: no figures (GET /api/compliance answers 501).
+	Compliance ComplianceStore
+	// ComplianceEvery is how often the Sweep refreshes the aggregates
+	// (DefaultComplianceEvery when zero).
+	ComplianceEvery time.Duration
+	// Silences, if set, serves the silences API (silences.go); its Active
+	// must be the Silences of the outbox.Config the Rules record with, so
+	// that what the API creates and ends holds in the evaluations at once.
+	// Nil: the API answers 501.
+	Silences *Silences
 }
 
 // App runs the use cases. It is safe for concurrent use. Its embedded Reader
@@ -134,6 +149,15 @@ type App struct {
 	catalogue  Catalogue // nil: none
 	policyFor  func(c *fleet.Cluster) fleet.Policy
 	pruned     atomic.Int64 // unix nanos of this process's last PruneIndex
+
+	compliance      ComplianceStore // nil: no compliance figures
+	complianceEvery time.Duration
+	summaries       summaryMemo
+	summaryQ        *summaryQueue
+	cstate          *complianceState
+	lastCat         atomic.Pointer[patch.Catalogue] // the catalogue this process read last
+
+	silences *Silences // nil: no silences API
 }
 
 // New returns an App over repo. Call Shutdown at the end.
@@ -148,7 +172,11 @@ func New(repo Repository, o Options) *App {
 		o.EnrichTimeout = 2 * time.Minute
 	}
 	a := &App{Reader: repo, repo: repo, log: o.Logger, now: o.Now, rules: o.Rules, remediate: o.Remediation,
-		timeout: o.EnrichTimeout, catalogue: o.Catalogue, policyFor: o.Policy}
+		timeout: o.EnrichTimeout, catalogue: o.Catalogue, policyFor: o.Policy, silences: o.Silences}
+	if o.Compliance != nil {
+		a.compliance, a.complianceEvery, a.cstate = o.Compliance, cmp.Or(o.ComplianceEvery, DefaultComplianceEvery), newComplianceState()
+		a.summaryQ = newSummaryQueue(o.Compliance, &a.summaries, a.log)
+	}
 	if o.Enricher != nil {
 		a.enricher = o.Enricher
 		a.enrich = newClusterQueue(a.log, "enrichment", func(ctx context.Context, id fleet.ClusterID) error {
@@ -188,6 +216,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 			errs = append(errs, q.shutdown(ctx))
 		}
 	}
+	if a.summaryQ != nil {
+		errs = append(errs, a.summaryQ.shutdown(ctx))
+	}
 	return errors.Join(errs...)
 }
 
@@ -200,6 +231,9 @@ func (a *App) WaitIdle(ctx context.Context) error {
 				return err
 			}
 		}
+	}
+	if a.summaryQ != nil {
+		return a.summaryQ.idle(ctx)
 	}
 	return nil
 }
@@ -214,12 +248,15 @@ func (a *App) Reject(ctx context.Context, r Rejection) error {
 	return a.repo.RecordRejection(ctx, r)
 }
 
-// evaluate runs the rules on a cluster about to be committed.
+// evaluate runs the rules on a cluster about to be committed, and brings
+// its next evaluation forward to the next change of a patch verdict.
 func (a *App) evaluate(c *fleet.Cluster, now time.Time) []fleet.Transition {
 	if a.rules == nil {
 		return nil
 	}
-	return a.rules(c, now)
+	trans := a.rules(c, now)
+	a.patchWake(c, now)
+	return trans
 }
 
 // Modify runs fn on a copy of the cluster's committed state at the App's now
