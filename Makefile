@@ -69,7 +69,7 @@ if ! scripts/azurite-table.sh status >/dev/null 2>&1; then scripts/azurite-table
 else echo "azurite-table: reusing the instance already running on $(AZURITE_TABLE_ENDPOINT)"; fi
 endef
 
-.PHONY: help setup build package app node-reporter node-reporter-image lint fmt test bench demo azurite-start azurite-stop azurite-status clean distclean
+.PHONY: help setup build package app node-reporter node-reporter-image lint fmt test screenshots bench demo azurite-start azurite-stop azurite-status clean distclean
 
 help: ## List the targets
 	@echo "usage: make <target> [VAR=value ...]"
@@ -165,6 +165,11 @@ test: setup ## gofmt, go vet, all tests on Azurite (-race), then short fuzz runs
 		echo "==> fuzz ./$$pkg $$name, $(FUZZTIME) executions"; \
 		$(GO) test -run '^$$' -fuzz "^$${name}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2000x ./$$pkg; \
 	done
+
+screenshots: setup ## Retake the README's dashboard screenshots (docs/img) in headless Chromium
+	@set -eu -o pipefail; \
+	$(with_azurite); \
+	UPGRADEWATCH_SCREENSHOTS=1 $(AZURITE_ENV) $(GO) test -count=1 -run '^TestDashboardInBrowser$$' ./handlers/
 
 bench: setup build ## Run cmd/bench (bin/handler) against Azurite; pass flags with BENCH_ARGS="..."
 	@set -eu -o pipefail; \

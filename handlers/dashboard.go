@@ -200,12 +200,28 @@ func (s *Server) dashUnavailable(w http.ResponseWriter, what string, err error) 
 	s.dashError(w, http.StatusServiceUnavailable, "State storage could not be read ("+what+"); reload in a moment.")
 }
 
-// dashRows reads every cluster of the index and summarises it.
-//
-// TODO(#15 part 2): answer from the compliance summary rows instead of one
-// partition read per cluster, so the clusters and fleet pages stay within
-// a bounded number of storage requests at 10,000 clusters.
+// dashRows lists every cluster as a row. With the compliance figures kept
+// they come from the summary rows (one paged query: a request per 1,000
+// clusters, no cluster partition read); without, every cluster of the index
+// is read and summarised.
 func (s *Server) dashRows(ctx context.Context) ([]dashboard.ClusterRow, error) {
+	if s.app.HasCompliance() {
+		sums, err := s.app.ComplianceSummaries(ctx)
+		if err != nil {
+			return nil, err
+		}
+		now := s.now()
+		rows := make([]dashboard.ClusterRow, len(sums))
+		for i, sum := range sums {
+			rows[i] = dashboard.FromSummary(sum, now)
+		}
+		return rows, nil
+	}
+	return s.dashRowsLoaded(ctx)
+}
+
+// dashRowsLoaded reads every cluster of the index and summarises it.
+func (s *Server) dashRowsLoaded(ctx context.Context) ([]dashboard.ClusterRow, error) {
 	list, err := s.app.Clusters(ctx)
 	if err != nil {
 		return nil, err
@@ -313,27 +329,29 @@ func (s *Server) dashFindings(w http.ResponseWriter, r *http.Request) {
 	s.dashWrite(w, r, p, "findings")
 }
 
-// dashFleet is the fleet page.
+// dashFleet is the fleet page: from the fleet's compliance aggregate and
+// its view when kept (a few rows whatever the fleet's size), else from
+// every cluster.
 func (s *Server) dashFleet(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var (
-		rows     []dashboard.ClusterRow
-		findings []watch.FindingEntry
-		rowsErr  error
-		findErr  error
-		wg       sync.WaitGroup
+		in      = dashboard.FleetData{Rules: s.app.HasRules()}
+		rowsErr error
+		findErr error
+		wg      sync.WaitGroup
 	)
-	wg.Go(func() { rows, rowsErr = s.dashRows(ctx) })
-	if s.app.HasRules() {
-		wg.Go(func() { findings, findErr = s.app.OpenFindings(ctx) })
+	if in.Rules {
+		wg.Go(func() { in.Findings, findErr = s.app.OpenFindings(ctx) })
+	}
+	s.fleetCompliance(ctx, &in)
+	if in.View == nil {
+		in.Rows, rowsErr = s.dashRows(ctx)
 	}
 	wg.Wait()
 	if err := errors.Join(rowsErr, findErr); err != nil {
 		s.dashUnavailable(w, "fleet", err)
 		return
 	}
-	in := dashboard.FleetData{Rows: rows, Findings: findings, Rules: s.app.HasRules()}
-	s.fleetCompliance(ctx, &in)
 	p, err := dashboard.FleetPage(in, r.URL.Query(), s.now())
 	if err != nil {
 		s.dashError(w, http.StatusBadRequest, err.Error())
@@ -355,7 +373,7 @@ func (s *Server) fleetCompliance(ctx context.Context, in *dashboard.FleetData) {
 		s.log.Warn("dashboard compliance unavailable", "function", FunctionDashboard, "error", err)
 		return
 	}
-	in.Compliance = &v.Aggregate
+	in.Compliance, in.View = &v.Aggregate, v.View
 	if hist, err := s.app.ComplianceHistory(ctx, 30); err == nil {
 		in.History = hist
 	}

@@ -209,8 +209,8 @@ func TestDashboardDemoFleet(t *testing.T) {
 	t.Run("clusters", func(t *testing.T) {
 		body := mustPage(t, srv, "/api/dashboard/clusters")
 		rows := rowsOf(t, body, "clusters")
-		if len(rows) != 4 {
-			t.Fatalf("%d rows, want the demo's 4 clusters: %q", len(rows), rows)
+		if len(rows) != 9 {
+			t.Fatalf("%d rows, want the demo's 9 clusters: %q", len(rows), rows)
 		}
 		for _, name := range []string{"aks-payments-weu", "aks-checkout-neu", "aks-analytics-eus", "aks-platform-wus2"} {
 			if !strings.Contains(body, `<a href="/api/dashboard/clusters/`) || !strings.Contains(body, ">"+name+"</a>") {
@@ -218,11 +218,11 @@ func TestDashboardDemoFleet(t *testing.T) {
 			}
 		}
 		filtered := rowsOf(t, mustPage(t, srv, "/api/dashboard/clusters?subscription="+demoPayments.SubscriptionID), "clusters")
-		if len(filtered) != 2 {
-			t.Errorf("filtered by the payments subscription: %q, want payments and checkout", filtered)
+		if len(filtered) != 5 {
+			t.Errorf("filtered by the payments subscription: %q, want payments, checkout, search, build and orders", filtered)
 		}
 		sorted := rowsOf(t, mustPage(t, srv, "/api/dashboard/clusters?sort=-cluster"), "clusters")
-		if !strings.HasPrefix(sorted[0], "aks-platform-wus2|") || !strings.HasPrefix(sorted[3], "aks-analytics-eus|") {
+		if !strings.HasPrefix(sorted[0], "aks-search-uks|") || !strings.HasPrefix(sorted[8], "aks-analytics-eus|") {
 			t.Errorf("sorted by name descending: %q", sorted)
 		}
 	})
@@ -281,8 +281,8 @@ func TestDashboardDemoFleet(t *testing.T) {
 			t.Fatalf("csv: %d %s", code, h.Get("Content-Type"))
 		}
 		recs, err := csv.NewReader(strings.NewReader(body)).ReadAll()
-		if err != nil || len(recs) != 5 || recs[0][0] != "cluster" || recs[1][0] != "aks-analytics-eus" {
-			t.Errorf("csv %q (%v), want a header and the 4 clusters by name", recs, err)
+		if err != nil || len(recs) != 10 || recs[0][0] != "cluster" || recs[1][0] != "aks-analytics-eus" {
+			t.Errorf("csv %q (%v), want a header and the 9 clusters by name", recs, err)
 		}
 		code, body, _ = page(t, srv, dashboard.ClusterHref(demoPayments)+"?format=csv&table=history")
 		if recs, err := csv.NewReader(strings.NewReader(body)).ReadAll(); code != 200 || err != nil || recs[0][0] != "pool" {
@@ -291,11 +291,11 @@ func TestDashboardDemoFleet(t *testing.T) {
 	})
 	t.Run("fleet", func(t *testing.T) {
 		body := mustPage(t, srv, "/api/dashboard")
-		if grid := rowsOf(t, body, "grid"); len(grid) != 4 {
-			t.Errorf("grid %q, want 4 clusters", grid)
+		if grid := rowsOf(t, body, "grid"); len(grid) != 9 {
+			t.Errorf("grid %q, want 9 clusters", grid)
 		}
-		if !strings.Contains(body, `<dt>Clusters</dt><dd><a href="/api/dashboard/clusters">4</a>`) {
-			t.Errorf("fleet page does not count 4 clusters")
+		if !strings.Contains(body, `<dt>Clusters</dt><dd><a href="/api/dashboard/clusters">9</a>`) {
+			t.Errorf("fleet page does not count 9 clusters")
 		}
 	})
 }

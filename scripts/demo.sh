@@ -8,6 +8,8 @@
 #   BIN             bin     where `make build` put handler, replay and sink
 #   DEMO_PORT       8089    FUNCTIONS_CUSTOMHANDLER_PORT for the handler
 #   DEMO_SINK_PORT  8091    where bin/sink receives the notifications
+#   DEMO_KEEP       1       at the end, keep serving the dashboard until Ctrl-C (only when
+#                           stdin is a terminal, so CI and scripts never wait); 0: exit
 #   AZURITE_DIR, AZURITE_TABLE_HOST, AZURITE_TABLE_PORT as in scripts/azurite-table.sh
 set -euo pipefail
 
@@ -129,13 +131,16 @@ step "handler on $base (log: $handler_log)"
 # and remediation capped at dry-run: clusters that opt in get a plan, announced
 # but never carried out. The policy every finding is judged against:
 # scripts/demo-policy.json, which is docs/examples/policy.json with every code's
-# grace set to 0s: the demo sweeps once, right after the replay, so the findings
-# still open then are announced at once instead of after their grace
-# (docs/notifications.md); what opened and resolved within the replay's own
-# times is never announced. Teams and Slack get one grouped message per cluster
-# per dispatch (UPGRADEWATCH_NOTIFY_GROUP_WAIT=0: no 30 s wait for more steps,
-# the demo is over by then). Notifications go to the sink as CloudEvents and as
-# Teams and Slack messages. Node snapshots are taken on the function key alone
+# grace set to 30s and two routes: the three-week backlog arrives within
+# seconds, so what opened and resolved within it is never announced, and the
+# demo's one sweep, after waiting out those 30 s, announces what is still open
+# instead of after minutes or hours (docs/notifications.md). Teams
+# and Slack get one grouped message per cluster per dispatch
+# (UPGRADEWATCH_NOTIFY_GROUP_WAIT=0: no 30 s wait for more steps, the demo is
+# over by then). Notifications go to the sink as CloudEvents and as Teams and
+# Slack messages; the route "checkout-oncall" sends the checkout cluster's Error
+# and Critical steps also to a second webhook sink, "oncall" ($sink/oncall),
+# and goes on ("continue") to the route to every other sink. Node snapshots are taken on the function key alone
 # (UPGRADEWATCH_NODE_AUTH=key, which the handler warns about): without ARM the
 # demo's clusters have no OIDC issuer to verify a reporter's token against.
 # Never run a deployed app so (docs/security.md).
@@ -144,6 +149,7 @@ AzureWebJobsStorage=UseDevelopmentStorage=true UPGRADEWATCH_TABLE_PREFIX="$table
   UPGRADEWATCH_POLICY=scripts/demo-policy.json UPGRADEWATCH_PUBLIC_URL="$base" UPGRADEWATCH_REMEDIATION=dry-run \
   UPGRADEWATCH_NOTIFY_WEBHOOK_URL="$sink/events" UPGRADEWATCH_NOTIFY_TEAMS_URL="$sink/teams" \
   UPGRADEWATCH_NOTIFY_SLACK_URL="$sink/slack" UPGRADEWATCH_NOTIFY_GROUP_WAIT=0 \
+  UPGRADEWATCH_NOTIFY_SINKS=oncall=webhook UPGRADEWATCH_NOTIFY_SINK_ONCALL_URL="$sink/oncall" \
   "$bin/handler" >"$handler_log" 2>&1 &
 handler_pid=$!
 
@@ -180,16 +186,32 @@ stage="$base/api/clusters/7d3c1a52-9f0e-4b8a-a1c2-3e5f6a7b8c9d/rg-shop-stage-weu
 step "a staging cluster mid-upgrade: one node quarantined (POST $stage/nodes)"
 "$bin/demo" post "$stage/nodes" internal/inventory/testdata/nodes-mixed.json
 
+checkout=3f2b8c1e-7d4a-4e29-9b6f-0a1c5d8e2f47/rg-checkout-prod/aks-checkout-neu
+step "silence the checkout cluster's UpgradeFailed on pool/system before it opens (POST, GET $base/api/silences)"
+"$bin/demo" silence "$base" "$checkout" UpgradeFailed pool/system
+
 step "the checkout cluster's system pool fails its upgrade (NodePoolRollingFailed)"
 "$bin/demo" rolling "$base" \
   /subscriptions/3f2b8c1e-7d4a-4e29-9b6f-0a1c5d8e2f47/resourceGroups/rg-checkout-prod/providers/Microsoft.ContainerService/managedClusters/aks-checkout-neu \
   system Started Failed
 
-step "Sweep (what the timer trigger does every 5 minutes)"
+step "wait out the demo policy's 30 s grace (minutes to hours in docs/examples/policy.json)"
+"$bin/demo" wait-grace "$base"
+
+step "Sweep (what the timer trigger does every 5 minutes): announces what outlived its grace, one message per cluster"
 "$bin/demo" sweep "$base"
 
 step "notifications received by the local CloudEvents receiver (bin/sink)"
 "$bin/demo" received "$sink"
+
+step "the backlog sent nothing for what already resolved (Status API announcement: never)"
+"$bin/demo" backlog "$base" "$sink"
+
+step "the silenced UpgradeFailed is open with silencedBy, and the sink got nothing for it"
+"$bin/demo" silenced "$base" "$sink" "$checkout" UpgradeFailed pool/system
+
+step "end the silence (DELETE $base/api/silences/{id}): the opening arrives at once, also at the oncall route's sink"
+"$bin/demo" unsilence "$base" "$sink" "$checkout" UpgradeFailed pool/system
 
 # The timeline's analytics cluster opts into dry-run remediation (cluster tag).
 analytics="$base/api/clusters/b71d04a9-52e3-4c8f-a6d2-9e13f07c4b58/rg-analytics-dev/aks-analytics-eus"
@@ -216,3 +238,33 @@ stop "$handler_pid"
 stop "$sink_pid"
 tail -n 1 "$sink_log" | sed 's/^/  /'
 tail -n 1 "$sink_log" | grep -q '; 0 duplicates;' || die "the sink received duplicates; see $sink_out"
+
+# Keep serving the dashboard over the demo's state until Ctrl-C: the handler
+# again, on the same tables, without remediation. The policy's routes name the
+# demo's sinks, and a route to a sink not configured stops the start, so they
+# are configured as before; the sink is stopped (its tally is final) and
+# nothing is left to send. Only at a terminal: CI and scripts never wait.
+if [ "${DEMO_KEEP:-1}" != 0 ] && [ -t 0 ]; then
+  step "the dashboard"
+  AzureWebJobsStorage=UseDevelopmentStorage=true UPGRADEWATCH_TABLE_PREFIX="$table_prefix" \
+    FUNCTIONS_CUSTOMHANDLER_PORT="$port" UPGRADEWATCH_ENRICH=false UPGRADEWATCH_NODE_AUTH=key \
+    UPGRADEWATCH_POLICY=scripts/demo-policy.json UPGRADEWATCH_PUBLIC_URL="$base" \
+    UPGRADEWATCH_NOTIFY_WEBHOOK_URL="$sink/events" UPGRADEWATCH_NOTIFY_TEAMS_URL="$sink/teams" \
+    UPGRADEWATCH_NOTIFY_SLACK_URL="$sink/slack" UPGRADEWATCH_NOTIFY_SINKS=oncall=webhook \
+    UPGRADEWATCH_NOTIFY_SINK_ONCALL_URL="$sink/oncall" \
+    "$bin/handler" >>"$handler_log" 2>&1 &
+  handler_pid=$!
+  for _ in $(seq 1 100); do # 10 s
+    kill -0 "$handler_pid" 2>/dev/null || die "handler exited during startup"
+    curl -fs -o /dev/null -m 1 "$base/api/dashboard" && break
+    sleep 0.1
+  done
+  curl -fs -o /dev/null -m 1 "$base/api/dashboard" || die "the dashboard did not answer within 10s"
+  echo "Dashboard: $base/api/dashboard"
+  echo "serving it until Ctrl-C (DEMO_KEEP=0 exits instead)"
+  trap 'exit 0' INT TERM # Ctrl-C is how this run ends: a success
+  wait "$handler_pid" || die "the handler stopped (exit $?); see $handler_log"
+elif [ "${DEMO_KEEP:-1}" != 0 ]; then
+  echo
+  echo "demo: not serving the dashboard on: stdin is not a terminal (run make demo at a terminal to keep it)"
+fi

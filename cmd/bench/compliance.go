@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
 	"github.com/upgradewatch/upgradewatch/handlers"
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/state"
@@ -52,55 +54,28 @@ type complianceResult struct {
 	fill                                            time.Duration
 }
 
-// complianceFleet fills a fleet through the app (each cluster an ARM read:
-// four regions, ten subscriptions, one pool in three behind), lets the
-// summaries land, refreshes the aggregates and times the GETs in process.
+// complianceFill is a fleet filled through the app, on tables of its own.
+type complianceFill struct {
+	app      *watch.App
+	svc      *aztables.ServiceClient
+	clk      *benchClock
+	prefix   string
+	requests *sweepCounter
+	fill     time.Duration
+	close    func()
+}
+
+// complianceFleet fills a fleet through the app, lets the summaries land,
+// refreshes the aggregates and times the GETs in process.
 func complianceFleet(c config, size int) (complianceResult, error) {
 	var res complianceResult
-	prefix := fmt.Sprintf("benchcomp%d", time.Now().UnixNano()%1e9)
-	defer dropTables(c, prefix)
-	var requests sweepCounter
-	svc, err := state.NewServiceClient(state.Connection{Name: "bench", ConnectionString: connString(c.endpoint)},
-		state.ClientOptions{TryTimeout: 10 * time.Second, MaxRetries: 2, Counter: &requests.n})
+	f, err := fillCompliance(c, size, "benchcomp")
 	if err != nil {
 		return res, err
 	}
-	t0 := time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC)
-	clk := &benchClock{t: t0}
-	ctx := context.Background()
-	store := state.New(svc, state.Options{TablePrefix: prefix, CacheSize: 2000, Now: clk.now})
-	defer store.Close()
-	cat := state.NewCatalogue(svc, state.CatalogueOptions{TablePrefix: prefix, Now: clk.now})
-	comp := state.NewCompliance(svc, state.ComplianceOptions{TablePrefix: prefix})
-	for _, ensure := range []func(context.Context) error{store.EnsureTables, cat.EnsureTable, comp.EnsureTable} {
-		if err := ensure(ctx); err != nil {
-			return res, err
-		}
-	}
-	app := watch.New(store, watch.Options{Now: clk.now, Catalogue: cat, Compliance: comp})
-	defer func() { _ = app.Shutdown(ctx) }()
-	regions := []string{"westeurope", "northeurope", "eastus", "southeastasia"}
-	start := time.Now()
-	_, _, err = drive(8, size, func(_, i int) error {
-		id := fleet.ClusterID{SubscriptionID: fmt.Sprintf("6f1c2a3b-4d5e-4f60-8a71-92b3c4d5e6%02d", i%10), ResourceGroup: "rg-bench", Name: fmt.Sprintf("aks-%05d", i)}
-		image := "AKSUbuntu-2204gen2containerd-202611.17.0"
-		if i%3 == 0 {
-			image = "AKSUbuntu-2204gen2containerd-202610.20.0"
-		}
-		_, err := app.Ingest(ctx, fleet.Signal{ID: fmt.Sprintf("arm-%d", i), Type: fleet.TypeARMRead, Time: t0, Cluster: id,
-			Kind: fleet.KindClusterUpdated, Profile: &fleet.ClusterProfile{Location: regions[i%len(regions)],
-				NodeOSUpgradeChannel: "NodeImage", UpgradeChannel: "patch", KubernetesVersion: "1.32.6", ProvisioningState: "Succeeded",
-				Pools: []fleet.PoolProfile{{Name: "system", OSType: "Linux", OSSKU: "Ubuntu", Count: 3, MaxSurge: "33%",
-					DrainTimeoutMinutes: 30, NodeImageVersion: image, LatestNodeImageVersion: "AKSUbuntu-2204gen2containerd-202611.17.0"}}}})
-		return err
-	})
-	if err != nil {
-		return res, err
-	}
-	if err := app.WaitIdle(ctx); err != nil {
-		return res, err
-	}
-	res.fill = time.Since(start)
+	defer f.close()
+	app, ctx := f.app, context.Background()
+	res.fill = f.fill
 	for i, into := range []*float64{&res.firstRefresh, &res.refresh} {
 		t := time.Now()
 		rep, err := app.RefreshComplianceNow(ctx)
@@ -112,8 +87,8 @@ func complianceFleet(c config, size int) (complianceResult, error) {
 			return res, fmt.Errorf("refresh %d saw %d clusters (want %d), snapshot %q", i, rep.Clusters, size, rep.Snapshot)
 		}
 	}
-	srv := handlers.New(app, handlers.Options{Now: clk.now})
-	agg := svc.NewClient(prefix + state.TableComplianceFleet)
+	srv := handlers.New(app, handlers.Options{Now: f.clk.now})
+	agg := f.svc.NewClient(f.prefix + state.TableComplianceFleet)
 	var gets, filtered, reqs, raws []float64
 	for range complianceGets {
 		// The storage work of a GET alone, interleaved: Azurite's own cost
@@ -123,18 +98,81 @@ func complianceFleet(c config, size int) (complianceResult, error) {
 			return res, err
 		}
 		raws = append(raws, float64(time.Since(t).Microseconds())/1000)
-		ms, n, err := timeGet(srv, "/api/compliance", &requests)
+		ms, n, err := timeGet(srv, "/api/compliance", f.requests)
 		if err != nil {
 			return res, err
 		}
 		gets, reqs = append(gets, ms), append(reqs, float64(n))
-		if ms, _, err = timeGet(srv, "/api/compliance?status=Behind&location=westeurope", &requests); err != nil {
+		if ms, _, err = timeGet(srv, "/api/compliance?status=Behind&location=westeurope", f.requests); err != nil {
 			return res, err
 		}
 		filtered = append(filtered, ms)
 	}
 	res.get, res.filtered, res.reqs, res.raw = median(gets), median(filtered), median(reqs), median(raws)
 	return res, nil
+}
+
+// fillCompliance fills a fleet of size clusters through the app (each an
+// ARM read: four regions, ten subscriptions, one pool in three behind) and
+// waits for their summaries to land; close drops the tables.
+func fillCompliance(c config, size int, name string) (f *complianceFill, err error) {
+	f = &complianceFill{prefix: fmt.Sprintf("%s%d", name, time.Now().UnixNano()%1e9), requests: &sweepCounter{}}
+	var closers []func()
+	f.close = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			f.close()
+		}
+	}()
+	closers = append(closers, func() { dropTables(c, f.prefix) })
+	svc, err := state.NewServiceClient(state.Connection{Name: "bench", ConnectionString: connString(c.endpoint)},
+		state.ClientOptions{TryTimeout: 10 * time.Second, MaxRetries: 2, Counter: &f.requests.n})
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC)
+	f.clk, f.svc = &benchClock{t: t0}, svc
+	ctx := context.Background()
+	store := state.New(svc, state.Options{TablePrefix: f.prefix, CacheSize: 2000, Now: f.clk.now})
+	closers = append(closers, store.Close)
+	cat := state.NewCatalogue(svc, state.CatalogueOptions{TablePrefix: f.prefix, Now: f.clk.now})
+	comp := state.NewCompliance(svc, state.ComplianceOptions{TablePrefix: f.prefix})
+	for _, ensure := range []func(context.Context) error{store.EnsureTables, cat.EnsureTable, comp.EnsureTable} {
+		if err := ensure(ctx); err != nil {
+			return nil, err
+		}
+	}
+	f.app = watch.New(store, watch.Options{Now: f.clk.now, Catalogue: cat, Compliance: comp})
+	closers = append(closers, func() { _ = f.app.Shutdown(ctx) })
+	start := time.Now()
+	if _, _, err = drive(8, size, func(_, i int) error { return benchARMRead(ctx, f.app, i, t0) }); err != nil {
+		return nil, err
+	}
+	if err := f.app.WaitIdle(ctx); err != nil {
+		return nil, err
+	}
+	f.fill = time.Since(start)
+	return f, nil
+}
+
+// benchARMRead commits the ARM read of bench cluster i.
+func benchARMRead(ctx context.Context, app *watch.App, i int, at time.Time) error {
+	regions := []string{"westeurope", "northeurope", "eastus", "southeastasia"}
+	id := fleet.ClusterID{SubscriptionID: fmt.Sprintf("6f1c2a3b-4d5e-4f60-8a71-92b3c4d5e6%02d", i%10), ResourceGroup: "rg-bench", Name: fmt.Sprintf("aks-%05d", i)}
+	image := "AKSUbuntu-2204gen2containerd-202611.17.0"
+	if i%3 == 0 {
+		image = "AKSUbuntu-2204gen2containerd-202610.20.0"
+	}
+	_, err := app.Ingest(ctx, fleet.Signal{ID: fmt.Sprintf("arm-%d", i), Type: fleet.TypeARMRead, Time: at, Cluster: id,
+		Kind: fleet.KindClusterUpdated, Profile: &fleet.ClusterProfile{Location: regions[i%len(regions)],
+			NodeOSUpgradeChannel: "NodeImage", UpgradeChannel: "patch", KubernetesVersion: "1.32.6", ProvisioningState: "Succeeded",
+			Pools: []fleet.PoolProfile{{Name: "system", OSType: "Linux", OSSKU: "Ubuntu", Count: 3, MaxSurge: "33%",
+				DrainTimeoutMinutes: 30, NodeImageVersion: image, LatestNodeImageVersion: "AKSUbuntu-2204gen2containerd-202611.17.0"}}}})
+	return err
 }
 
 // timeGet serves one GET in process and answers its time in ms and the

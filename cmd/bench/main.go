@@ -51,7 +51,7 @@ type config struct {
 }
 
 // parts are the values -only accepts; "" runs them all.
-var parts = []string{"ingest", "cold", "batch", "nodes", "sweep", "notify", "stream", "compliance"}
+var parts = []string{"ingest", "cold", "batch", "nodes", "sweep", "notify", "stream", "compliance", "dashboard"}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -149,6 +149,7 @@ func bench(c config, out io.Writer) error {
 		{"notify", func() error { return sweepNotifyBench(c, out, sum) }},
 		{"stream", func() error { return streamBench(c, svc, out) }},
 		{"compliance", func() error { return complianceBench(c, out, sum) }},
+		{"dashboard", func() error { return dashboardBench(c, out, sum) }},
 	}
 	for _, st := range steps {
 		if c.only != "" && c.only != st.part {

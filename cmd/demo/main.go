@@ -14,6 +14,13 @@
 //	demo activity BASE three-paths|aks-failure|show
 //	demo findings BASE                 the fleet's open findings, most severe first
 //	demo compliance BASE               the fleet's patch compliance; each pool not current, one line
+//	demo backlog BASE SINK             findings opened and resolved within the replay: never announced, nothing sent
+//	demo silence BASE CLUSTER CODE TARGET            POST a silence for one finding, then GET /api/silences
+//	demo silenced BASE SINK CLUSTER CODE TARGET      the finding is open with silencedBy; the sink got nothing for it
+//	demo unsilence BASE SINK CLUSTER CODE TARGET     DELETE its silence; its opening reaches the sink
+//	demo wait-grace BASE               wait until every open finding waiting for its grace has outlived it
+//
+// CLUSTER is subscriptionId/resourceGroup/clusterName.
 //
 // Exit status: 0 when the step did what the demo expects, 1 when it did not
 // (the reason on stderr), 2 for bad arguments.
@@ -46,7 +53,7 @@ func main() {
 }
 
 // errUsage marks a call with the wrong arguments.
-var errUsage = errors.New("usage: demo json|nodes|spread|post|rolling|sweep|received|plan|activity|findings|compliance ARGS… (see the command's doc)")
+var errUsage = errors.New("usage: demo json|nodes|spread|post|rolling|sweep|received|plan|activity|findings|compliance|backlog|silence|silenced|unsilence|wait-grace ARGS… (see the command's doc)")
 
 // step is one subcommand: its arguments and where to print.
 type step func(ctx context.Context, c *client, args []string, w io.Writer) error
@@ -66,6 +73,11 @@ var steps = map[string]struct {
 	"activity":   {2, activity},
 	"findings":   {1, findings},
 	"compliance": {1, compliance},
+	"backlog":    {2, backlog},
+	"silence":    {4, silence},
+	"silenced":   {5, silenced},
+	"unsilence":  {5, unsilence},
+	"wait-grace": {1, waitGrace},
 }
 
 // run is the whole command; main only wires the process to it.

@@ -25,18 +25,23 @@ var (
 
 // sinkItem is an element of bin/sink's GET /events.
 type sinkItem struct {
+	Path      string     `json:"path"`
 	Kind      string     `json:"kind"`
 	Duplicate bool       `json:"duplicate"`
 	Event     cloudEvent `json:"event"`
+	// Teams and Slack: the message's cluster and how many steps it groups.
+	Cluster string `json:"cluster"`
+	Steps   int    `json:"steps"`
 }
 
 type cloudEvent struct {
 	ID   string `json:"id"`
 	Type string `json:"type"`
 	Data struct {
-		Code        string `json:"code"`
-		Cluster     string `json:"cluster"`
-		Target      string `json:"target"`
+		Code        string    `json:"code"`
+		Cluster     string    `json:"cluster"`
+		Target      string    `json:"target"`
+		OpenedAt    time.Time `json:"openedAt"`
 		Remediation *struct {
 			DryRun bool `json:"dryRun"`
 		} `json:"remediation"`
@@ -102,11 +107,12 @@ func received(ctx context.Context, c *client, args []string, w io.Writer) error 
 	if err != nil {
 		return err
 	}
-	kinds, types := map[string]int{}, map[string]int{}
+	kinds, types, paths := map[string]int{}, map[string]int{}, map[string]int{}
 	var events []cloudEvent
 	dups := 0
 	for _, it := range items {
 		kinds[it.Kind]++
+		paths[it.Path]++
 		if it.Duplicate {
 			dups++
 		}
@@ -116,6 +122,8 @@ func received(ctx context.Context, c *client, args []string, w io.Writer) error 
 		}
 	}
 	fmt.Fprintf(w, "  %d received: %s\n", len(items), counts(kinds))
+	fmt.Fprintf(w, "  by receiver: %s\n", counts(paths))
+	chatTally(items, w)
 	fmt.Fprintf(w, "  CloudEvents by type: %s\n", counts(types))
 	if keep := sample(events, 10); len(keep) > 0 {
 		fmt.Fprintf(w, "  a sample of %d (type, code, cluster, target), in the order received:\n", len(keep))

@@ -39,6 +39,8 @@ type Config struct {
 	Notify notify.Config
 	// Trust: how node snapshots and alerts are authenticated beyond the function key.
 	Trust TrustConfig
+	// Digest: when the daily digest goes to the chat sinks (digest.go).
+	Digest DigestConfig
 }
 
 // ServerConfig is where the handler listens and how much it logs.
@@ -108,7 +110,7 @@ func parseCompliance(getenv func(string) string) (ComplianceConfig, error) {
 // reports every bad setting at once, each by name.
 func parseConfig(getenv func(string) string) (Config, error) {
 	var c Config
-	var errs [9]error
+	var errs [10]error
 	c.ServerConfig, errs[0] = parseServer(getenv)
 	c.StorageConfig, errs[1] = parseStorage(getenv)
 	c.LimitsConfig, errs[2] = parseLimits(getenv)
@@ -119,6 +121,7 @@ func parseConfig(getenv func(string) string) (Config, error) {
 	c.Notify, errs[6] = parseNotify(getenv)
 	c.Trust, errs[7] = parseTrust(getenv)
 	c.ComplianceConfig, errs[8] = parseCompliance(getenv)
+	c.Digest, errs[9] = parseDigest(getenv)
 	return c, errors.Join(errs[:]...)
 }
 

@@ -122,7 +122,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 	compliance := state.NewCompliance(svc, state.ComplianceOptions{TablePrefix: cfg.TablePrefix, Logger: log})
 	silenceTable := state.NewSilences(svc, state.SilenceOptions{TablePrefix: cfg.TablePrefix, Logger: log})
 	silences := watch.NewSilences(silenceTable, watch.SilencesOptions{Logger: log})
-	app := newApp(cfg, store, catalogue, compliance, silences, sinks, policies, credential, log)
+	digests := state.NewDigests(svc, state.DigestOptions{TablePrefix: cfg.TablePrefix, Logger: log})
+	app := newApp(cfg, store, catalogue, compliance, silences, sinks, policies, credential, log,
+		digestOptions(cfg, store, digests, sinks, policies))
 	opts := handlers.Options{Logger: log, MaxBodyBytes: cfg.MaxBodyBytes, MaxInventoryBytes: cfg.MaxInventoryBytes, MaxInflightBytes: cfg.MaxInflightBytes,
 		StorageRequests: &requests}
 	trustOptions(&opts, cfg.Trust, app.Enriching(), log)
@@ -137,13 +139,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("upgradewatch handler starting", "addr", ln.Addr().String(), "storage", cfg.Storage.Describe(),
-		"tables", strings.Join(store.Tables(), ",")+","+catalogue.Table()+","+strings.Join(compliance.Tables(), ",")+","+silenceTable.Table(), "max_body_bytes", cfg.MaxBodyBytes, "state_cache", cfg.CacheSize,
+		"tables", strings.Join(store.Tables(), ",")+","+catalogue.Table()+","+strings.Join(compliance.Tables(), ",")+","+silenceTable.Table()+","+digests.Table(), "max_body_bytes", cfg.MaxBodyBytes, "state_cache", cfg.CacheSize,
 		"enrich", app.Enriching(), "azure_identity", armIdentity(cfg, cred != nil), "policy_rules", policies.Len(),
 		"notify_sinks", sinkDestinations(sinks), "remind_every", cfg.Notify.RemindEvery.String(), "max_inflight_bytes", cfg.MaxInflightBytes,
-		"remediation", cfg.Remediation, "compliance_every", cfg.ComplianceEvery.String())
+		"remediation", cfg.Remediation, "compliance_every", cfg.ComplianceEvery.String(), "digest", cfg.Digest.describe())
 	log.Info("authentication beyond the Functions host's keys", cfg.Trust.describe()...)
 
-	go ensureTables(ctx, log, store.EnsureTables, catalogue.EnsureTable, compliance.EnsureTable, silenceTable.EnsureTable)
+	go ensureTables(ctx, log, store.EnsureTables, catalogue.EnsureTable, compliance.EnsureTable, silenceTable.EnsureTable, digests.EnsureTable)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
@@ -178,7 +180,7 @@ func armIdentity(cfg Config, made bool) string {
 // steps run on every change, ARM reads when enrichment is on (and a
 // credential exists), the sinks, and the remediation pass within the
 // configured ceiling.
-func newApp(cfg Config, store *state.Store, catalogue *state.ImageCatalogue, compliance *state.ComplianceTable, silences *watch.Silences, sinks []notify.Sink, policies *policy.Set, credential func() azcore.TokenCredential, log *slog.Logger) *watch.App {
+func newApp(cfg Config, store *state.Store, catalogue *state.ImageCatalogue, compliance *state.ComplianceTable, silences *watch.Silences, sinks []notify.Sink, policies *policy.Set, credential func() azcore.TokenCredential, log *slog.Logger, digest *watch.Digest) *watch.App {
 	resolve := func(c *fleet.Cluster) (fleet.Policy, []string) {
 		p, problems := policies.For(c)
 		out := make([]string, len(problems))
@@ -195,7 +197,8 @@ func newApp(cfg Config, store *state.Store, catalogue *state.ImageCatalogue, com
 	routeAndGroup(&notifyCfg, cfg.Notify, sinks, policies)
 	o := watch.Options{Logger: log, Rules: outbox.Evaluator(findings.Evaluator(resolve), notifyCfg),
 		EnrichTimeout: cfg.EnrichTimeout, Catalogue: catalogue, Compliance: compliance, ComplianceEvery: cfg.ComplianceEvery,
-		Policy: func(c *fleet.Cluster) fleet.Policy { p, _ := policies.For(c); return p }, Silences: silences}
+		Policy: func(c *fleet.Cluster) fleet.Policy { p, _ := policies.For(c); return p }, Silences: silences,
+		Digest: digest}
 	if len(sinks) > 0 {
 		o.NewDispatcher = func(store outbox.Store) watch.Dispatcher {
 			return outbox.NewDispatcher(store, sinks, outbox.Options{PublicURL: cfg.Notify.PublicURL, Logger: log, WakeGroups: true})

@@ -156,7 +156,7 @@ func TestHandlerEnvelope(t *testing.T) {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
 	demo := timeline.Demo()
-	if got, want := summary(t, stdout), "41 0 41 0 0"; got != want || len(demo) != 41 {
+	if got, want := summary(t, stdout), "50 0 50 0 0"; got != want || len(demo) != 50 {
 		t.Errorf("summary %q, want %q for %d demo events", got, want, len(demo))
 	}
 	reqs := tg.requests()

@@ -12,14 +12,18 @@
 //	UPGRADEWATCH_NOTIFY_SLACK_URL=http://127.0.0.1:8090/slack
 //
 // Routes: POST / and POST /events take a CloudEvent in any mode of the
-// CloudEvents HTTP binding (binary, structured, batch); POST /teams a Teams
-// message with Adaptive Cards; POST /slack a Slack Block Kit message; anything
-// else posted there is answered 400, a body over 1 MiB 413. GET /events lists
-// everything received as a JSON array; GET /healthz answers 200.
+// CloudEvents HTTP binding (binary, structured, batch), and so does POST
+// /oncall, a second webhook receiver for a route to another sink
+// (UPGRADEWATCH_NOTIFY_SINKS=oncall=webhook, as make demo sets); POST /teams a
+// Teams message with Adaptive Cards; POST /slack a Slack Block Kit message;
+// anything else posted there is answered 400, a body over 1 MiB 413. GET
+// /events lists everything received as a JSON array; GET /healthz answers 200.
 //
 // Each accepted item is one line on stdout; a CloudEvent whose source and id
-// were seen before is marked DUPLICATE and counted. On SIGINT or SIGTERM the
-// sink shuts down and prints one summary line. Exit status: 0 after a clean
+// were seen before at the same receiver (/ and /events are one) is marked
+// DUPLICATE and counted. Teams and Slack messages are counted per cluster
+// (the cluster of their "Open status" link). On SIGINT or SIGTERM the sink
+// shuts down and prints one summary line. Exit status: 0 after a clean
 // shutdown, 1 when it cannot listen or record, 2 for bad flags.
 package main
 
@@ -93,7 +97,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// Printed before serving, so that no request's line comes first; scripts
 	// read the address from it (-addr …:0).
-	fmt.Fprintf(stdout, "sink: listening on http://%s (POST / /events /teams /slack; GET /events /healthz)%s\n", ln.Addr(), describe(cfg))
+	fmt.Fprintf(stdout, "sink: listening on http://%s (POST / /events /oncall /teams /slack; GET /events /healthz)%s\n", ln.Addr(), describe(cfg))
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

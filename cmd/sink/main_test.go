@@ -730,7 +730,7 @@ func TestRun(t *testing.T) {
 	}
 
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	if want := "sink: 2 received (/events 1, /teams 1); cloudevents by type: io.upgradewatch.finding.opened 1; 0 duplicates; 0 rejected; 2 failed on purpose"; lines[len(lines)-1] != want {
+	if want := "sink: 2 received (/events 1, /teams 1); cloudevents by type: io.upgradewatch.finding.opened 1; 0 duplicates; 0 rejected; 2 failed on purpose; teams messages by cluster: aks-payments-weu 1"; lines[len(lines)-1] != want {
 		t.Errorf("got summary\n%q\nwant\n%q", lines[len(lines)-1], want)
 	}
 	if len(lines) != 6 { // listening, 503, cloudevent, 503, teams, summary

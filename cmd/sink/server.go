@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +50,10 @@ type item struct {
 	Kind       string    `json:"kind"`           // kindCloudEvent, kindTeams or kindSlack
 	Mode       string    `json:"mode,omitempty"` // CloudEvents: binary, structured or batch
 	Duplicate  bool      `json:"duplicate,omitempty"`
+	// Cluster and Steps: Teams and Slack only, the cluster name of the
+	// message's status link and how many steps it groups (1 for one card).
+	Cluster string `json:"cluster,omitempty"`
+	Steps   int    `json:"steps,omitempty"`
 	// Event is the CloudEvent in its structured JSON form.
 	Event json.RawMessage `json:"event,omitempty"`
 	// Message is the Teams or Slack message as posted.
@@ -62,6 +67,21 @@ type item struct {
 // ceKey identifies a CloudEvent: the spec makes source+id unique.
 type ceKey struct{ source, id string }
 
+// seenKey is a CloudEvent at one receiver: a sender with two webhook sinks
+// (routes) sends each step to both, once each, and that is no duplicate.
+type seenKey struct {
+	receiver string
+	ceKey
+}
+
+// receiverOf names the receiver a path stands for: / and /events are one.
+func receiverOf(path string) string {
+	if path == "/" {
+		return "/events"
+	}
+	return path
+}
+
 // server receives notifications and remembers them. Its methods are safe for
 // concurrent use.
 type server struct {
@@ -70,10 +90,11 @@ type server struct {
 
 	mu       sync.Mutex
 	items    [][]byte // as listed by GET /events
-	seen     map[ceKey]bool
-	attempts map[string]int // POSTs by path, for -fail
-	byPath   map[string]int // accepted items
-	byType   map[string]int // accepted CloudEvents
+	seen     map[seenKey]bool
+	attempts map[string]int            // POSTs by path, for -fail
+	byPath   map[string]int            // accepted items
+	byType   map[string]int            // accepted CloudEvents
+	byChat   map[string]map[string]int // Teams/Slack messages: kind, then cluster
 	dups     int
 	rejected int
 	failed   int // answered 503 on purpose
@@ -92,15 +113,19 @@ func newServer(o options) *server {
 	}
 	s := &server{
 		opts:     o,
-		seen:     map[ceKey]bool{},
+		seen:     map[seenKey]bool{},
 		attempts: map[string]int{},
 		byPath:   map[string]int{},
 		byType:   map[string]int{},
+		byChat:   map[string]map[string]int{},
 	}
 	mux := http.NewServeMux()
 	ce := s.receive(http.StatusAccepted, "", decodeCloudEventItems)
 	mux.Handle("POST /{$}", ce)
 	mux.Handle("POST /events", ce)
+	// A second webhook receiver, for a route to another sink (make demo's
+	// "oncall"); its duplicates are counted apart from /events'.
+	mux.Handle("POST /oncall", ce)
 	// Workflows answers 202 with no body, Slack 200 "ok": the sinks accept both.
 	mux.Handle("POST /teams", s.receive(http.StatusAccepted, "", decodeChatItem(kindTeams, decodeTeams)))
 	mux.Handle("POST /slack", s.receive(http.StatusOK, "ok", decodeChatItem(kindSlack, decodeSlack)))
@@ -179,7 +204,9 @@ func decodeChatItem(kind string, decode func([]byte) (string, error)) decoder {
 		if err != nil {
 			return nil, err
 		}
-		return []item{{Kind: kind, Message: body, line: kind + " " + strconv.Quote(clip(text, 200))}}, nil
+		// The text names the cluster already (a card's title, a group's headline).
+		cluster, steps := chatFacts(body)
+		return []item{{Kind: kind, Message: body, Cluster: cluster, Steps: steps, line: kind + " " + strconv.Quote(clip(text, 200))}}, nil
 	}
 }
 
@@ -214,15 +241,17 @@ func (s *server) reject(w http.ResponseWriter, r *http.Request, now time.Time, s
 func (s *server) accept(now time.Time, path string, items []item) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	seen := map[ceKey]bool{} // duplicates within a batch count too
+	seen := map[seenKey]bool{} // duplicates within a batch count too
+	receiver := receiverOf(path)
 	var lines bytes.Buffer
 	raws := make([][]byte, len(items))
 	for i := range items {
 		it := &items[i]
 		it.ReceivedAt, it.Path = now, path
 		if it.Kind == kindCloudEvent {
-			it.Duplicate = s.seen[it.eventID] || seen[it.eventID]
-			seen[it.eventID] = true
+			k := seenKey{receiver, it.eventID}
+			it.Duplicate = s.seen[k] || seen[k]
+			seen[k] = true
 		}
 		b, err := marshal(it)
 		if err != nil {
@@ -242,12 +271,14 @@ func (s *server) accept(now time.Time, path string, items []item) error {
 		s.byPath[path]++
 		line := it.line
 		if it.Kind == kindCloudEvent {
-			s.seen[it.eventID] = true
+			s.seen[seenKey{receiver, it.eventID}] = true
 			s.byType[it.ceType]++
 			if it.Duplicate {
 				s.dups++
 				line = "DUPLICATE id=" + oneLine(it.eventID.id, 200) + " " + line
 			}
+		} else {
+			s.countChat(it.Kind, it.Cluster)
 		}
 		s.printLocked(now, "%s", line)
 	}
@@ -278,8 +309,20 @@ func (s *server) summary() string {
 		}
 		return strconv.Itoa(n) + " " + many
 	}
-	return fmt.Sprintf("sink: %d received (%s); cloudevents by type: %s; %s; %d rejected; %d failed on purpose",
+	line := fmt.Sprintf("sink: %d received (%s); cloudevents by type: %s; %s; %d rejected; %d failed on purpose",
 		total, counts(s.byPath), counts(s.byType), plural(s.dups, "duplicate", "duplicates"), s.rejected, s.failed)
+	for _, kind := range slices.Sorted(maps.Keys(s.byChat)) {
+		line += fmt.Sprintf("; %s messages by cluster: %s", kind, counts(s.byChat[kind]))
+	}
+	return line
+}
+
+// countChat counts a Teams or Slack message for its cluster; s.mu is held.
+func (s *server) countChat(kind, cluster string) {
+	if s.byChat[kind] == nil {
+		s.byChat[kind] = map[string]int{}
+	}
+	s.byChat[kind][cmp.Or(cluster, "(no cluster)")]++
 }
 
 // counts formats a map as "k1 n1, k2 n2" in key order, or "none".

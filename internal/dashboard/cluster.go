@@ -9,6 +9,7 @@ import (
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/patch"
+	"github.com/upgradewatch/upgradewatch/internal/releasenotes"
 	"github.com/upgradewatch/upgradewatch/internal/versions"
 	"github.com/upgradewatch/upgradewatch/internal/watch"
 )
@@ -158,7 +159,7 @@ func poolsSection(c *fleet.Cluster, pv *watch.PatchView) Section {
 			num(st.DaysBehind), C(st.Reason), num(nodes), C(p.RollingState)})
 	}
 	return Section{ID: "pools-s", Title: "Pools", Table: t,
-		Links: []Link{{Text: "AKS release tracker: which node image has reached which region", Href: ReleaseTrackerURL}}}
+		Links: []Link{{Text: "AKS release tracker: which node image has reached which region", Href: releasenotes.TrackerURL}}}
 }
 
 func statusText(st patch.PoolStatus) string {
@@ -174,7 +175,7 @@ func imageCell(v string) Cell {
 	if v == "" {
 		return C("—")
 	}
-	return Cell{Text: v, Href: ReleaseNotesURL(v)}
+	return Cell{Text: v, Href: releasenotes.URL(v)}
 }
 
 func cmpOr(a, b string) string {

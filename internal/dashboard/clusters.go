@@ -9,12 +9,18 @@ import (
 	"time"
 )
 
-// ClustersQuery is the clusters page's filters and order.
+// ClustersPerPage is how many rows the clusters page shows at once; the
+// others are on the next pages (?page=2, …), so that a fleet of 10,000
+// clusters is not one 5 MB page.
+const ClustersPerPage = 500
+
+// ClustersQuery is the clusters page's filters, order and page.
 type ClustersQuery struct {
 	Subscription  string
 	ResourceGroup string
 	Location      string
 	Status        string
+	Page          int // 1-based; 0: every row (the CSV download)
 	Sorting
 }
 
@@ -22,7 +28,17 @@ type ClustersQuery struct {
 // an error naming the buckets.
 func ParseClustersQuery(q url.Values) (ClustersQuery, error) {
 	c := ClustersQuery{Subscription: strings.TrimSpace(q.Get("subscription")), ResourceGroup: strings.TrimSpace(q.Get("resourceGroup")),
-		Location: strings.TrimSpace(q.Get("location")), Status: strings.TrimSpace(q.Get("status")), Sorting: ParseSorting(q)}
+		Location: strings.TrimSpace(q.Get("location")), Status: strings.TrimSpace(q.Get("status")), Sorting: ParseSorting(q), Page: 1}
+	if s := strings.TrimSpace(q.Get("page")); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("page must be a whole number from 1")
+		}
+		c.Page = n
+	}
+	if q.Get("format") == "csv" {
+		c.Page = 0 // the download holds every row the filters keep
+	}
 	if c.Status != "" {
 		i := slices.IndexFunc(Buckets, func(b string) bool { return strings.EqualFold(b, c.Status) })
 		if i < 0 {
@@ -41,8 +57,12 @@ func (q ClustersQuery) keep(r ClusterRow) bool {
 func match(want, got string) bool { return want == "" || strings.EqualFold(want, got) }
 
 func (q ClustersQuery) self(kv ...string) string {
+	page := ""
+	if q.Page > 1 {
+		page = strconv.Itoa(q.Page)
+	}
 	base := []string{"subscription", q.Subscription, "resourceGroup", q.ResourceGroup, "location", q.Location,
-		"status", q.Status, "sort", q.param(), "table", q.Table}
+		"status", q.Status, "sort", q.param(), "table", q.Table, "page", page}
 	return href(Root+"/clusters", override(base, kv)...)
 }
 
@@ -86,10 +106,32 @@ func ClustersPage(rows []ClusterRow, q ClustersQuery, asOf time.Time) (*Page, er
 	t := clustersTable(kept, asOf)
 	t.Caption = fmt.Sprintf("%d of %d clusters", len(kept), len(rows))
 	p.Sections = []Section{{ID: "list", Title: "Clusters", Table: t}}
-	if err := applySort(p.tables(), q.Sorting, "clusters", q.self); err != nil {
+	// A sort link starts again at the first page.
+	if err := applySort(p.tables(), q.Sorting, "clusters", func(kv ...string) string { return q.self(append(kv, "page", "")...) }); err != nil {
 		return nil, err
 	}
+	paginate(&p.Sections[0], q)
 	return p, nil
+}
+
+// paginate keeps the query's page of the sorted rows, saying which rows
+// they are and linking to the pages before and after.
+func paginate(sec *Section, q ClustersQuery) {
+	t := sec.Table
+	total := len(t.Rows)
+	if q.Page == 0 || (total <= ClustersPerPage && q.Page == 1) {
+		return
+	}
+	from := min((q.Page-1)*ClustersPerPage, total)
+	to := min(from+ClustersPerPage, total)
+	t.Rows = t.Rows[from:to]
+	t.Caption += fmt.Sprintf(", rows %d–%d (page %d of %d)", min(from+1, to), to, q.Page, max((total+ClustersPerPage-1)/ClustersPerPage, 1))
+	if q.Page > 1 {
+		sec.Links = append(sec.Links, Link{Text: "Previous page", Href: q.self("page", strconv.Itoa(q.Page-1))})
+	}
+	if to < total {
+		sec.Links = append(sec.Links, Link{Text: "Next page", Href: q.self("page", strconv.Itoa(q.Page+1))})
+	}
 }
 
 // sortRows orders rows worst bucket first, then by name.

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -145,5 +146,56 @@ func TestClustersPageFiltersAndLinks(t *testing.T) {
 	}
 	if _, err := ParseClustersQuery(url.Values{"status": {"Sideways"}}); err == nil {
 		t.Errorf("an unknown status was accepted")
+	}
+}
+
+// The clusters page shows ClustersPerPage rows at a time, worst first
+// across pages, with links to the pages before and after that keep the
+// filters; the CSV download holds every row; a bad page is refused.
+func TestClustersPagination(t *testing.T) {
+	var rows []ClusterRow
+	for i := range ClustersPerPage + 20 {
+		b := patch.StatusUpToDate
+		if i%100 == 0 {
+			b = patch.StatusFailed
+		}
+		rows = append(rows, ClusterRow{ID: fleet.ClusterID{SubscriptionID: "7f3c2a91-5b4e-4d1f-9e8a-2c6b0d4f1a37", ResourceGroup: "rg",
+			Name: fmt.Sprintf("aks-%04d", i)}, Location: "westeurope", Bucket: b})
+	}
+	page := func(raw string) *Page {
+		t.Helper()
+		v, _ := url.ParseQuery(raw)
+		q, err := ParseClustersQuery(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := ClustersPage(rows, q, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	first := page("location=westeurope").Sections[0]
+	if len(first.Table.Rows) != ClustersPerPage || first.Table.Rows[0][0].Text != "aks-0000" || first.Table.Rows[5][0].Text != "aks-0500" ||
+		first.Table.Rows[6][0].Text != "aks-0001" {
+		t.Errorf("page 1: %d rows, starting %s, row 6 %s; want %d, the 6 Failed (aks-0000 … aks-0500) first", len(first.Table.Rows),
+			first.Table.Rows[0][0].Text, first.Table.Rows[6][0].Text, ClustersPerPage)
+	}
+	if len(first.Links) != 1 || first.Links[0].Href != Root+"/clusters?location=westeurope&page=2" ||
+		!strings.Contains(first.Table.Caption, "rows 1–500 (page 1 of 2)") {
+		t.Errorf("page 1 links %v, caption %q", first.Links, first.Table.Caption)
+	}
+	second := page("location=westeurope&page=2").Sections[0]
+	if len(second.Table.Rows) != 20 || len(second.Links) != 1 || second.Links[0].Text != "Previous page" ||
+		!strings.Contains(second.Table.Caption, "rows 501–520 (page 2 of 2)") {
+		t.Errorf("page 2: %d rows, links %v, caption %q; want the last 20 and a link back", len(second.Table.Rows), second.Links, second.Table.Caption)
+	}
+	if csv := page("format=csv&page=2").Sections[0]; len(csv.Table.Rows) != len(rows) {
+		t.Errorf("csv: %d rows, want all %d", len(csv.Table.Rows), len(rows))
+	}
+	for _, bad := range []string{"0", "-1", "two"} {
+		if _, err := ParseClustersQuery(url.Values{"page": {bad}}); err == nil {
+			t.Errorf("page=%s accepted", bad)
+		}
 	}
 }

@@ -27,6 +27,10 @@ type FleetData struct {
 	// pools from Rows and shows no trend).
 	Compliance *watch.Aggregate
 	History    []watch.Aggregate
+	// View is the fleet page kept with the fleet's aggregate (its
+	// Compliance.View): when set, the page is drawn from it and Rows is
+	// not read (fleet scale: one row instead of every cluster).
+	View *watch.FleetView
 }
 
 // FleetPage is the fleet page: headline figures, the cluster × pool grid
@@ -39,13 +43,20 @@ func FleetPage(d FleetData, q url.Values, now time.Time) (*Page, error) {
 	}
 	p := &Page{Title: "Fleet", Nav: "fleet", Base: Root, AsOf: now, Self: self(),
 		Lead: "The fleet's patch state at a glance: how much of it runs the newest node image, what is behind and why, and what is about to happen."}
-	rows := slices.Clone(d.Rows)
-	sortRows(rows)
-	p.Figures = fleetFigures(d, rows, now)
 	if !d.Rules {
 		p.Notes = append(p.Notes, "Finding rules are not configured: the finding figures are zero.")
 	}
-	p.Sections = append(p.Sections, gridSection(rows), bucketSection(rows), trendSection(d.History))
+	if d.View != nil && d.Compliance != nil {
+		p.Figures = viewFigures(d)
+		p.Sections = append(p.Sections, viewGridSection(d.View), viewBucketSection(d.View), trendSection(d.History))
+		p.Notes = append(p.Notes, "Figures as of the compliance refresh at "+d.Compliance.ComputedAt.UTC().Format("2006-01-02 15:04 UTC")+
+			" (the Sweep refreshes them every 15 minutes).")
+	} else {
+		rows := slices.Clone(d.Rows)
+		sortRows(rows)
+		p.Figures = fleetFigures(d, rows, now)
+		p.Sections = append(p.Sections, gridSection(rows), bucketSection(rows), trendSection(d.History))
+	}
 	if err := applySort(p.tables(), s, "grid", self); err != nil {
 		return nil, err
 	}
@@ -75,19 +86,37 @@ func fleetFigures(d FleetData, rows []ClusterRow, now time.Time) []Figure {
 			soon++
 		}
 	}
+	p50, ok50 := percentileInt(behind, 50)
+	p90, ok90 := percentileInt(behind, 90)
+	t50, okT50 := percentileDur(ttp, 50)
+	t90, okT90 := percentileDur(ttp, 90)
 	figs := []Figure{{Label: "Clusters", Value: fmt.Sprint(len(rows)), Href: Root + "/clusters"}}
 	figs = append(figs, currentFigures(d.Compliance, pools, current)...)
-	figs = append(figs,
-		Figure{Label: "Days behind, median", Value: intOrDash(percentileInt(behind, 50)), Note: "of pools behind an image"},
-		Figure{Label: "Days behind, p90", Value: intOrDash(percentileInt(behind, 90))},
-		Figure{Label: "Time to patch, p50", Value: hoursOrDash(percentileDur(ttp, 50)), Note: "last 90 days, from the image's availability"},
-		Figure{Label: "Time to patch, p90", Value: hoursOrDash(percentileDur(ttp, 90))},
-		Figure{Label: "Failed operations, 7 days", Value: fmt.Sprint(failed), Class: classIf(failed > 0, "st-Failed")},
-		Figure{Label: "Stalled operations", Value: fmt.Sprint(stalled), Class: classIf(stalled > 0, "st-Blocked"),
+	figs = append(figs, operationFigures(intOrDash(p50, ok50), intOrDash(p90, ok90), hoursOrDash(t50, okT50), hoursOrDash(t90, okT90),
+		failed, stalled, soon)...)
+	return append(figs, findingFigures(d.Findings)...)
+}
+
+// operationFigures are the days behind, time to patch, failed and stalled
+// operations and windows soon, as text.
+func operationFigures(p50, p90, t50, t90 string, failed, stalled, soon int) []Figure {
+	return []Figure{
+		{Label: "Days behind, median", Value: p50, Note: "of pools behind an image"},
+		{Label: "Days behind, p90", Value: p90},
+		{Label: "Time to patch, p50", Value: t50, Note: "last 90 days, from the image's availability"},
+		{Label: "Time to patch, p90", Value: t90},
+		{Label: "Failed operations, 7 days", Value: fmt.Sprint(failed), Class: classIf(failed > 0, "st-Failed")},
+		{Label: "Stalled operations", Value: fmt.Sprint(stalled), Class: classIf(stalled > 0, "st-Blocked"),
 			Href: href(Root+"/findings", "code", fleet.CodeUpgradeStalled)},
-		Figure{Label: "Windows opening in 24 h", Value: fmt.Sprint(soon), Note: "node OS windows open now or opening"})
+		{Label: "Windows opening in 24 h", Value: fmt.Sprint(soon), Note: "node OS windows open now or opening"},
+	}
+}
+
+// findingFigures count the open findings by severity.
+func findingFigures(findings []watch.FindingEntry) []Figure {
+	var figs []Figure
 	bySev := map[string]int{}
-	for _, f := range d.Findings {
+	for _, f := range findings {
 		bySev[f.Finding.Severity]++
 	}
 	for _, sev := range severities {

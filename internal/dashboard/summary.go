@@ -13,27 +13,15 @@ import (
 
 // Buckets are the clusters' status buckets, worst first: a cluster is in the
 // bucket of its worst pool (patch statuses, docs/patch-status.md), Deleted
-// when it is gone, Unknown when its patch status could not be judged.
-var Buckets = []string{
-	patch.StatusFailed, patch.StatusBlocked, patch.StatusBehind, patch.StatusNotPatched, patch.StatusUnknown,
-	patch.StatusRolling, patch.StatusAwaitingWindow, patch.StatusUnmanaged, patch.StatusUpToDate, "Deleted",
-}
+// when it is gone, Unknown when its patch status could not be judged. The
+// compliance summaries keep the same buckets (watch.WorstFirst).
+var Buckets = watch.WorstFirst
 
 // BucketRank orders buckets worst first (0 is the worst); unknown names last.
-func BucketRank(b string) int {
-	if i := slices.Index(Buckets, b); i >= 0 {
-		return i
-	}
-	return len(Buckets)
-}
+func BucketRank(b string) int { return watch.BucketRank(b) }
 
 // PoolCell is one pool of a cluster as the fleet grid shows it.
-type PoolCell struct {
-	Pool       string
-	Status     string
-	Compliance string
-	DaysBehind int
-}
+type PoolCell = watch.PoolCell
 
 // ClusterRow is one cluster as the clusters and fleet pages show it.
 type ClusterRow struct {
@@ -165,4 +153,28 @@ func (r *ClusterRow) pools(c *fleet.Cluster, pv *watch.PatchView) {
 	if r.Deleted {
 		r.Bucket = "Deleted"
 	}
+}
+
+// FromSummary builds a cluster's row from its compliance summary row (what
+// the clusters page reads at fleet scale instead of the cluster itself).
+// What ages is judged at now: the next window, the failures of 7 days, the
+// time-to-patch of 90 days.
+func FromSummary(s watch.ClusterSummary, now time.Time) ClusterRow {
+	d := s.Dash
+	r := ClusterRow{ID: s.Cluster, Location: s.Location, UpgradeChannel: d.UpgradeChannel, NodeOSUpgradeChannel: d.NodeOSUpgradeChannel,
+		ChannelProblem: d.ChannelProblem, LastSuccess: d.LastSuccess, Findings: d.Findings, Worst: d.Worst, Bucket: s.Bucket(),
+		Deleted: s.Deleted, Failed7d: d.Failed7d(now), Stalled: d.Stalled, PoolCells: d.Cells}
+	if d.Window != nil {
+		r.WindowName, r.WindowOff = d.Window.Name, d.Window.UTCOffset
+		r.NextWindow, r.WindowKnown = d.NextWindow(now)
+	}
+	if !s.Deleted {
+		r.Pools, r.PoolsBehind = s.Figures.Pools, s.Figures.PoolsBehind
+	}
+	for _, l := range s.Latencies {
+		if now.Sub(l.AppliedAt) <= 90*24*time.Hour {
+			r.TimeToPatch = append(r.TimeToPatch, time.Duration(l.Seconds)*time.Second)
+		}
+	}
+	return r
 }

@@ -53,6 +53,7 @@ func TeamsGroupCard(g Group) ([]byte, error) {
 	if g.StatusURL != "" {
 		card.Actions = []cardAction{{Type: "Action.OpenUrl", Title: "Open status", URL: g.StatusURL}}
 	}
+	card.Actions = append(card.Actions, teamsReleaseNotes(imageLinks(listed...))...)
 	b, err := marshal(teamsMessage{Type: "message", Attachments: []teamsAttachment{{
 		ContentType: "application/vnd.microsoft.card.adaptive", Content: card,
 	}}})
@@ -101,6 +102,9 @@ func SlackGroupMessage(g Group) ([]byte, error) {
 		blocks = append(blocks, slackActions{Type: "actions", Elements: []slackButton{{
 			Type: "button", Text: slackText{Type: "plain_text", Text: "Open status"}, URL: g.StatusURL, ActionID: "open_status",
 		}}})
+	}
+	if rn := slackReleaseNotes(imageLinks(listed...)); rn != nil {
+		blocks = append(blocks, rn)
 	}
 	b, err := marshal(slackMessage{Text: clipMrkdwn(escapeMrkdwn(head), slackFallbackMax), Blocks: blocks})
 	if err != nil {

@@ -401,9 +401,14 @@ func TestRenderEveryTypeAndCode(t *testing.T) {
 		if h := hints[n.Code]; n.Type == TypeFindingResolved && h != "" && tv.has(h[:20]) {
 			t.Error("teams: a resolved finding still says what to do about it")
 		}
-		// The status link.
-		if len(tv.actions) != 1 || tv.actions[0]["url"] != paymentsStatus {
-			t.Errorf("teams actions: got %v, want one opening %s", tv.actions, paymentsStatus)
+		// The status link first; any others are release notes (releasenotes_test.go).
+		if len(tv.actions) < 1 || tv.actions[0]["url"] != paymentsStatus {
+			t.Errorf("teams actions: got %v, want the first opening %s", tv.actions, paymentsStatus)
+		}
+		for _, a := range tv.actions[min(1, len(tv.actions)):] {
+			if u, _ := a["url"].(string); !strings.HasPrefix(u, "https://github.com/Azure/AgentBaker/") && u != "https://releases.aks.azure.com/" {
+				t.Errorf("teams action %v: neither the status nor release notes", a)
+			}
 		}
 		if b := sv.block("actions"); b == nil || asSlice(b["elements"])[0].(map[string]any)["url"] != paymentsStatus {
 			t.Errorf("slack actions: got %v, want a button opening %s", b, paymentsStatus)

@@ -123,6 +123,9 @@ func SlackMessage(n Notification) ([]byte, error) {
 		}}})
 	}
 
+	if rn := slackReleaseNotes(imageLinks(n)); rn != nil {
+		blocks = append(blocks, rn)
+	}
 	fallback := head
 	if n.Summary != "" {
 		fallback += ": " + n.Summary

@@ -132,6 +132,7 @@ func TeamsCard(n Notification) ([]byte, error) {
 	if n.StatusURL != "" {
 		card.Actions = []cardAction{{Type: "Action.OpenUrl", Title: "Open status", URL: n.StatusURL}}
 	}
+	card.Actions = append(card.Actions, teamsReleaseNotes(imageLinks(n))...)
 	msg := teamsMessage{
 		Type: "message",
 		Attachments: []teamsAttachment{{

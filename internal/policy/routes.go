@@ -258,6 +258,24 @@ func (s *Set) CheckSinks(configured []string) error {
 	return check("defaultRoute", s.routing.defaultSinks)
 }
 
+// RoutedSinks lists the sinks some route (or the defaultRoute) sends to, in
+// the document's order; all is true when a step may take the default route
+// to every configured sink (no routes, or no defaultRoute). The daily digest
+// goes to the chat sinks among them.
+func (s *Set) RoutedSinks() (sinks []string, all bool) {
+	if !s.HasRoutes() || s.routing.defaultSinks == nil {
+		return nil, true
+	}
+	for _, r := range append(slices.Clone(s.routing.routes), route{sinks: s.routing.defaultSinks}) {
+		for _, n := range r.sinks {
+			if !slices.Contains(sinks, n) {
+				sinks = append(sinks, n)
+			}
+		}
+	}
+	return sinks, false
+}
+
 // Route returns the sinks a step (a finding code and severity) of cluster c
 // goes to, and the routes that sent it there (nil for the default route).
 // all is true when the step takes the default route and the document names

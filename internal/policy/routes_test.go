@@ -140,3 +140,21 @@ func TestCheckSinks(t *testing.T) {
 		}
 	}
 }
+
+// RoutedSinks lists every sink a route or the defaultRoute names, once, in
+// the document's order; without a defaultRoute every sink may be reached.
+func TestRoutedSinks(t *testing.T) {
+	sinks, all := mustLoad(t, "testdata/routes.json").RoutedSinks()
+	if want := []string{"payments-teams", "pager-webhook", "teams", "eventgrid"}; all || !slices.Equal(sinks, want) {
+		t.Errorf("got %q (all %v), want %q", sinks, all, want)
+	}
+	for _, doc := range []string{`{}`, `{"routes": [{"name": "x", "match": {"cluster": "aks-other"}, "sinks": ["teams"]}]}`} {
+		set, err := Parse([]byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sinks, all := set.RoutedSinks(); !all || sinks != nil {
+			t.Errorf("%s: got %q (all %v), want every sink", doc, sinks, all)
+		}
+	}
+}

@@ -220,6 +220,7 @@ func (t *ComplianceTable) PutDay(ctx context.Context, day time.Time, fleetFigure
 		r := complianceSummaryRow(s, KindComplianceDay)
 		delete(r, "NotUpToDatePools") // the day rows are the flat figures
 		delete(r, "Latencies")
+		delete(r, "Dashboard")
 		setTime(r, "Day", day)
 		b, err := r.marshalTyped(pk, rkDayPrefix+s.Cluster.Key())
 		if err != nil {
@@ -426,6 +427,7 @@ func complianceSummaryRow(s watch.ClusterSummary, kind string) row {
 	pools, omitted := poolsJSON(s.Pools, s.PoolsOmitted)
 	r["NotUpToDatePools"], r["PoolsOmitted"] = pools, int32(omitted)
 	r["Latencies"] = jsonText(s.Latencies)
+	dashColumns(r, s)
 	setTime(r, "ComputedAt", s.ComputedAt)
 	return r
 }
@@ -440,6 +442,7 @@ func complianceSummaryOf(e entity) (watch.ClusterSummary, bool) {
 	s.Figures, s.TimeToPatch = figuresOf(e)
 	_ = json.Unmarshal([]byte(e.str("NotUpToDatePools")), &s.Pools)
 	_ = json.Unmarshal([]byte(e.str("Latencies")), &s.Latencies)
+	s.Dash = dashOf(e)
 	return s, true
 }
 
@@ -448,6 +451,9 @@ func aggregateRow(a watch.Aggregate, kind string) row {
 	figureColumns(r, a.Figures, a.TimeToPatch)
 	pools, omitted := poolsJSON(a.Pools, a.PoolsOmitted)
 	r["NotUpToDatePools"], r["PoolsOmitted"] = pools, int32(omitted)
+	if kind == KindComplianceAggregate {
+		viewColumns(r, a.View) // the fleet's row only; day rows are the figures
+	}
 	setTime(r, "ComputedAt", a.ComputedAt)
 	return r
 }
@@ -457,6 +463,7 @@ func aggregateOf(e entity) watch.Aggregate {
 		ComputedAt: e.time("ComputedAt")}
 	a.Figures, a.TimeToPatch = figuresOf(e)
 	_ = json.Unmarshal([]byte(e.str("NotUpToDatePools")), &a.Pools)
+	a.View = viewOf(e)
 	return a
 }
 

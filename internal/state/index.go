@@ -831,13 +831,22 @@ func (s *Store) queryIndex(ctx context.Context, pk string) ([]entity, error) {
 // tombstone gone.
 const tombstoneAge = time.Hour
 
+// findingTombstoneAge is how long an ended open-finding entry is kept: a
+// day and an hour, so that the daily digest reads what resolved in the last
+// 24 hours from the index (ResolvedFindings) rather than from every cluster.
+const findingTombstoneAge = 25 * time.Hour
+
 // PruneIndex removes the tombstones of in-flight and open-finding entries
-// that ended more than tombstoneAge before now: one query per partition and
+// that ended more than tombstoneAge (findingTombstoneAge) before now: one query per partition and
 // a transaction per hundred removed. It returns how many it removed.
 func (s *Store) PruneIndex(ctx context.Context, now time.Time) (int, error) {
-	cut := now.Add(-tombstoneAge).UTC().Format("2006-01-02T15:04:05.0000000Z")
 	n := 0
 	for _, pk := range []string{IndexInFlight, IndexFindings} {
+		age := tombstoneAge
+		if pk == IndexFindings {
+			age = findingTombstoneAge
+		}
+		cut := now.Add(-age).UTC().Format("2006-01-02T15:04:05.0000000Z")
 		filter := fmt.Sprintf("PartitionKey eq %s and Ended eq true and EndedAt lt datetime'%s'", odataString(pk), cut)
 		ents, err := s.query(ctx, s.index, filter)
 		if err != nil {

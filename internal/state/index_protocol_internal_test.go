@@ -398,3 +398,40 @@ func dropPartition(t *testing.T, s *Store, pk string) {
 		t.Fatal(err)
 	}
 }
+
+// Finding tombstones are kept a day and an hour (the digest's "resolved in
+// the last 24 h" reads them), and ResolvedFindings lists those that ended
+// since a time, with their end as the resolution time.
+func TestFindingTombstonesServeResolvedFindings(t *testing.T) {
+	s := internalStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 3, 8, 0, 0, 0, time.UTC)
+	c := &fleet.Cluster{ID: protoID, Pools: map[string]*fleet.Pool{}}
+	finding := func(target string, opened int) *fleet.Finding {
+		return &fleet.Finding{Code: fleet.CodeUpgradeFailed, Target: target, Severity: fleet.SeverityError, Status: fleet.FindingOpen,
+			Summary: "the last upgrade of " + target + " failed", OpenedAt: now.Add(-48 * time.Hour), Opened: opened}
+	}
+	old, recent, open := finding("pool/old", 1), finding("pool/recent", 1), finding("pool/open", 1)
+	ops := []indexOp{
+		{pk: IndexFindings, rk: findingIndexKey(protoID, old), r: ended(findingIndexRow(c, old), now.Add(-26*time.Hour))},
+		{pk: IndexFindings, rk: findingIndexKey(protoID, recent), r: ended(findingIndexRow(c, recent), now.Add(-23*time.Hour))},
+		{pk: IndexFindings, rk: findingIndexKey(protoID, open), r: findingIndexRow(c, open), mode: modeAdd},
+	}
+	if err := s.idx.apply(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ResolvedFindings(ctx, now.Add(-24*time.Hour))
+	if err != nil || len(got) != 1 || got[0].Finding.Target != "pool/recent" || !got[0].Finding.ResolvedAt.Equal(now.Add(-23*time.Hour)) {
+		t.Fatalf("resolved in the last 24 h: %+v %v, want pool/recent resolved 23 h ago", got, err)
+	}
+	n, err := s.PruneIndex(ctx, now)
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d %v, want 1 (the finding tombstone past 25 h)", n, err)
+	}
+	if got, _ := s.ResolvedFindings(ctx, now.Add(-48*time.Hour)); len(got) != 1 {
+		t.Errorf("resolved after pruning: %+v, want the recent one only", got)
+	}
+	if list, _ := s.OpenFindings(ctx); len(list) != 1 || list[0].Finding.Target != "pool/open" {
+		t.Errorf("open findings %+v, want pool/open only", list)
+	}
+}

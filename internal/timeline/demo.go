@@ -16,8 +16,8 @@ const (
 	demoRequester    = "dana@contoso.com"
 )
 
-// Demo returns a hand-designed three-week scenario over four clusters in two
-// subscriptions, starting 2026-11-02, in time order:
+// Demo returns a hand-designed three-week scenario over nine clusters in two
+// subscriptions, starting 2026-11-02, in time order. The first four:
 //
 //   - aks-payments-weu (NodeImage, CloudEvents): weekly Tuesday rolls of
 //     system and payments (Azure Linux); the payments image advances after the
@@ -38,6 +38,24 @@ const (
 //     activity log moves the node OS channel to NodeImage (the CreatedOrUpdated
 //     it caused says so) and no pool rolls after; new Kubernetes versions
 //     available.
+//
+// Five more clusters, watched from week 2, give the patch status of issue
+// #14 a pool in each verdict (docs/patch-status.md). Four are in UK South,
+// where aks-search-uks's first payload shows AKSUbuntu-2204gen2containerd-202611.03.0,
+// the newest Ubuntu image of the region, from 2026-11-09:
+//
+//   - aks-search-uks (NodeImage): system already runs it (UpToDate); api
+//     stays on 202610.20.0 and no window explains it (Behind once the 7-day
+//     grace has passed); ingest's roll ends NodePoolRollingFailed and nothing
+//     says why (Failed).
+//   - aks-ml-uks (NodeImage) validates images before they roll: its tag
+//     upgradewatch.imageGraceDays=90 gives them 90 days (AwaitingWindow).
+//   - aks-reports-uks (NodeImage) still runs 1.30, whose support ended
+//     (ClusterSupportEnded): node OS auto-upgrade stops (Blocked).
+//   - aks-build-uks (Unmanaged): the OS patches itself in place (Unmanaged).
+//   - aks-orders-neu has an AKS system topic but has not been written since
+//     the watch began, so no resource notification names its channel: only
+//     its weekly roll arrives (Unknown).
 //
 // Resource Notifications arrive per subscription: payments in Event Grid
 // schema, analytics in CloudEvents.
@@ -174,7 +192,54 @@ func Demo() []Event {
 		LowestMinorKubernetesVersion: "1.32.10", LatestPreviewKubernetesVersion: "1.35.0",
 	}, at("2026-11-20T07:45:16.0000000Z"))
 
+	demoPatchStatuses(s)
 	return s.sorted()
+}
+
+// demoPatchStatuses adds the clusters that bring the demo's pools to every
+// patch status: they share no region with the first four, so those keep the
+// verdicts they had.
+func demoPatchStatuses(s *stream) {
+	nov3 := time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)
+	oct20 := time.Date(2026, 10, 20, 0, 0, 0, 0, time.UTC)
+	ubuntu := func(name, mode string, count int, image time.Time) pool {
+		return pool{name: name, mode: mode, osType: "Linux", osSKU: "Ubuntu", vmSize: "Standard_D4ds_v5", count: count, image: nodeImage("Ubuntu", image)}
+	}
+	uks := func(sub, rg, name, k8s, channel string, tags map[string]string, pools ...pool) *cluster {
+		schema := SchemaEventGrid
+		if sub == demoSubAnalytics {
+			schema = SchemaCloudEvents
+		}
+		return &cluster{id: mustClusterID(sub, rg, name), location: "uksouth", k8s: k8s, upgradeChannel: "patch",
+			nodeOSChannel: channel, tags: tags, aksSchema: schema, arnSchema: schema, pools: pools}
+	}
+	search := uks(demoSubPayments, "rg-search-prod", "aks-search-uks", "1.33.5", "NodeImage",
+		map[string]string{"env": "prod", "team": "search"},
+		ubuntu("system", "System", 3, nov3), ubuntu("api", "User", 4, oct20),
+		pool{name: "ingest", mode: "User", osType: "Linux", osSKU: "AzureLinux", vmSize: "Standard_D8ds_v5", count: 2, image: nodeImage("AzureLinux", oct20)})
+	ml := uks(demoSubAnalytics, "rg-ml-prod", "aks-ml-uks", "1.33.5", "NodeImage",
+		map[string]string{"env": "prod", "team": "ml", "upgradewatch.imageGraceDays": "90"},
+		ubuntu("system", "System", 3, oct20))
+	reports := uks(demoSubAnalytics, "rg-reports-prod", "aks-reports-uks", "1.30.14", "NodeImage",
+		map[string]string{"env": "prod", "team": "reports"},
+		ubuntu("system", "System", 3, oct20))
+	build := uks(demoSubPayments, "rg-build-shared", "aks-build-uks", "1.33.5", "Unmanaged",
+		map[string]string{"env": "shared", "team": "build"},
+		ubuntu("system", "System", 3, oct20), ubuntu("runners", "User", 6, oct20))
+	orders := &cluster{id: mustClusterID(demoSubPayments, "rg-orders-prod", "aks-orders-neu"), location: "northeurope",
+		aksSchema: SchemaEventGrid, pools: []pool{{name: "system"}}}
+
+	s.clusterSnapshot(search, at("2026-11-09T06:20:14.5512093Z"))
+	s.clusterSnapshot(ml, at("2026-11-09T06:21:37.0248816Z"))
+	s.clusterSnapshot(reports, at("2026-11-09T06:22:05.7719342Z"))
+	s.clusterSnapshot(build, at("2026-11-09T06:23:48.3306127Z"))
+	s.aks(reports, TypeClusterSupportEnded, at("2026-11-10T09:00:07.0000000Z"), struct {
+		KubernetesVersion string `json:"kubernetesVersion"`
+	}{"1.30.14"})
+	s.rolling(search, TypeNodePoolRollingStarted, "ingest", at("2026-11-12T03:05:41.2093317Z"))
+	s.rolling(search, TypeNodePoolRollingFailed, "ingest", at("2026-11-12T03:52:19.8840256Z"))
+	s.rolling(orders, TypeNodePoolRollingStarted, "system", at("2026-11-14T04:01:12.6638190Z"))
+	s.rolling(orders, TypeNodePoolRollingSucceeded, "system", at("2026-11-14T04:33:50.1027745Z"))
 }
 
 func at(s string) time.Time {

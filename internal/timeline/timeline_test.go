@@ -220,6 +220,15 @@ func TestDemoShape(t *testing.T) {
 	}
 }
 
+// poolsOf lists the pools of every payload.
+func poolsOf(ps []clusterPayload) []poolPayload {
+	var out []poolPayload
+	for _, p := range ps {
+		out = append(out, p.AgentPoolProfiles...)
+	}
+	return out
+}
+
 // clusterPayload is the part of a managedClusters/agentPools payload the coverage test reads.
 type clusterPayload struct {
 	AutoUpgradeProfile struct{ UpgradeChannel, NodeOSUpgradeChannel string }
@@ -246,9 +255,9 @@ func TestDemoCoverage(t *testing.T) {
 	clusters, subs := map[string]bool{}, map[string]bool{}
 	schemas := map[bool]int{}
 	lowerTopic := false
-	channels := map[string]clusterPayload{} // nodeOS channel → payload
-	images := map[string]string{}           // cluster/pool → nodeImageVersion
-	rolls := map[string][]Event{}           // cluster/pool → rolling events
+	channels := map[string][]clusterPayload{} // nodeOS channel → payloads
+	images := map[string]string{}             // cluster/pool → nodeImageVersion
+	rolls := map[string][]Event{}             // cluster/pool → rolling events
 	var imageChangedAfterRoll, poolDeleted bool
 	scheduled := map[string][]scheduledPayload{} // status → notices
 
@@ -273,7 +282,7 @@ func TestDemoCoverage(t *testing.T) {
 				if err := json.Unmarshal(ri.Properties, &p); err != nil {
 					t.Fatal(err)
 				}
-				channels[p.AutoUpgradeProfile.NodeOSUpgradeChannel] = p
+				channels[p.AutoUpgradeProfile.NodeOSUpgradeChannel] = append(channels[p.AutoUpgradeProfile.NodeOSUpgradeChannel], p)
 				for _, pool := range p.AgentPoolProfiles {
 					images[ev.Cluster+"/"+pool.Name] = pool.NodeImageVersion
 				}
@@ -302,15 +311,15 @@ func TestDemoCoverage(t *testing.T) {
 
 	for _, typ := range []string{
 		TypeNodePoolRollingStarted, TypeNodePoolRollingSucceeded, TypeNodePoolRollingFailed,
-		TypeNewKubernetesVersionAvailable, TypeClusterSupportEnding, TypeScheduledEventEmitted,
+		TypeNewKubernetesVersionAvailable, TypeClusterSupportEnding, TypeClusterSupportEnded, TypeScheduledEventEmitted,
 		TypeResourceCreatedOrUpdated, TypeResourceDeleted, TypeResourceWriteSuccess,
 	} {
 		if types[typ] == 0 {
 			t.Errorf("demo has no %s", typ)
 		}
 	}
-	if len(clusters) != 4 || len(subs) != 2 {
-		t.Errorf("got %d clusters in %d subscriptions, want 4 in 2", len(clusters), len(subs))
+	if len(clusters) != 9 || len(subs) != 2 {
+		t.Errorf("got %d clusters in %d subscriptions, want 9 in 2", len(clusters), len(subs))
 	}
 	if schemas[true] == 0 || schemas[false] == 0 {
 		t.Errorf("schemas not mixed: %d CloudEvents, %d Event Grid", schemas[true], schemas[false])
@@ -324,8 +333,8 @@ func TestDemoCoverage(t *testing.T) {
 		}
 	}
 	var win22, azureLinuxUser bool
-	for ch, p := range channels {
-		for _, pool := range p.AgentPoolProfiles {
+	for ch, ps := range channels {
+		for _, pool := range poolsOf(ps) {
 			if pool.Name == "win22" && pool.OSType == "Windows" && ch == "SecurityPatch" {
 				win22 = true
 			}

@@ -115,6 +115,8 @@ type ClusterSummary struct {
 	PoolsOmitted int
 	ComputedAt   time.Time
 	Seq          int64 // the cluster's commit sequence the summary was computed from
+	// Dash are the dashboard's facts of the cluster (compliance_dash.go).
+	Dash DashFacts
 }
 
 // Aggregate is the compliance of a scope (the fleet, a location, a
@@ -132,6 +134,9 @@ type Aggregate struct {
 	PoolsOmitted int
 	ComputedAt   time.Time
 	Day          time.Time // day rows only
+	// View is the dashboard's fleet page (the fleet's aggregate only; nil
+	// on the others, on day rows and on rows written before it existed).
+	View *FleetView
 }
 
 // Summarise computes a cluster's summary: a pure function of its state, the
@@ -143,10 +148,12 @@ func Summarise(c *fleet.Cluster, seq int64, cat patch.Catalogue, pol fleet.Polic
 	s := ClusterSummary{Cluster: c.ID, Location: patch.NormaliseRegion(c.Location), Deleted: c.Deleted,
 		ComputedAt: now.Truncate(time.Second), Seq: seq}
 	if c.Deleted {
+		s.Dash = DashFacts{UpgradeChannel: c.UpgradeChannel, NodeOSUpgradeChannel: c.NodeOSUpgradeChannel}
 		return s
 	}
 	cat = patch.Merge(cat, plausible(patch.FromCluster(c))...)
 	st := patch.Status(c, cat, pol, now)
+	s.Dash = dashFacts(c, st, now)
 	s.Figures = patch.Tally(st, spreadNodes(c, cat, pol, now))
 	var all []PoolBrief
 	for _, p := range st {

@@ -138,3 +138,18 @@ func (a *App) ComplianceHistory(ctx context.Context, days int) ([]Aggregate, err
 func (a *App) RefreshComplianceNow(ctx context.Context) (ComplianceReport, error) {
 	return a.RefreshCompliance(ctx, a.log)
 }
+
+// ComplianceSummaries reads every cluster's current summary (one paged
+// query of one partition: a request per 1,000 clusters), for pages that
+// list the fleet without loading a cluster. Errors: ErrComplianceOff,
+// fleet.ErrUnavailable.
+func (a *App) ComplianceSummaries(ctx context.Context) ([]ClusterSummary, error) {
+	if a.compliance == nil {
+		return nil, ErrComplianceOff
+	}
+	out, err := a.compliance.Summaries(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read compliance summaries: %w", err)
+	}
+	return out, nil
+}

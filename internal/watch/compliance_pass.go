@@ -308,6 +308,8 @@ func Aggregates(sums []ClusterSummary, now time.Time) []Aggregate {
 		x.agg.ComputedAt = now.Truncate(time.Second)
 		out = append(out, x.agg)
 	}
+	v := fleetView(sums, now)
+	out[0].View = &v
 	return out
 }
 

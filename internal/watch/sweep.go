@@ -34,6 +34,8 @@ type SweepReport struct {
 	Remediations RemediationReport `json:"remediations"`
 	// Compliance: what the compliance pass did, when it ran.
 	Compliance *ComplianceReport `json:"compliance,omitempty"`
+	// Digest: what the daily digest pass did, when it ran.
+	Digest *DigestReport `json:"digest,omitempty"`
 	// Lines are the invocation's log lines (one per finding transition).
 	Lines []string `json:"-"`
 }
@@ -63,6 +65,10 @@ func (a *App) Sweep(ctx context.Context, l *slog.Logger) (SweepReport, error) {
 		var err error
 		if rep.Compliance, err = a.compliancePass(ctx, l); err != nil {
 			l.Error("compliance pass failed", "error", err)
+		}
+		var derr error
+		if rep.Digest, derr = a.digestPass(ctx, l); derr != nil {
+			l.Error("daily digest pass failed", "error", derr)
 		}
 		return rep, err
 	}
@@ -101,6 +107,11 @@ func (a *App) Sweep(ctx context.Context, l *slog.Logger) (SweepReport, error) {
 	if rep.Compliance, err = a.compliancePass(ctx, l); err != nil {
 		l.Error("compliance pass failed", "error", err)
 		failed = err
+	}
+	// After the compliance pass: the digest shows the fresh aggregate. A
+	// failure leaves the sweep's answer alone (the next sweep retries it).
+	if rep.Digest, err = a.digestPass(ctx, l); err != nil {
+		l.Error("daily digest pass failed", "error", err)
 	}
 	l.Info("sweep done", "due", rep.Due, "evaluated", rep.Evaluated, "changed", rep.Changed, "opened", rep.Opened,
 		"resolved", rep.Resolved, "failed", rep.Failed, "notifications_sent", rep.Notifications.Sent,

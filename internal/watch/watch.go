@@ -130,6 +130,9 @@ type Options struct {
 	// that what the API creates and ends holds in the evaluations at once.
 	// Nil: the API answers 501.
 	Silences *Silences
+	// Digest, if set, has the Sweep send the daily digest to its chat
+	// sinks (digest.go). Nil: no digest.
+	Digest *Digest
 }
 
 // App runs the use cases. It is safe for concurrent use. Its embedded Reader
@@ -158,6 +161,9 @@ type App struct {
 	lastCat         atomic.Pointer[patch.Catalogue] // the catalogue this process read last
 
 	silences *Silences // nil: no silences API
+
+	digest *Digest // nil: no daily digest
+	dstate *digestState
 }
 
 // New returns an App over repo. Call Shutdown at the end.
@@ -173,6 +179,9 @@ func New(repo Repository, o Options) *App {
 	}
 	a := &App{Reader: repo, repo: repo, log: o.Logger, now: o.Now, rules: o.Rules, remediate: o.Remediation,
 		timeout: o.EnrichTimeout, catalogue: o.Catalogue, policyFor: o.Policy, silences: o.Silences}
+	if o.Digest != nil {
+		a.digest, a.dstate = o.Digest, newDigestState()
+	}
 	if o.Compliance != nil {
 		a.compliance, a.complianceEvery, a.cstate = o.Compliance, cmp.Or(o.ComplianceEvery, DefaultComplianceEvery), newComplianceState()
 		a.summaryQ = newSummaryQueue(o.Compliance, &a.summaries, a.log)

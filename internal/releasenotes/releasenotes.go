@@ -1,4 +1,8 @@
-package dashboard
+// Package releasenotes links a node image version to what AKS publishes
+// about it: its release notes in the AgentBaker repository, and the AKS
+// release tracker. Pure functions, imported by the dashboard and the chat
+// cards alike.
+package releasenotes
 
 import (
 	"regexp"
@@ -7,14 +11,14 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/versions"
 )
 
-// releaseNotesRoot is where AKS publishes what each node image contains: the
+// root is where AKS publishes what each node image contains: the
 // AgentBaker repository's vhdbuilder/release-notes tree, one file per image
 // version.
-const releaseNotesRoot = "https://github.com/Azure/AgentBaker/blob/master/vhdbuilder/release-notes/"
+const root = "https://github.com/Azure/AgentBaker/blob/master/vhdbuilder/release-notes/"
 
-// ReleaseTrackerURL is the AKS release tracker: which release, and so which
+// TrackerURL is the AKS release tracker: which release, and so which
 // node image, has reached which region.
-const ReleaseTrackerURL = "https://releases.aks.azure.com/"
+const TrackerURL = "https://releases.aks.azure.com/"
 
 var (
 	// Ubuntu SKUs: <release><gen2?><flavour>, e.g. 2204gen2containerd,
@@ -26,7 +30,7 @@ var (
 	windowsSKU = regexp.MustCompile(`^(2019|2022|2025|23H2)(-containerd)?(-gen2)?$`)
 )
 
-// ReleaseNotesURL is the link to the release notes of a node image version,
+// URL is the link to the release notes of a node image version,
 // or "" when AKS publishes none for it in a place this knows. The tree is
 // laid out per OS family and version era:
 //
@@ -41,19 +45,19 @@ var (
 //
 // SecurityPatch images (a -YYYY.MM.DD suffix) are not AgentBaker builds and
 // have no notes there.
-func ReleaseNotesURL(image string) string {
+func URL(image string) string {
 	v := versions.Parse(image)
 	if !v.Known || v.Patch != "" {
 		return ""
 	}
-	dir := releaseNotesDir(v)
+	dir := notesDir(v)
 	if dir == "" {
 		return ""
 	}
-	return releaseNotesRoot + dir + "/" + v.Build + ".txt"
+	return root + dir + "/" + v.Build + ".txt"
 }
 
-func releaseNotesDir(v versions.Version) string {
+func notesDir(v versions.Version) string {
 	modern := len(v.Build) >= 6 && !strings.Contains(v.Build[:5], ".") // YYYYMM.DD.P, not YYYY.MM.DD
 	switch v.OS {
 	case "AKSUbuntu":

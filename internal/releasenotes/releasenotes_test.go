@@ -1,11 +1,11 @@
-package dashboard
+package releasenotes
 
 import "testing"
 
 // The paths follow the AgentBaker tree as published, checked file by file:
 // AKSUbuntu/gen2/2204containerd/202412.04.0.txt,
 // AKSAzureLinuxV3/gen2/202510.03.0.txt, AKSWindows/2022-containerd-gen2/20348.3692.250518.txt.
-func TestReleaseNotesURL(t *testing.T) {
+func TestURL(t *testing.T) {
 	root := "https://github.com/Azure/AgentBaker/blob/master/vhdbuilder/release-notes/"
 	cases := []struct{ image, want string }{
 		{"AKSUbuntu-2204gen2containerd-202412.04.0", root + "AKSUbuntu/gen2/2204containerd/202412.04.0.txt"},
@@ -29,8 +29,8 @@ func TestReleaseNotesURL(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.image, func(t *testing.T) {
-			if got := ReleaseNotesURL(tc.image); got != tc.want {
-				t.Errorf("ReleaseNotesURL(%q)\n got %q\nwant %q", tc.image, got, tc.want)
+			if got := URL(tc.image); got != tc.want {
+				t.Errorf("URL(%q)\n got %q\nwant %q", tc.image, got, tc.want)
 			}
 		})
 	}

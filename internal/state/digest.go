@@ -1,0 +1,190 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/upgradewatch/upgradewatch/internal/fleet"
+	"github.com/upgradewatch/upgradewatch/internal/watch"
+)
+
+// TableDigest is the digest claims table's base name (Options.TablePrefix is
+// prepended, as for the others).
+const TableDigest = "Digest"
+
+// KindDigestClaim is the Kind column of a digest claim row.
+const KindDigestClaim = "DigestClaim"
+
+var _ watch.DigestStore = (*DigestTable)(nil)
+
+// DigestOptions configure a DigestTable.
+type DigestOptions struct {
+	TablePrefix string
+	Logger      *slog.Logger
+}
+
+// DigestTable keeps one claim row per local day and chat sink (PartitionKey
+// the day YYYYMMDD, RowKey the sink's name; docs/tables.md): inserted if
+// absent by the instance that sends that day's digest to that sink, and
+// replaced only under its ETag, so two instances never both send it. The
+// row records the outcome: sent, or the last failure and how many attempts.
+type DigestTable struct {
+	client *aztables.Client
+	name   string
+	log    *slog.Logger
+}
+
+// NewDigests returns the digest claims table on svc. Call EnsureTable before first use.
+func NewDigests(svc *aztables.ServiceClient, o DigestOptions) *DigestTable {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	name := o.TablePrefix + TableDigest
+	return &DigestTable{client: svc.NewClient(name), name: name, log: o.Logger}
+}
+
+// Table is the name of the digest claims table.
+func (t *DigestTable) Table() string { return t.name }
+
+// EnsureTable creates the table if it does not exist yet.
+func (t *DigestTable) EnsureTable(ctx context.Context) error {
+	if _, err := t.client.CreateTable(ctx, nil); err != nil && !hasCode(err, aztables.TableAlreadyExists) {
+		return fmt.Errorf("create table %s: %w", t.name, wrapStorage(err))
+	}
+	return nil
+}
+
+// ClaimDigest inserts the claim of day's digest to sink if absent
+// (watch.ClaimMine). A claim that is settled answers watch.ClaimDone; one
+// held by another owner whose lease runs watch.ClaimHeld; a lapsed one (its
+// owner stopped, or its send failed and released it) is taken over under
+// its ETag, so of two takers one wins.
+func (t *DigestTable) ClaimDigest(ctx context.Context, day, sink, owner string, now time.Time, lease time.Duration) (watch.DayClaim, error) {
+	claim := row{"Kind": KindDigestClaim, "Owner": owner, "Done": false, "Attempts": int32(1)}
+	setTime(claim, "LeaseUntil", now.Add(lease))
+	body, err := claim.marshalTyped(day, sink)
+	if err != nil {
+		return "", err
+	}
+	if _, err := t.client.AddEntity(ctx, body, nil); err == nil {
+		return watch.ClaimMine, nil
+	} else if !hasCode(err, aztables.EntityAlreadyExists) {
+		return "", wrapStorage(err)
+	}
+	e, etag, err := t.read(ctx, day, sink)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case e.bool("Done"):
+		return watch.ClaimDone, nil
+	case e.str("Owner") != owner && now.Before(e.time("LeaseUntil")):
+		return watch.ClaimHeld, nil
+	}
+	claim["Attempts"] = int32(e.int("Attempts") + 1)
+	claim["LastError"] = e.str("LastError")
+	if body, err = claim.marshalTyped(day, sink); err != nil {
+		return "", err
+	}
+	_, err = t.client.UpdateEntity(ctx, body, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: aztables.UpdateModeReplace})
+	switch {
+	case err == nil:
+		return watch.ClaimMine, nil
+	case hasCode(err, aztables.UpdateConditionNotSatisfied):
+		return watch.ClaimHeld, nil
+	}
+	return "", wrapStorage(err)
+}
+
+// SettleDigest records the outcome of owner's send of day's digest to sink:
+// sent (done), rejected for good (done, the error kept: a resend would be
+// refused alike), or failed for now (the error kept and the lease released,
+// so that the next sweep tries again). A claim owner no longer holds is left
+// as it is.
+func (t *DigestTable) SettleDigest(ctx context.Context, day, sink, owner string, now time.Time, sendErr error) error {
+	e, etag, err := t.read(ctx, day, sink)
+	if err != nil {
+		return err
+	}
+	if e.str("Owner") != owner || e.bool("Done") {
+		return nil
+	}
+	r := row{"Kind": KindDigestClaim, "Owner": owner, "Attempts": int32(e.int("Attempts")), "Done": true}
+	switch {
+	case sendErr == nil:
+		r["Outcome"] = "sent"
+		setTime(r, "SentAt", now)
+	case errors.Is(sendErr, fleet.ErrRejected):
+		r["Outcome"], r["LastError"] = "rejected", truncateUTF16(sendErr.Error(), 1024)
+	default:
+		r["Done"], r["Outcome"], r["LastError"] = false, "failed", truncateUTF16(sendErr.Error(), 1024)
+	}
+	setTime(r, "LeaseUntil", now)
+	body, err := r.marshalTyped(day, sink)
+	if err != nil {
+		return err
+	}
+	_, err = t.client.UpdateEntity(ctx, body, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: aztables.UpdateModeReplace})
+	if err != nil && !hasCode(err, aztables.UpdateConditionNotSatisfied) {
+		return wrapStorage(err)
+	}
+	return nil
+}
+
+// DigestOutcome reads the claim of day's digest to sink, for tests and
+// operators: its outcome ("" while being sent), attempts and last error.
+func (t *DigestTable) DigestOutcome(ctx context.Context, day, sink string) (outcome string, attempts int, lastError string, err error) {
+	e, _, err := t.read(ctx, day, sink)
+	if err != nil {
+		return "", 0, "", err
+	}
+	return e.str("Outcome"), int(e.int("Attempts")), e.str("LastError"), nil
+}
+
+func (t *DigestTable) read(ctx context.Context, day, sink string) (entity, azcore.ETag, error) {
+	got, err := t.client.GetEntity(ctx, day, sink, nil)
+	if hasCode(err, aztables.ResourceNotFound) {
+		return nil, "", fmt.Errorf("digest claim %s/%s: %w", day, sink, fleet.ErrNotFound)
+	}
+	if err != nil {
+		return nil, "", wrapStorage(err)
+	}
+	e, err := decodeEntity(got.Value)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return e, got.ETag, nil
+}
+
+// ResolvedFindings lists the findings whose index entry ended (the finding
+// resolved, or its cluster was deleted) at or after since: the tombstones
+// of the open-finding index, which PruneIndex keeps findingTombstoneAge.
+// Each carries the finding as it last stood open, with ResolvedAt the time
+// its end was committed. Errors: fleet.ErrUnavailable.
+func (s *Store) ResolvedFindings(ctx context.Context, since time.Time) ([]watch.FindingEntry, error) {
+	if err := s.idx.sync(ctx); err != nil {
+		return nil, err
+	}
+	filter := fmt.Sprintf("PartitionKey eq %s and Ended eq true and EndedAt ge datetime'%s'", odataString(IndexFindings),
+		since.UTC().Format("2006-01-02T15:04:05.0000000Z"))
+	ents, err := s.query(ctx, s.index, filter)
+	if err != nil {
+		return nil, fmt.Errorf("list resolved findings: %w", err)
+	}
+	out := make([]watch.FindingEntry, 0, len(ents))
+	for _, e := range ents {
+		id := fleet.ClusterID{SubscriptionID: e.str("SubscriptionId"), ResourceGroup: e.str("ResourceGroup"), Name: e.str("ClusterName")}
+		f := findingOf(e)
+		if f.ResolvedAt.IsZero() {
+			f.ResolvedAt = e.time("EndedAt")
+		}
+		out = append(out, watch.FindingEntry{Cluster: id, Finding: *f, Resource: id.ResourceID()})
+	}
+	return out, nil
+}
