@@ -1,8 +1,6 @@
 package dashboard
 
 import (
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
@@ -56,103 +54,53 @@ type ClusterRow struct {
 }
 
 // Summarise builds a cluster's row from its state and patch view (nil when
-// the image catalogue could not be read: the bucket is then Unknown).
+// the catalogue could not be read: every pool Unknown), with the facts the
+// summary rows keep (watch.DashFactsOf), so a row read from a summary and
+// one built from the cluster agree.
 func Summarise(c *fleet.Cluster, pv *watch.PatchView, now time.Time) ClusterRow {
-	r := ClusterRow{ID: c.ID, Location: c.Location, UpgradeChannel: c.UpgradeChannel,
-		NodeOSUpgradeChannel: c.NodeOSUpgradeChannel, Deleted: c.Deleted}
-	r.findings(c)
-	r.window(c, now)
-	r.upgrades(c, pv, now)
-	r.pools(c, pv)
-	return r
-}
-
-func (r *ClusterRow) findings(c *fleet.Cluster) {
-	var problems []string
-	for _, f := range c.Findings {
-		if f.Status != fleet.FindingOpen {
-			continue
-		}
-		r.Findings++
-		if fleet.SeverityRank(f.Severity) > fleet.SeverityRank(r.Worst) {
-			r.Worst = f.Severity
-		}
-		switch f.Code {
-		case fleet.CodeUnsupportedChannel, fleet.CodeChannelLocked:
-			problems = append(problems, f.Summary)
-		case fleet.CodeUpgradeStalled:
-			r.Stalled++
-		}
-	}
-	slices.Sort(problems)
-	r.ChannelProblem = strings.Join(problems, " ")
-}
-
-// nodeOSWindow is the window that gates node OS upgrades: AKS's node OS
-// schedule; without one, the cluster's default configuration.
-func nodeOSWindow(c *fleet.Cluster) (fleet.MaintenanceWindow, bool) {
-	var def *fleet.MaintenanceWindow
-	for i, w := range c.Maintenance {
-		switch w.Name {
-		case fleet.MaintenanceNodeOS:
-			return w, true
-		case fleet.MaintenanceDefault:
-			def = &c.Maintenance[i]
-		}
-	}
-	if def != nil {
-		return *def, true
-	}
-	return fleet.MaintenanceWindow{}, false
-}
-
-func (r *ClusterRow) window(c *fleet.Cluster, now time.Time) {
-	w, ok := nodeOSWindow(c)
-	if !ok {
-		return
-	}
-	r.WindowName, r.WindowOff = w.Name, w.UTCOffset
-	if in, found, err := maintenance.Next(w, now); err == nil && found {
-		r.NextWindow, r.WindowKnown = in, true
-	}
-}
-
-func (r *ClusterRow) upgrades(c *fleet.Cluster, pv *watch.PatchView, now time.Time) {
-	for key, u := range c.Upgrades {
-		switch {
-		case u.Outcome == fleet.OutcomeSucceeded && u.EndedAt.After(r.LastSuccess):
-			r.LastSuccess = u.EndedAt
-		case u.Outcome == fleet.OutcomeFailed && now.Sub(u.EndedAt) <= 7*24*time.Hour:
-			r.Failed7d++
-		}
-		if d, ok := pv.Latency(key); ok && now.Sub(u.EndedAt) <= 90*24*time.Hour {
-			r.TimeToPatch = append(r.TimeToPatch, d)
-		}
-	}
-}
-
-func (r *ClusterRow) pools(c *fleet.Cluster, pv *watch.PatchView) {
-	r.Bucket = patch.StatusUpToDate
+	var st []patch.PoolStatus
 	for _, p := range c.SortedPools() {
 		if p.Removed {
 			continue
 		}
-		r.Pools++
-		cell := PoolCell{Pool: p.Name, Status: patch.StatusUnknown, Compliance: patch.ComplianceUnknown}
-		if st, ok := pv.Pool(p.Name); ok {
-			cell = PoolCell{Pool: p.Name, Status: st.Status, Compliance: st.Compliance, DaysBehind: st.DaysBehind}
+		ps, ok := pv.Pool(p.Name)
+		if !ok {
+			ps = patch.PoolStatus{Pool: p.Name, Status: patch.StatusUnknown, Compliance: patch.ComplianceUnknown}
 		}
-		if cell.Compliance == patch.ComplianceBehind {
+		st = append(st, ps)
+	}
+	r := fromFacts(c.ID, c.Location, c.Deleted, watch.DashFactsOf(c, st, now), now)
+	r.Bucket = patch.StatusUpToDate
+	for _, ps := range st {
+		r.Pools++
+		if ps.Compliance == patch.ComplianceBehind {
 			r.PoolsBehind++
 		}
-		if BucketRank(cell.Status) < BucketRank(r.Bucket) {
-			r.Bucket = cell.Status
+		if BucketRank(ps.Status) < BucketRank(r.Bucket) {
+			r.Bucket = ps.Status
 		}
-		r.PoolCells = append(r.PoolCells, cell)
 	}
 	if r.Deleted {
-		r.Bucket = "Deleted"
+		r.Bucket, r.Pools, r.PoolsBehind = watch.BucketDeleted, 0, 0
 	}
+	for key, u := range c.Upgrades {
+		if d, ok := pv.Latency(key); ok && now.Sub(u.EndedAt) <= 90*24*time.Hour {
+			r.TimeToPatch = append(r.TimeToPatch, d)
+		}
+	}
+	return r
+}
+
+// fromFacts is the part of a row both sources give alike.
+func fromFacts(id fleet.ClusterID, location string, deleted bool, d watch.DashFacts, now time.Time) ClusterRow {
+	r := ClusterRow{ID: id, Location: location, UpgradeChannel: d.UpgradeChannel, NodeOSUpgradeChannel: d.NodeOSUpgradeChannel,
+		ChannelProblem: d.ChannelProblem, LastSuccess: d.LastSuccess, Findings: d.Findings, Worst: d.Worst,
+		Deleted: deleted, Failed7d: d.Failed7d(now), Stalled: d.Stalled, PoolCells: d.Cells}
+	if d.Window != nil {
+		r.WindowName, r.WindowOff = d.Window.Name, d.Window.UTCOffset
+		r.NextWindow, r.WindowKnown = d.NextWindow(now)
+	}
+	return r
 }
 
 // FromSummary builds a cluster's row from its compliance summary row (what
@@ -160,14 +108,8 @@ func (r *ClusterRow) pools(c *fleet.Cluster, pv *watch.PatchView) {
 // What ages is judged at now: the next window, the failures of 7 days, the
 // time-to-patch of 90 days.
 func FromSummary(s watch.ClusterSummary, now time.Time) ClusterRow {
-	d := s.Dash
-	r := ClusterRow{ID: s.Cluster, Location: s.Location, UpgradeChannel: d.UpgradeChannel, NodeOSUpgradeChannel: d.NodeOSUpgradeChannel,
-		ChannelProblem: d.ChannelProblem, LastSuccess: d.LastSuccess, Findings: d.Findings, Worst: d.Worst, Bucket: s.Bucket(),
-		Deleted: s.Deleted, Failed7d: d.Failed7d(now), Stalled: d.Stalled, PoolCells: d.Cells}
-	if d.Window != nil {
-		r.WindowName, r.WindowOff = d.Window.Name, d.Window.UTCOffset
-		r.NextWindow, r.WindowKnown = d.NextWindow(now)
-	}
+	r := fromFacts(s.Cluster, s.Location, s.Deleted, s.Dash, now)
+	r.Bucket = s.Bucket()
 	if !s.Deleted {
 		r.Pools, r.PoolsBehind = s.Figures.Pools, s.Figures.PoolsBehind
 	}

@@ -34,11 +34,11 @@ type WindowMark struct {
 // became available to a pool that is still not current, in which no
 // operation of the cluster ran.
 func windowMarks(c *fleet.Cluster, pv *watch.PatchView, from, to, now time.Time) []WindowMark {
-	w, ok := nodeOSWindow(c)
-	if !ok {
+	w := watch.NodeOSWindow(c)
+	if w == nil {
 		return nil
 	}
-	ins, _ := maintenance.Between(w, from, to)
+	ins, _ := maintenance.Between(*w, from, to)
 	waiting := earliestWaiting(c, pv)
 	out := make([]WindowMark, 0, len(ins))
 	for _, in := range ins {

@@ -153,7 +153,7 @@ func Summarise(c *fleet.Cluster, seq int64, cat patch.Catalogue, pol fleet.Polic
 	}
 	cat = patch.Merge(cat, plausible(patch.FromCluster(c))...)
 	st := patch.Status(c, cat, pol, now)
-	s.Dash = dashFacts(c, st, now)
+	s.Dash = DashFactsOf(c, st, now)
 	s.Figures = patch.Tally(st, spreadNodes(c, cat, pol, now))
 	var all []PoolBrief
 	for _, p := range st {

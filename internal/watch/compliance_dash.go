@@ -109,8 +109,10 @@ func (d DashFacts) NextWindow(now time.Time) (maintenance.Interval, bool) {
 	return in, err == nil && found
 }
 
-// dashFacts computes a cluster's facts; st are its pools' statuses.
-func dashFacts(c *fleet.Cluster, st []patch.PoolStatus, now time.Time) DashFacts {
+// DashFactsOf computes a cluster's facts at now; st are its pools'
+// statuses. The summary rows keep them; the dashboard's cluster page reads
+// them from the cluster itself.
+func DashFactsOf(c *fleet.Cluster, st []patch.PoolStatus, now time.Time) DashFacts {
 	d := DashFacts{UpgradeChannel: c.UpgradeChannel, NodeOSUpgradeChannel: c.NodeOSUpgradeChannel, Window: NodeOSWindow(c)}
 	d.findings(c)
 	for _, u := range c.Upgrades {
