@@ -321,32 +321,49 @@ func Parse(doc []byte) (*Set, error) {
 }
 
 // ruleID names a rule in errors: by name, else by its 1-based position.
-func ruleID(i int, name string) string {
+func ruleID(i int, name string) string { return itemID("rule", i, name) }
+
+// itemID names a rule or route in errors: by name, else by its 1-based
+// position.
+func itemID(kind string, i int, name string) string {
 	if name == "" {
-		return fmt.Sprintf("rule #%d", i+1)
+		return fmt.Sprintf("%s #%d", kind, i+1)
 	}
-	return fmt.Sprintf("rule %q", name)
+	return fmt.Sprintf("%s %q", kind, name)
+}
+
+// lenientName reads an item's name from its raw JSON, best effort: for the
+// error message of an item that does not decode.
+func lenientName(raw json.RawMessage) string {
+	var lenient struct {
+		Name string `json:"name"`
+	}
+	_ = json.Unmarshal(raw, &lenient)
+	return strings.TrimSpace(lenient.Name)
+}
+
+// checkName refuses a missing name or one an error list could not show.
+func checkName(name string) error {
+	if name == "" {
+		return errors.New("name: missing")
+	}
+	if strings.ContainsFunc(name, func(c rune) bool { return c < ' ' || c == ',' || c == 0x7f }) {
+		return errors.New("name: must not contain commas or control characters")
+	}
+	return nil
 }
 
 // parseRule decodes and validates one rule. It returns the name it found even
 // with an error, so the error can name the rule.
 func parseRule(raw json.RawMessage) (rule, error) {
-	var lenient struct {
-		Name string `json:"name"`
-	}
-	_ = json.Unmarshal(raw, &lenient) // best effort, for the error message only
-	r := rule{name: strings.TrimSpace(lenient.Name)}
-
+	r := rule{name: lenientName(raw)}
 	var rd ruleDoc
 	if err := decodeAt("", raw, &rd); err != nil {
 		return r, err
 	}
 	r.name = strings.TrimSpace(rd.Name)
-	if r.name == "" {
-		return r, errors.New("name: missing")
-	}
-	if strings.ContainsFunc(r.name, func(c rune) bool { return c < ' ' || c == ',' || c == 0x7f }) {
-		return r, errors.New("name: must not contain commas or control characters")
+	if err := checkName(r.name); err != nil {
+		return r, err
 	}
 
 	var m matchDoc

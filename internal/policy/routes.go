@@ -112,31 +112,19 @@ func (s *Set) parseRoutes(raws []json.RawMessage, def json.RawMessage) error {
 }
 
 // routeID names a route in errors: by name, else by its 1-based position.
-func routeID(i int, name string) string {
-	if name == "" {
-		return fmt.Sprintf("route #%d", i+1)
-	}
-	return fmt.Sprintf("route %q", name)
-}
+func routeID(i int, name string) string { return itemID("route", i, name) }
 
 // parseRoute decodes and validates one route. It returns the name it found
 // even with an error, so the error can name the route.
 func parseRoute(raw json.RawMessage) (route, error) {
-	var lenient struct {
-		Name string `json:"name"`
-	}
-	_ = json.Unmarshal(raw, &lenient) // best effort, for the error message only
-	r := route{name: strings.TrimSpace(lenient.Name)}
+	r := route{name: lenientName(raw)}
 	var rd routeDoc
 	if err := decodeAt("", raw, &rd); err != nil {
 		return r, err
 	}
 	r.name = strings.TrimSpace(rd.Name)
-	if r.name == "" {
-		return r, errors.New("name: missing")
-	}
-	if strings.ContainsFunc(r.name, func(c rune) bool { return c < ' ' || c == ',' || c == 0x7f }) {
-		return r, errors.New("name: must not contain commas or control characters")
+	if err := checkName(r.name); err != nil {
+		return r, err
 	}
 	if err := r.parseMatch(rd.Match); err != nil {
 		return r, err
