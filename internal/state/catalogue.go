@@ -91,10 +91,7 @@ func (c *ImageCatalogue) Table() string { return c.name }
 
 // EnsureTable creates the table when it does not exist yet.
 func (c *ImageCatalogue) EnsureTable(ctx context.Context) error {
-	if _, err := c.client.CreateTable(ctx, nil); err != nil && !hasCode(err, aztables.TableAlreadyExists) {
-		return fmt.Errorf("create table %s: %w", c.name, wrapStorage(err))
-	}
-	return nil
+	return ensureTable(ctx, c.client, c.name)
 }
 
 // Catalogue returns the catalogue of the given regions (all when none),

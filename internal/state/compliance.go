@@ -75,8 +75,8 @@ func (t *ComplianceTable) Tables() []string { return t.names[:] }
 // EnsureTable creates the tables that do not exist yet.
 func (t *ComplianceTable) EnsureTable(ctx context.Context) error {
 	for i, c := range []*aztables.Client{t.client, t.fleet} {
-		if _, err := c.CreateTable(ctx, nil); err != nil && !hasCode(err, aztables.TableAlreadyExists) {
-			return fmt.Errorf("create table %s: %w", t.names[i], wrapStorage(err))
+		if err := ensureTable(ctx, c, t.names[i]); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -54,10 +54,7 @@ func (t *DigestTable) Table() string { return t.name }
 
 // EnsureTable creates the table if it does not exist yet.
 func (t *DigestTable) EnsureTable(ctx context.Context) error {
-	if _, err := t.client.CreateTable(ctx, nil); err != nil && !hasCode(err, aztables.TableAlreadyExists) {
-		return fmt.Errorf("create table %s: %w", t.name, wrapStorage(err))
-	}
-	return nil
+	return ensureTable(ctx, t.client, t.name)
 }
 
 // ClaimDigest inserts the claim of day's digest to sink if absent

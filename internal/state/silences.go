@@ -61,10 +61,7 @@ func (t *SilenceTable) Table() string { return t.name }
 
 // EnsureTable creates the table when it does not exist yet.
 func (t *SilenceTable) EnsureTable(ctx context.Context) error {
-	if _, err := t.client.CreateTable(ctx, nil); err != nil && !hasCode(err, aztables.TableAlreadyExists) {
-		return fmt.Errorf("create table %s: %w", t.name, wrapStorage(err))
-	}
-	return nil
+	return ensureTable(ctx, t.client, t.name)
 }
 
 // AddSilence inserts a new silence row. An id already taken is

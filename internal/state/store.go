@@ -150,9 +150,17 @@ func (s *Store) Tables() []string { return s.names[:] }
 // EnsureTables creates the tables that do not exist yet.
 func (s *Store) EnsureTables(ctx context.Context) error {
 	for i, c := range []*aztables.Client{s.fleet, s.index, s.rejected} {
-		if _, err := c.CreateTable(ctx, nil); err != nil && !hasCode(err, aztables.TableAlreadyExists) {
-			return fmt.Errorf("create table %s: %w", s.names[i], wrapStorage(err))
+		if err := ensureTable(ctx, c, s.names[i]); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// ensureTable creates a table unless it exists already.
+func ensureTable(ctx context.Context, c *aztables.Client, name string) error {
+	if _, err := c.CreateTable(ctx, nil); err != nil && !hasCode(err, aztables.TableAlreadyExists) {
+		return fmt.Errorf("create table %s: %w", name, wrapStorage(err))
 	}
 	return nil
 }
