@@ -129,9 +129,12 @@ func (e *complianceEnv) sweep(t *testing.T, at time.Time) map[string]any {
 	return c
 }
 
-// get serves a GET and answers its status, body and the storage requests it cost.
+// get serves a GET and answers its status, body and the storage requests it
+// cost. It waits for the summaries queued before it to be written first: on a
+// loaded machine their write could otherwise land inside the count.
 func (e *complianceEnv) get(t *testing.T, path string) (int, map[string]any, int64) {
 	t.Helper()
+	waitIdle(t, e.srv)
 	before := e.requests.Load()
 	code, body := serve(t, e.srv, http.MethodGet, path, nil)
 	return code, body, e.requests.Load() - before

@@ -2,8 +2,6 @@ package findings
 
 import (
 	"encoding/json"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
@@ -109,79 +107,14 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
-// Inhibitions (Finding.InhibitedBy).
+// Inhibitions (Finding.InhibitedBy), as fleet names them.
 const (
-	InhibitClusterDeleting = "cluster deletion reported"
-	InhibitClusterStopping = "cluster stopping"
-	inhibitPoolRolling     = "pool %s rolling"
-	inhibitPoolDeleting    = "pool %s deletion reported"
+	InhibitClusterDeleting = fleet.InhibitClusterDeleting
+	InhibitClusterStopping = fleet.InhibitClusterStopping
 )
 
 // Inhibit marks the open findings that the cluster's state makes
-// meaningless for now, and clears the mark on the others:
-//
-//   - a cluster whose deletion was reported (and ARM has not confirmed yet),
-//     that is being deleted or is stopping: every pool finding (a deleted
-//     cluster has none open at all);
-//   - a pool whose deletion was reported: its own findings;
-//   - a pool rolling: its ImageStale, MissedMaintenanceWindow and VersionSkew
-//     findings (the roll is what changes them), and the fleet's per-family
-//     VersionSkew (pools disagree while one rolls). UpgradeStalled and
-//     NodeQuarantined are about the roll itself and stay.
-//
-// Inhibited findings stay open and visible; the outbox announces none of
-// their steps until the inhibition ends.
-func Inhibit(c *fleet.Cluster) {
-	clusterWide := ""
-	switch {
-	case c.DeletionReported != nil, strings.EqualFold(c.ProvisioningState, "Deleting"):
-		clusterWide = InhibitClusterDeleting
-	case strings.EqualFold(c.ProvisioningState, "Stopping"):
-		clusterWide = InhibitClusterStopping
-	}
-	rolling := ""
-	for _, p := range c.SortedPools() {
-		if !p.Removed && p.RollingState == fleet.RollingActive && rolling == "" {
-			rolling = p.Name
-		}
-	}
-	for _, f := range c.Findings {
-		if f.Status != fleet.FindingOpen {
-			continue
-		}
-		f.InhibitedBy = inhibition(c, f, clusterWide, rolling)
-	}
-}
-
-func inhibition(c *fleet.Cluster, f *fleet.Finding, clusterWide, rolling string) string {
-	pool, isPool := poolOf(f.Target)
-	switch {
-	case isPool && clusterWide != "":
-		return clusterWide
-	case isPool && c.Pools[pool] != nil && c.Pools[pool].DeletionReported != nil:
-		return fmt.Sprintf(inhibitPoolDeleting, pool)
-	case isPool && c.Pools[pool] != nil && c.Pools[pool].RollingState == fleet.RollingActive && rollMakesMeaningless(f.Code):
-		return fmt.Sprintf(inhibitPoolRolling, pool)
-	case f.Code == fleet.CodeVersionSkew && strings.HasPrefix(f.Target, "family/") && rolling != "":
-		return fmt.Sprintf(inhibitPoolRolling, rolling)
-	}
-	return ""
-}
-
-func rollMakesMeaningless(code string) bool {
-	switch code {
-	case fleet.CodeImageStale, fleet.CodeMissedMaintenanceWindow, fleet.CodeVersionSkew:
-		return true
-	}
-	return false
-}
-
-// poolOf returns the pool a target names ("pool/<name>[/…]").
-func poolOf(target string) (string, bool) {
-	rest, ok := strings.CutPrefix(target, "pool/")
-	if !ok {
-		return "", false
-	}
-	name, _, _ := strings.Cut(rest, "/")
-	return strings.ToLower(name), name != ""
-}
+// meaningless for now, and clears the mark on the others
+// (fleet.Cluster.MarkInhibited says which). It is the last step of every
+// evaluation: inhibition is derived from the state, never stored.
+func Inhibit(c *fleet.Cluster) { c.MarkInhibited() }

@@ -259,9 +259,11 @@ func (e *eval) upgrades() {
 				ev["quarantinedNodes"] = pool.Nodes.QuarantinedNodes
 			}
 		}
+		// Since when, not for how long: the summary stays the same while
+		// the stall lasts, and so does the finding's row.
 		e.observeSince(deadline, fleet.CodeUpgradeStalled, "pool/"+u.Pool, fleet.SeverityError,
-			fmt.Sprintf("pool %s has been rolling for %s, longer than the %s expected", u.Pool,
-				human(e.now.Sub(u.StartedAt)), human(expected)), ev)
+			fmt.Sprintf("pool %s has been rolling since %s, longer than the %s expected", u.Pool,
+				u.StartedAt.UTC().Format("2006-01-02 15:04Z"), human(expected)), ev)
 	}
 	for _, pool := range e.livePools() {
 		if pool.RollingState != fleet.RollingFailed {
@@ -400,13 +402,17 @@ func (e *eval) images() {
 		if limit > 0 && oldestV.Known && !contentDate(oldestV).IsZero() {
 			staleAt := contentDate(oldestV).Add(limit)
 			if !e.now.Before(staleAt) {
-				ev := map[string]any{"image": oldest, "ageDays": int(oldestV.Age(e.now).Hours() / 24), "limitDays": int(limit.Hours() / 24),
-					"channel": nodeOS}
+				// Dates, not an age: the finding's row is rewritten only
+				// when the finding changes, not every day it stays open.
+				built, days := contentDate(oldestV).Format(time.DateOnly), int(limit.Hours()/24)
+				ev := map[string]any{"image": oldest, "imageDate": built, "staleSince": staleAt.UTC().Format(time.DateOnly),
+					"limitDays": days, "channel": nodeOS}
 				if oldest != current {
 					ev["poolImage"] = current
 				}
 				e.observeSince(staleAt, fleet.CodeImageStale, poolTarget(pool), fleet.SeverityWarning,
-					fmt.Sprintf("pool %s runs %s, %d days old (limit %d)", pool.Name, oldest, int(oldestV.Age(e.now).Hours()/24), int(limit.Hours()/24)), ev)
+					fmt.Sprintf("pool %s runs %s, built %s: past its %d-day limit since %s", pool.Name, oldest, built, days,
+						staleAt.UTC().Format(time.DateOnly)), ev)
 			} else {
 				e.wake(staleAt)
 			}

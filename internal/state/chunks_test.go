@@ -64,6 +64,8 @@ func checkOnce(t *testing.T, s *state.Store, pools int, signals int64) *fleet.Cl
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Inhibitions are derived, not stored: readers mark them (watch.App.Cluster).
+	c.MarkInhibited()
 	if got := len(c.Pools); got != pools {
 		t.Errorf("pools = %d, want %d", got, pools)
 	}

@@ -191,6 +191,10 @@ func findingIndexKey(id fleet.ClusterID, f *fleet.Finding) string {
 func findingIndexRow(c *fleet.Cluster, f *fleet.Finding) row {
 	r := findingRow(f)
 	r["Kind"] = KindOpenIndex
+	// As of the entry's last write (its opening, or a change of severity or
+	// summary): the Finding row no longer keeps an open finding's, and the
+	// entry is never merged for it alone.
+	setTime(r, "LastSeenAt", f.LastSeenAt)
 	r["ClusterKey"], r["SubscriptionId"], r["ResourceGroup"], r["ClusterName"] = c.ID.Key(), c.ID.SubscriptionID, c.ID.ResourceGroup, c.ID.Name
 	delete(r, "Evidence") // in the cluster's Finding row; the index stays small
 	return r

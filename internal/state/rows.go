@@ -231,6 +231,7 @@ func clusterRow(c *fleet.Cluster) row {
 	tagsColumns(head, c.Tags)
 	channelsColumn(head, c.Channels)
 	setTime(head, "NextEvaluation", c.NextEvaluation)
+	setTime(head, "FindingsSeenAt", findingsSeenAt(c))
 	setChange(head, "NodeOSChannel", c.NodeOSChannelChange)
 	setChange(head, "UpgradeChannel", c.UpgradeChannelChange)
 	if m := c.MaintenanceChange; m != nil {
@@ -371,6 +372,9 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 	// What derives from the activities (attribution, channel changes) is
 	// derived again rather than read back.
 	c.Rederive()
+	// Open findings' LastSeenAt is kept once, on the head row (older
+	// Finding rows may still hold their own).
+	seenTogether(c, rows[rkCluster].time("FindingsSeenAt"))
 	return c, nil
 }
 
@@ -565,7 +569,12 @@ func findingRow(f *fleet.Finding) row {
 		r["Reminded"] = int32(f.Reminded)
 	}
 	setTime(r, "OpenedAt", f.OpenedAt)
-	setTime(r, "LastSeenAt", f.LastSeenAt)
+	if f.Status != fleet.FindingOpen {
+		// Frozen at resolution. An open finding's is the cluster row's
+		// FindingsSeenAt (see findingsSeenAt): a row per finding would be
+		// rewritten every time the cluster is evaluated.
+		setTime(r, "LastSeenAt", f.LastSeenAt)
+	}
 	setTime(r, "ResolvedAt", f.ResolvedAt)
 	setTime(r, "NoticedAt", f.NoticedAt)
 	setTime(r, "GraceUntil", f.GraceUntil)
@@ -573,9 +582,9 @@ func findingRow(f *fleet.Finding) row {
 	if f.SilencedBy != "" {
 		r["SilencedBy"] = truncateUTF16(f.SilencedBy, 256)
 	}
-	if f.InhibitedBy != "" {
-		r["InhibitedBy"] = truncateUTF16(f.InhibitedBy, 256)
-	}
+	// InhibitedBy is not stored: it derives from the cluster's state
+	// (fleet.Cluster.MarkInhibited), and a row per finding would be
+	// rewritten every time a pool starts or ends rolling.
 	return r
 }
 
@@ -586,7 +595,36 @@ func findingOf(e entity) *fleet.Finding {
 		Reminded: int(e.int("Reminded")),
 		OpenedAt: e.time("OpenedAt"), LastSeenAt: e.time("LastSeenAt"), ResolvedAt: e.time("ResolvedAt"),
 		NoticedAt: e.time("NoticedAt"), GraceUntil: e.time("GraceUntil"), AnnouncedAt: e.time("AnnouncedAt"),
-		SilencedBy: e.str("SilencedBy"), InhibitedBy: e.str("InhibitedBy"),
+		SilencedBy: e.str("SilencedBy"), // an older row's InhibitedBy is ignored: it is derived
+	}
+}
+
+// findingsSeenAt is the latest LastSeenAt of the cluster's open findings
+// (zero when none is open): the Cluster row's FindingsSeenAt.
+func findingsSeenAt(c *fleet.Cluster) time.Time {
+	var at time.Time
+	for _, f := range c.Findings {
+		if f.Status == fleet.FindingOpen && f.LastSeenAt.After(at) {
+			at = f.LastSeenAt
+		}
+	}
+	return at
+}
+
+// seenTogether gives every open finding the latest LastSeenAt of them all
+// (and at least floor). Every evaluation sees every open finding (one it no
+// longer sees resolves), so the last time any of them was seen is the last
+// time each was: that is what storage keeps, and what a cluster read from
+// storage and one kept in memory both show.
+func seenTogether(c *fleet.Cluster, floor time.Time) {
+	at := findingsSeenAt(c)
+	if floor.After(at) {
+		at = floor
+	}
+	for _, f := range c.Findings {
+		if f.Status == fleet.FindingOpen {
+			f.LastSeenAt = at
+		}
 	}
 }
 

@@ -158,6 +158,9 @@ func (s *Store) try(ctx context.Context, id fleet.ClusterID, ms *markSet, fn mar
 		}
 		return out, nil, err
 	}
+	// As storage keeps it (and a load gives it back): the cached state and
+	// the Change must not tell apart what a reload would not.
+	seenTogether(next, time.Time{})
 	rows := rowsOf(next)
 	if ms == nil && sameRows(snap.rows, rows) {
 		if confirm {

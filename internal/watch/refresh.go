@@ -39,7 +39,7 @@ func (a *App) Refresh(ctx context.Context, id fleet.ClusterID) (*fleet.Cluster, 
 		return nil, err
 	}
 	// Read back from storage: another instance may have committed since.
-	c, err := a.repo.Cluster(ctx, id)
+	c, err := a.Cluster(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("%w: read back %s: %w", fleet.ErrUnavailable, id.Key(), err)
 	}

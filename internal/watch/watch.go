@@ -73,7 +73,8 @@ type Repository interface {
 }
 
 // Reader is what the Status API reads (implemented by *state.Store). Cluster
-// reads storage, never a cache (fleet.ErrNotFound, fleet.ErrUnavailable); the others read
+// reads storage, never a cache, into a copy the caller owns (fleet.ErrNotFound,
+// fleet.ErrUnavailable; App.Cluster adds what is derived, not stored); the others read
 // the index or the node rows (fleet.ErrUnavailable).
 type Reader interface {
 	Cluster(ctx context.Context, id fleet.ClusterID) (*fleet.Cluster, error)
