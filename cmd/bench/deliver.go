@@ -29,6 +29,18 @@ type delivery struct {
 	events      int
 	invocations int
 	requests    int64 // storage requests the handler counted while the stream was delivered
+	// cpu is the handler process's CPU time, user and system, from exec to
+	// exit (0 for the in-bench minimal commit): a figure the shared
+	// machine's noise moves far less than a rate.
+	cpu time.Duration
+}
+
+// cpuPerEvent is the handler's CPU time per event.
+func (d delivery) cpuPerEvent() time.Duration {
+	if d.events == 0 {
+		return 0
+	}
+	return d.cpu / time.Duration(d.events)
 }
 
 // perEvent is storage requests per event.
@@ -113,8 +125,13 @@ func deliver(c config, evs []timeline.Event, workers, batch int, env ...string) 
 	if err != nil {
 		return delivery{}, err
 	}
+	p.stop() // a graceful stop writes what the handler queued; then its CPU time is final
+	var cpu time.Duration
+	if st := p.cmd.ProcessState; st != nil {
+		cpu = st.UserTime() + st.SystemTime()
+	}
 	return delivery{rate: float64(len(evs)) / elapsed.Seconds(), lat: lat, events: len(evs), invocations: len(bodies),
-		requests: after - before}, nil
+		requests: after - before, cpu: cpu}, nil
 }
 
 // postEvents sends one AksEvents invocation and reads its ReturnValue.

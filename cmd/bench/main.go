@@ -38,6 +38,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 type config struct {
 	bin          string
+	binArgs      []string // arguments the handler is started with (the floor handler's -serve-floor)
 	endpoint     string
 	clusters     int
 	weeks        int
@@ -69,8 +70,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.coldClusters, "cold-clusters", 300, "clusters in the cold-fleet stream, a week each (the issue's full size: 1500; 300 keeps a routine run short)")
 	fs.IntVar(&c.coldWeeks, "cold-weeks", 1, "weeks of upgrades in the cold-fleet stream")
 	fs.StringVar(&batches, "batches", "1,10,100", "comma-separated Event Grid batch sizes (events per invocation)")
+	floorMode := fs.Bool("serve-floor", false, "run as the floor handler (the bench starts itself so; see floor.go)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *floorMode {
+		return serveFloor(os.Getenv, stderr)
 	}
 	var err error
 	if c.concurrency, err = positiveInts(conc); err != nil {
@@ -173,11 +178,17 @@ func ingestBench(c config, svc *aztables.ServiceClient, out io.Writer, sum *summ
 	fmt.Fprintf(out, "exec-to-ready (GET / answers), %d starts: p50 %s, max %s\n\n", len(ready), pct(ready, 50), pct(ready, 100))
 	evs := defaultStream(c, 0)
 	fmt.Fprintf(out, "## ingestion, default stream (%d clusters, %d weeks, %d events, one event per invocation)\n\n", c.clusters, c.weeks, len(evs))
-	fmt.Fprintln(out, "| concurrency | baseline upserts/s | baseline guard transactions/s | minimal commits/s | handler events/s | ratio to upserts | ratio to transactions | ratio to minimal commit | storage requests/event | handler p50 | handler p99 | minimal commit p50 | minimal commit p99 |")
-	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(out, "| concurrency | baseline upserts/s | baseline guard transactions/s | minimal commits/s | floor handler events/s | handler events/s | ratio to upserts | ratio to transactions | ratio to minimal commit | floor ÷ minimal commit | handler ÷ floor | storage requests/event | handler CPU/event | floor CPU/event | handler p50 | handler p99 | floor p50 | minimal commit p50 | minimal commit p99 |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	fc := c // the floor handler: this executable, started as a handler (floor.go)
+	fc.bin, fc.binArgs = self, []string{"-serve-floor"}
 	for _, n := range c.concurrency {
-		var baseRates, txRates, minRates, evRates, reqPer []float64
-		var minLat, evLat []time.Duration
+		var baseRates, txRates, minRates, floorRates, evRates, reqPer []float64
+		var minLat, floorLat, evLat, floorCPU, evCPU []time.Duration
 		for r := 0; r < c.rounds; r++ {
 			rate, _, err := baseline(svc, n, 3000)
 			if err != nil {
@@ -194,20 +205,31 @@ func ingestBench(c config, svc *aztables.ServiceClient, out io.Writer, sum *summ
 				return fmt.Errorf("minimal commit: %w", err)
 			}
 			minRates, minLat = append(minRates, m.rate), append(minLat, m.lat...)
+			f, err := deliver(fc, evs, n, 1)
+			if err != nil {
+				return fmt.Errorf("floor handler: %w", err)
+			}
+			floorRates, floorLat, floorCPU = append(floorRates, f.rate), append(floorLat, f.lat...), append(floorCPU, f.cpuPerEvent())
 			d, err := deliver(c, evs, n, 1)
 			if err != nil {
 				return fmt.Errorf("handler: %w", err)
 			}
 			evRates, evLat, reqPer = append(evRates, d.rate), append(evLat, d.lat...), append(reqPer, d.perEvent())
+			evCPU = append(evCPU, d.cpuPerEvent())
 		}
-		b, tx, m, e := median(baseRates), median(txRates), median(minRates), median(evRates)
-		fmt.Fprintf(out, "| %d | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %s |\n", n, b, tx, m, e, e/b, e/tx, e/m,
-			median(reqPer), pct(evLat, 50), pct(evLat, 99), pct(minLat, 50), pct(minLat, 99))
+		b, tx, m, fl, e := median(baseRates), median(txRates), median(minRates), median(floorRates), median(evRates)
+		fmt.Fprintf(out, "| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s |\n", n, b, tx, m, fl, e,
+			e/b, e/tx, e/m, fl/m, e/fl, median(reqPer), pct(evCPU, 50), pct(floorCPU, 50),
+			pct(evLat, 50), pct(evLat, 99), pct(floorLat, 50), pct(minLat, 50), pct(minLat, 99))
 		sum.add(check{Name: fmt.Sprintf("requests/event, default stream, concurrency %d", n), Value: median(reqPer), Op: opAtMost, Limit: 1.5})
 		sum.add(check{Name: fmt.Sprintf("events/s ÷ minimal commit/s, default stream, concurrency %d", n), Value: e / m, Op: opAtLeast, Limit: 0.5})
+		sum.add(check{Name: fmt.Sprintf("floor handler events/s ÷ minimal commit/s (the most any handler reaches here), concurrency %d", n), Value: fl / m})
+		sum.add(check{Name: fmt.Sprintf("events/s ÷ floor handler events/s, concurrency %d", n), Value: e / fl})
 	}
 	fmt.Fprintf(out, "\nrounds: %d per concurrency (baselines and handler interleaved); medians reported. Minimal commit: per event one "+
-		"entity-group transaction in its cluster's partition (delete seq~n, add seq~n+1, add signal~<event id>), same stream, same order.\n", c.rounds)
+		"entity-group transaction in its cluster's partition (delete seq~n, add seq~n+1, add signal~<event id>), same stream, same order. "+
+		"Floor handler: a separate process behind the same host protocol that decodes each event with the real decoder and commits the minimal "+
+		"commit plus one cluster row (cmd/bench/floor.go): the most any handler that records state reaches on this machine.\n", c.rounds)
 	return nil
 }
 
@@ -343,7 +365,7 @@ func launch(c config, prefix, logLevel string, env ...string) (*proc, error) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	bin, _ := filepath.Abs(c.bin)
-	cmd := exec.Command(bin)
+	cmd := exec.Command(bin, c.binArgs...)
 	cmd.Env = append(os.Environ(), fmt.Sprintf("FUNCTIONS_CUSTOMHANDLER_PORT=%d", port),
 		"AzureWebJobsStorage="+connString(c.endpoint), "UPGRADEWATCH_TABLE_PREFIX="+prefix, "UPGRADEWATCH_LOG_LEVEL="+logLevel,
 		"UPGRADEWATCH_ENRICH=false",  // no ARM here; a background read would only add noise
