@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -385,5 +386,37 @@ func TestSettingsDocumented(t *testing.T) {
 		if strings.HasPrefix(k, "UPGRADEWATCH_") && !parsed[k] && !strings.Contains(hostRead.String(), k) {
 			t.Errorf("local.settings.sample.json lists %s, which neither the handler nor a binding reads", k)
 		}
+	}
+}
+
+// The handler raises the GC target and bounds the heap only where the
+// operator left Go's own settings unset, and applying it changes the
+// runtime's settings.
+func TestRuntimeDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		env       map[string]string
+		gc, limit int64
+	}{
+		{env: nil, gc: DefaultGCPercent, limit: DefaultMemoryLimit},
+		{env: map[string]string{"GOGC": "150"}, gc: 0, limit: DefaultMemoryLimit},
+		{env: map[string]string{"GOMEMLIMIT": "2GiB"}, gc: DefaultGCPercent, limit: 0},
+		{env: map[string]string{"GOGC": "off", "GOMEMLIMIT": "1GiB"}, gc: 0, limit: 0},
+	} {
+		c := parseRuntime(func(k string) string { return tc.env[k] })
+		if int64(c.GCPercent) != tc.gc || c.MemoryLimit != tc.limit {
+			t.Errorf("env %v: %+v, want GC percent %d and memory limit %d", tc.env, c, tc.gc, tc.limit)
+		}
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	desc := parseRuntime(func(string) string { return "" }).apply()
+	if got := debug.SetGCPercent(DefaultGCPercent); got != DefaultGCPercent {
+		t.Errorf("GC percent after apply: %d, want %d", got, DefaultGCPercent)
+	}
+	if got := debug.SetMemoryLimit(-1); got != DefaultMemoryLimit {
+		t.Errorf("memory limit after apply: %d, want %d", got, DefaultMemoryLimit)
+	}
+	if desc != "GOGC=400 (default), GOMEMLIMIT=768MiB (default)" {
+		t.Errorf("described as %q", desc)
 	}
 }

@@ -67,6 +67,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 		log.Error("invalid configuration", "error", err)
 		return 2
 	}
+	gc := cfg.Runtime.apply()
 
 	// Listen first: the host polls GET / from the moment it starts us.
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -142,7 +143,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) int 
 		"tables", strings.Join(store.Tables(), ",")+","+catalogue.Table()+","+strings.Join(compliance.Tables(), ",")+","+silenceTable.Table()+","+digests.Table(), "max_body_bytes", cfg.MaxBodyBytes, "state_cache", cfg.CacheSize,
 		"enrich", app.Enriching(), "azure_identity", armIdentity(cfg, cred != nil), "policy_rules", policies.Len(),
 		"notify_sinks", sinkDestinations(sinks), "remind_every", cfg.Notify.RemindEvery.String(), "max_inflight_bytes", cfg.MaxInflightBytes,
-		"remediation", cfg.Remediation, "compliance_every", cfg.ComplianceEvery.String(), "digest", cfg.Digest.describe())
+		"remediation", cfg.Remediation, "compliance_every", cfg.ComplianceEvery.String(), "digest", cfg.Digest.describe(), "gc", gc)
 	log.Info("authentication beyond the Functions host's keys", cfg.Trust.describe()...)
 
 	go ensureTables(ctx, log, store.EnsureTables, catalogue.EnsureTable, compliance.EnsureTable, silenceTable.EnsureTable, digests.EnsureTable)
