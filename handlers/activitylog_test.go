@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
-
 	"github.com/upgradewatch/upgradewatch/handlers"
 	"github.com/upgradewatch/upgradewatch/internal/azuritetest"
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
@@ -67,20 +65,7 @@ func rowsOfKind(t *testing.T, store *state.Store, pk, kind string) []map[string]
 	t.Helper()
 	svc := azuritetest.Service(t, azuritetest.Endpoint(t))
 	filter := "PartitionKey eq '" + pk + "' and Kind eq '" + kind + "'"
-	pager := svc.NewClient(store.Tables()[0]).NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
-	var rows []map[string]any
-	for pager.More() {
-		page, err := pager.NextPage(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, b := range page.Entities {
-			var m map[string]any
-			_ = json.Unmarshal(b, &m)
-			rows = append(rows, m)
-		}
-	}
-	return rows
+	return azuritetest.Rows(t, svc.NewClient(store.Tables()[0]), filter)
 }
 
 // The same activity through Event Grid, an alert and the export is one Signal.

@@ -16,7 +16,6 @@ import (
 	azarm "github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v9"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v9/fake"
 
@@ -221,19 +220,7 @@ func TestEnrichmentGivesUpgradeImages(t *testing.T) {
 	// The Upgrade row itself, as dashboards read it.
 	svc := azuritetest.Service(t, azuritetest.Endpoint(t))
 	filter := "PartitionKey eq '8f1c2b3a-4d5e-4f60-9a7b-1c2d3e4f5a6b~rg-platform-weu~aks-prod-weu' and Kind eq 'Upgrade'"
-	pager := svc.NewClient(store.Tables()[0]).NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
-	var rows []map[string]any
-	for pager.More() {
-		page, err := pager.NextPage(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, b := range page.Entities {
-			var m map[string]any
-			_ = json.Unmarshal(b, &m)
-			rows = append(rows, m)
-		}
-	}
+	rows := azuritetest.Rows(t, svc.NewClient(store.Tables()[0]), filter)
 	if len(rows) != 1 || rows[0]["ImageBefore"] != imageOld || rows[0]["ImageAfter"] != imageNew {
 		t.Errorf("Upgrade rows %v, want one with ImageBefore %s and ImageAfter %s", rows, imageOld, imageNew)
 	}

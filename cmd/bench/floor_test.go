@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
-
 	"github.com/upgradewatch/upgradewatch/internal/azuritetest"
 	"github.com/upgradewatch/upgradewatch/internal/host"
 	"github.com/upgradewatch/upgradewatch/internal/timeline"
@@ -62,26 +59,15 @@ func TestFloorCommits(t *testing.T) {
 		t.Errorf("malformed invocation: status %d, want 400", rec.Code)
 	}
 
-	pager := f.table.NewListEntitiesPager(&aztables.ListEntitiesOptions{Select: to.Ptr("PartitionKey,RowKey,LastEventAt")})
 	var keys []string
 	var last string
-	for pager.More() {
-		page, err := pager.NextPage(context.Background())
-		if err != nil {
-			t.Fatal(err)
+	for _, e := range azuritetest.Rows(t, f.table, "") {
+		if e["PartitionKey"] != mine[0].Cluster {
+			t.Errorf("row %v outside the event's cluster partition %s", e["RowKey"], mine[0].Cluster)
 		}
-		for _, raw := range page.Entities {
-			var e map[string]any
-			if err := json.Unmarshal(raw, &e); err != nil {
-				t.Fatal(err)
-			}
-			if e["PartitionKey"] != mine[0].Cluster {
-				t.Errorf("row %v outside the event's cluster partition %s", e["RowKey"], mine[0].Cluster)
-			}
-			keys = append(keys, e["RowKey"].(string))
-			if e["RowKey"] == "cluster" {
-				last, _ = e["LastEventAt"].(string)
-			}
+		keys = append(keys, e["RowKey"].(string))
+		if e["RowKey"] == "cluster" {
+			last, _ = e["LastEventAt"].(string)
 		}
 	}
 	sort.Strings(keys)

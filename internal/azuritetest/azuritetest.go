@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
@@ -90,6 +91,32 @@ func DropTables(t testing.TB, svc *aztables.ServiceClient, names ...string) {
 			_, _ = svc.DeleteTable(ctx, n, nil)
 		}
 	})
+}
+
+// Rows lists the entities of a table that match filter ("" for all), each
+// decoded into a JSON object as a dashboard reads it. Any error fails the test.
+func Rows(t testing.TB, c *aztables.Client, filter string) []map[string]any {
+	t.Helper()
+	var opts *aztables.ListEntitiesOptions
+	if filter != "" {
+		opts = &aztables.ListEntitiesOptions{Filter: &filter}
+	}
+	pager := c.NewListEntitiesPager(opts)
+	var out []map[string]any
+	for pager.More() {
+		page, err := pager.NextPage(context.Background())
+		if err != nil {
+			t.Fatalf("list entities where %q: %v", filter, err)
+		}
+		for _, b := range page.Entities {
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatalf("list entities: %.200s: %v", b, err)
+			}
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Process is an Azurite the test started itself, for tests that stop and

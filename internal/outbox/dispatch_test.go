@@ -2,7 +2,6 @@ package outbox_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -179,19 +178,11 @@ func (f *fixture) rows(t *testing.T) (pending, archived []map[string]any) {
 	t.Helper()
 	c := f.svc.NewClient(f.prefix + state.TableFleet)
 	filter := fmt.Sprintf("PartitionKey eq '%s' and Kind eq 'Outbox'", aks.Key())
-	p := c.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
-	for p.More() {
-		page, err := p.NextPage(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, b := range page.Entities {
-			e := decode(t, b)
-			if strings.HasPrefix(e["RowKey"].(string), "zout~") {
-				archived = append(archived, e)
-			} else {
-				pending = append(pending, e)
-			}
+	for _, e := range azuritetest.Rows(t, c, filter) {
+		if strings.HasPrefix(e["RowKey"].(string), "zout~") {
+			archived = append(archived, e)
+		} else {
+			pending = append(pending, e)
 		}
 	}
 	return pending, archived
@@ -491,15 +482,6 @@ func TestDispatchReportsStorageDown(t *testing.T) {
 	if _, err := d.Dispatch(ctx, aks); !errors.Is(err, state.ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
-}
-
-func decode(t *testing.T, b []byte) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
 }
 
 // cluster is the i-th of a fleet of payments clusters.

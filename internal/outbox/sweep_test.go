@@ -12,8 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
-
+	"github.com/upgradewatch/upgradewatch/internal/azuritetest"
 	"github.com/upgradewatch/upgradewatch/internal/findings"
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 	"github.com/upgradewatch/upgradewatch/internal/notify"
@@ -47,20 +46,13 @@ func (f *fixture) seq(t *testing.T) int64 {
 	t.Helper()
 	c := f.svc.NewClient(f.prefix + state.TableFleet)
 	filter := fmt.Sprintf("PartitionKey eq '%s' and RowKey ge 'seq~' and RowKey lt 'seq~~'", aks.Key())
-	p := c.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
 	var top int64 = -1
-	for p.More() {
-		page, err := p.NextPage(context.Background())
+	for _, e := range azuritetest.Rows(t, c, filter) {
+		n, err := strconv.ParseInt(strings.TrimPrefix(e["RowKey"].(string), "seq~"), 10, 64)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, b := range page.Entities {
-			n, err := strconv.ParseInt(strings.TrimPrefix(decode(t, b)["RowKey"].(string), "seq~"), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			top = max(top, n)
-		}
+		top = max(top, n)
 	}
 	if top < 0 {
 		t.Fatal("no sequence row")

@@ -2,7 +2,6 @@ package watch_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -85,20 +84,7 @@ func (e *patchEnv) ingest(t *testing.T, sigs ...fleet.Signal) {
 func (e *patchEnv) upgradeRows(t *testing.T, id fleet.ClusterID) []map[string]any {
 	t.Helper()
 	filter := fmt.Sprintf("PartitionKey eq '%s' and Kind eq 'Upgrade'", id.Key())
-	pager := e.svc.NewClient(e.prefix + state.TableFleet).NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
-	var out []map[string]any
-	for pager.More() {
-		page, err := pager.NextPage(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, b := range page.Entities {
-			var m map[string]any
-			_ = json.Unmarshal(b, &m)
-			out = append(out, m)
-		}
-	}
-	return out
+	return azuritetest.Rows(t, e.svc.NewClient(e.prefix+state.TableFleet), filter)
 }
 
 // The same image reaches West Europe five days before East US: each
