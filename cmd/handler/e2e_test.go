@@ -257,7 +257,7 @@ func dump(t testing.TB, svc *aztables.ServiceClient, table string) map[string]ma
 				continue
 			}
 			// FindingsSeenAt is the open findings' LastSeenAt, kept on the
-			// Cluster row: a finding time, left out as above.
+			// sequence row: a finding time, left out as above.
 			for k := range e {
 				if k == "Timestamp" || strings.HasPrefix(k, "odata.") || strings.HasPrefix(k, "ReceivedAt") || strings.HasPrefix(k, "AppliedSeq") ||
 					strings.HasPrefix(k, "NextEvaluation") || strings.HasPrefix(k, "HeardAt") || strings.HasPrefix(k, "FindingsSeenAt") {

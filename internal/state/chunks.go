@@ -24,16 +24,18 @@ import (
 //     their archive rows) in the same transaction, so a finding never commits
 //     open without the intent announcing it, nor the reverse: a redelivery
 //     that finds the finding open records no second intent.
-//  3. last, the cluster row (its Signals count is not idempotent) and the
-//     signal's audit row, the dedupe marker (a batch's signals: one audit row
-//     each, at most maxMarks, so that they all fit this one transaction).
+//  3. last, the cluster row when it changed, the signal's audit row (the
+//     dedupe marker; a batch's signals: one each, at most maxMarks, so that
+//     they all fit this one transaction), and the sequence row carrying the
+//     volatile columns (volatile.go), whose Signals count is not idempotent.
 //
 // Every transaction moves the partition's sequence row (seq~n → seq~n+1, then
 // n+1 → n+2, …): a concurrent writer between two of them makes the next one
 // fail its guard, and the writer reloads and retries with what is left. The
 // sequence rows written before the last transaction carry Partial = true, so
 // whoever loads a partially applied state rewrites the cluster's index
-// entries from it (indexOps would miss what earlier transactions changed). A
+// entries from it (indexOps would miss what earlier transactions changed),
+// and the volatile columns the change started from. A
 // process that dies between transactions leaves a partially applied state
 // without the marker: the redelivery reloads it, applies the signal again and
 // commits only the difference.
@@ -153,7 +155,9 @@ func (s *Store) changeOf(pk string, snap *snapshot, rows, last map[string]row, s
 	sort.Strings(keys)
 	for _, rk := range keys {
 		old, ok := snap.rows[rk]
-		if ok && old.equal(rows[rk]) {
+		// The volatile columns travel on the sequence row (plan); a Cluster
+		// row still holding them is rewritten without them.
+		if rk == rkVolatile || ok && old.equal(rows[rk]) && !(rk == rkCluster && snap.legacy) {
 			continue
 		}
 		// A resolved finding opening again: keep the resolved instance.
@@ -166,7 +170,7 @@ func (s *Store) changeOf(pk string, snap *snapshot, rows, last map[string]row, s
 	}
 	var gone []string
 	for rk := range snap.rows {
-		if _, ok := rows[rk]; !ok {
+		if _, ok := rows[rk]; !ok && rk != rkVolatile {
 			gone = append(gone, rk)
 		}
 	}
@@ -250,7 +254,13 @@ func (s *Store) plan(pk string, snap *snapshot, rows, last map[string]row, sigs 
 	out := make([][]aztables.TransactionAction, len(chunks))
 	seq := snap.seq
 	for i, acts := range chunks {
-		g, err := guard(pk, seq, i < len(chunks)-1)
+		// Only the last transaction, the one that completes the change,
+		// moves the volatile columns on.
+		vol, partial := rows[rkVolatile], i < len(chunks)-1
+		if partial {
+			vol = snap.rows[rkVolatile]
+		}
+		g, err := guard(pk, seq, partial, vol)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -265,8 +275,9 @@ func (s *Store) plan(pk string, snap *snapshot, rows, last map[string]row, sigs 
 // first. A partition's first commit (n = 0) has no row to delete, and seq~1
 // is gone once the partition passed seq~2, so it also adds seq~0, which no
 // commit ever deletes: a writer that saw the partition empty before another
-// created it fails there instead of committing on an empty view.
-func guard(pk string, n int64, partial bool) ([]aztables.TransactionAction, error) {
+// created it fails there instead of committing on an empty view. seq~n+1
+// carries vol, the volatile columns (volatile.go).
+func guard(pk string, n int64, partial bool, vol row) ([]aztables.TransactionAction, error) {
 	var acts []aztables.TransactionAction
 	if n > 0 {
 		acts = append(acts, deleteAction(pk, seqKey(n)))
@@ -277,11 +288,7 @@ func guard(pk string, n int64, partial bool) ([]aztables.TransactionAction, erro
 		}
 		acts = append(acts, aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: born})
 	}
-	r := row{"Kind": KindSequence, "Seq": n + 1}
-	if partial {
-		r["Partial"] = true
-	}
-	body, err := r.marshal(pk, seqKey(n+1))
+	body, err := sequenceRow(n+1, partial, vol).marshal(pk, seqKey(n+1))
 	if err != nil {
 		return nil, err
 	}

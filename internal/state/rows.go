@@ -162,10 +162,12 @@ func (e entity) stamp(prefix string) fleet.Stamp {
 
 // rowsOf encodes a cluster's state as the rows of its partition (without the
 // sequence row and without signal rows), keyed by RowKey: one function per
-// row kind.
+// row kind. The volatile columns are the pseudo-row rkVolatile, which the
+// commit writes on the sequence row (volatile.go).
 func rowsOf(c *fleet.Cluster) map[string]row {
-	out := make(map[string]row, 2+len(c.Pools)+len(c.Upgrades)+len(c.Scheduled))
+	out := make(map[string]row, 3+len(c.Pools)+len(c.Upgrades)+len(c.Scheduled))
 	out[rkCluster] = clusterRow(c)
+	out[rkVolatile] = volatileRow(c)
 	for _, p := range c.Pools {
 		out[rkPoolPrefix+p.Name] = poolRow(p)
 	}
@@ -195,7 +197,8 @@ func rowsOf(c *fleet.Cluster) map[string]row {
 	return out
 }
 
-// clusterRow is the cluster's head row (RowKey "cluster").
+// clusterRow is the cluster's head row (RowKey "cluster"), without the
+// volatile columns (volatileRow).
 func clusterRow(c *fleet.Cluster) row {
 	head := row{
 		"Kind":                             KindCluster,
@@ -203,7 +206,6 @@ func clusterRow(c *fleet.Cluster) row {
 		"ResourceGroup":                    c.ID.ResourceGroup,
 		"ClusterName":                      c.ID.Name,
 		"ResourceId":                       c.ID.ResourceID(),
-		"Signals":                          c.Signals,
 		"Location":                         c.Location,
 		"KubernetesVersion":                c.KubernetesVersion,
 		"UpgradeChannel":                   c.UpgradeChannel,
@@ -218,8 +220,6 @@ func clusterRow(c *fleet.Cluster) row {
 		"LatestPreviewKubernetesVersion":   c.Versions.LatestPreview,
 	}
 	setTime(head, "FirstEventAt", c.FirstEventAt)
-	setTime(head, "LastEventAt", c.LastEventAt)
-	setTime(head, "HeardAt", c.HeardAt)
 	setStamp(head, "Profile", c.ProfileAt)
 	setStamp(head, "Presence", c.Presence)
 	setStamp(head, "PoolsListed", c.PoolsListed)
@@ -230,8 +230,6 @@ func clusterRow(c *fleet.Cluster) row {
 	setTime(head, "UpgradeChannelChangedAt", c.UpgradeChannelChangedAt)
 	tagsColumns(head, c.Tags)
 	channelsColumn(head, c.Channels)
-	setTime(head, "NextEvaluation", c.NextEvaluation)
-	setTime(head, "FindingsSeenAt", findingsSeenAt(c))
 	setChange(head, "NodeOSChannel", c.NodeOSChannelChange)
 	setChange(head, "UpgradeChannel", c.UpgradeChannelChange)
 	if m := c.MaintenanceChange; m != nil {
@@ -355,8 +353,8 @@ func scheduledRow(s *fleet.ScheduledState) row {
 	return r
 }
 
-// clusterOf rebuilds the domain state from the rows of a partition: one
-// function per row kind.
+// clusterOf rebuilds the domain state from the rows of a partition (the
+// newest sequence row as rkVolatile): one function per row kind.
 func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, error) {
 	c := fleet.NewCluster(id)
 	if head, ok := rows[rkCluster]; ok {
@@ -364,6 +362,8 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 			return nil, err
 		}
 	}
+	vol := volatileOf(rows)
+	readVolatile(c, vol)
 	for rk, e := range rows {
 		if err := readRow(c, id, rk, e); err != nil {
 			return nil, err
@@ -372,9 +372,9 @@ func clusterOf(id fleet.ClusterID, rows map[string]entity) (*fleet.Cluster, erro
 	// What derives from the activities (attribution, channel changes) is
 	// derived again rather than read back.
 	c.Rederive()
-	// Open findings' LastSeenAt is kept once, on the head row (older
+	// Open findings' LastSeenAt is kept once, as FindingsSeenAt (older
 	// Finding rows may still hold their own).
-	seenTogether(c, rows[rkCluster].time("FindingsSeenAt"))
+	seenTogether(c, vol.time("FindingsSeenAt"))
 	return c, nil
 }
 
@@ -420,10 +420,7 @@ func readRow(c *fleet.Cluster, id fleet.ClusterID, rk string, e entity) error {
 // readClusterRow reads the head row (RowKey "cluster") into c.
 func readClusterRow(c *fleet.Cluster, id fleet.ClusterID, head entity) error {
 	c.ID = fleet.ClusterID{SubscriptionID: head.str("SubscriptionId"), ResourceGroup: head.str("ResourceGroup"), Name: head.str("ClusterName")}
-	c.Signals = head.int("Signals")
 	c.FirstEventAt = head.time("FirstEventAt")
-	c.LastEventAt = head.time("LastEventAt")
-	c.HeardAt = head.time("HeardAt")
 	c.Location = head.str("Location")
 	c.KubernetesVersion = head.str("KubernetesVersion")
 	c.UpgradeChannel = head.str("UpgradeChannel")
@@ -451,7 +448,6 @@ func readClusterRow(c *fleet.Cluster, id fleet.ClusterID, head entity) error {
 	c.NodesListed = head.stamp("NodesListed")
 	c.NodeOSChannelChangedAt = head.time("NodeOSChannelChangedAt")
 	c.UpgradeChannelChangedAt = head.time("UpgradeChannelChangedAt")
-	c.NextEvaluation = head.time("NextEvaluation")
 	if v, ok := head["Channels"].(string); ok {
 		if c.Channels, err = readChannels(v); err != nil {
 			return fmt.Errorf("cluster %s: Channels column: %w", id, err)
@@ -570,7 +566,7 @@ func findingRow(f *fleet.Finding) row {
 	}
 	setTime(r, "OpenedAt", f.OpenedAt)
 	if f.Status != fleet.FindingOpen {
-		// Frozen at resolution. An open finding's is the cluster row's
+		// Frozen at resolution. An open finding's is the sequence row's
 		// FindingsSeenAt (see findingsSeenAt): a row per finding would be
 		// rewritten every time the cluster is evaluated.
 		setTime(r, "LastSeenAt", f.LastSeenAt)
@@ -600,7 +596,7 @@ func findingOf(e entity) *fleet.Finding {
 }
 
 // findingsSeenAt is the latest LastSeenAt of the cluster's open findings
-// (zero when none is open): the Cluster row's FindingsSeenAt.
+// (zero when none is open): the FindingsSeenAt column (volatileRow).
 func findingsSeenAt(c *fleet.Cluster) time.Time {
 	var at time.Time
 	for _, f := range c.Findings {

@@ -7,7 +7,7 @@ import (
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
 )
 
-// Open findings' LastSeenAt is kept once, as the Cluster row's
+// Open findings' LastSeenAt is kept once, as the sequence row's
 // FindingsSeenAt, and InhibitedBy not at all; a resolved finding keeps its
 // own LastSeenAt. Reading the rows back (older rows included, which still
 // hold both columns) gives every open finding the latest time any was seen.
@@ -28,7 +28,7 @@ func TestFindingRowsLeaveOutVolatileValues(t *testing.T) {
 	}
 
 	rows := rowsOf(c)
-	if got := rows[rkCluster]["FindingsSeenAt"]; got != t0.Add(90*time.Minute) {
+	if got := rows[rkVolatile]["FindingsSeenAt"]; got != t0.Add(90*time.Minute) {
 		t.Errorf("FindingsSeenAt = %v, want the latest open LastSeenAt %s", got, t0.Add(90*time.Minute))
 	}
 	for _, f := range []*fleet.Finding{a, b} {
@@ -51,7 +51,7 @@ func TestFindingRowsLeaveOutVolatileValues(t *testing.T) {
 	}{
 		{name: "as written", want: t0.Add(90 * time.Minute)},
 		{name: "older rows: per-finding LastSeenAt and InhibitedBy, no FindingsSeenAt", edit: func(ents map[string]entity) {
-			delete(ents[rkCluster], "FindingsSeenAt")
+			delete(ents[rkVolatile], "FindingsSeenAt")
 			ents[findingKey(a.Code, a.Target)]["LastSeenAt"] = t0.Add(2 * time.Hour).Format(time.RFC3339Nano)
 			ents[findingKey(a.Code, a.Target)]["InhibitedBy"] = "pool system rolling"
 			ents[findingKey(b.Code, b.Target)]["LastSeenAt"] = t0.Format(time.RFC3339Nano)

@@ -208,6 +208,9 @@ type snapshot struct {
 	// partial: the sequence row says a change committed in several
 	// transactions stopped before its last (see chunks.go).
 	partial bool
+	// legacy: the stored Cluster row still holds the volatile columns (last
+	// written before issue #13); the next commit rewrites it without them.
+	legacy bool
 }
 
 // snapshot returns the cluster's state from the cache, when this instance
@@ -260,25 +263,31 @@ func (s *Store) loadOnce(ctx context.Context, id fleet.ClusterID) (snap *snapsho
 	}
 	rows := map[string]entity{}
 	var seq int64
-	partial := false
+	var newest entity
 	for _, e := range ents {
 		rk := e.str("RowKey")
 		if strings.HasPrefix(rk, rkSeqPrefix) {
 			if n := e.int("Seq"); n > seq {
-				seq, partial = n, e.bool("Partial")
+				seq, newest = n, e
 			}
 			continue
 		}
 		rows[rk] = e
 	}
+	stored = len(rows)
+	// The volatile columns are on the newest sequence row (volatile.go).
+	if newest != nil {
+		rows[rkVolatile] = newest
+	}
 	c, err := clusterOf(id, rows)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w: load %s: %v", ErrUnavailable, pk, err)
 	}
-	if _, ok := rows[rkCluster]; !ok {
+	head, ok := rows[rkCluster]
+	if !ok {
 		c.ID = id
 	}
-	return &snapshot{cluster: c, rows: rowsOf(c), seq: seq, partial: partial}, len(rows), nil
+	return &snapshot{cluster: c, rows: rowsOf(c), seq: seq, partial: newest.bool("Partial"), legacy: hasVolatile(head)}, stored, nil
 }
 
 func (s *Store) query(ctx context.Context, c *aztables.Client, filter string) ([]entity, error) {

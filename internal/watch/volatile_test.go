@@ -196,8 +196,9 @@ func TestFindingRowsNotRewrittenForTimeAlone(t *testing.T) {
 			t.Errorf("%s: %s, last seen %s; want open, last seen %s", key, f.Status, f.LastSeenAt, seen)
 		}
 	}
-	if head := e.rows(t, "RowKey eq 'cluster'"); len(head) != 1 || head[0]["FindingsSeenAt"] != seen.Format("2006-01-02T15:04:05.0000000Z") {
-		t.Errorf("Cluster row FindingsSeenAt = %v, want %s", head[0]["FindingsSeenAt"], seen)
+	// Kept on the partition's newest sequence row (seq~0 is its birth mark).
+	if seq := e.rows(t, "RowKey gt 'seq~000000000000' and RowKey lt 'seq~~'"); len(seq) != 1 || seq[0]["FindingsSeenAt"] != seen.Format("2006-01-02T15:04:05.0000000Z") {
+		t.Errorf("sequence rows %v: want one with FindingsSeenAt %s", seq, seen)
 	}
 	unchanged("days later")
 
