@@ -12,13 +12,18 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/upgradewatch/upgradewatch/internal/findings"
 	"github.com/upgradewatch/upgradewatch/internal/host"
 	"github.com/upgradewatch/upgradewatch/internal/timeline"
 )
 
 // sweepLead is how far ahead of the sweep the stall deadlines are set: long
-// enough to ingest the clusters before any of them is due.
-const sweepLead = 15 * time.Second
+// enough to ingest the clusters before any of them is due, and for them to
+// settle. A cluster that heard a signal less than findings.Settle ago is
+// judged at its event clock (issue #16: a backlog is judged as it happened),
+// so a stall opens from the sweep only once its cluster has been quiet that
+// long: this part of the bench waits about five minutes.
+const sweepLead = findings.Settle + 15*time.Second
 
 // sweepNotifyBench measures what a Sweep costs per due cluster that owes a
 // notification, through the built handler and its real clock. With the
@@ -44,7 +49,9 @@ func sweepNotifyBench(c config, out io.Writer, sum *summary) error {
 	pc := c
 	pc.endpoint = px.endpoint
 	prefix := fmt.Sprintf("benchsweepn%d", time.Now().UnixNano()%1e9)
-	p, err := startHandler(pc, prefix, `UPGRADEWATCH_POLICY={"defaults":{"stallHours":1}}`,
+	// No grace: the opening is sent by the Sweep that opens it (issue #16's
+	// grace would hold it back for 15 minutes).
+	p, err := startHandler(pc, prefix, `UPGRADEWATCH_POLICY={"defaults":{"stallHours":1},"grace":{"UpgradeStalled":"0s"}}`,
 		"UPGRADEWATCH_NOTIFY_WEBHOOK_URL="+sink.URL+"/events")
 	if err != nil {
 		return err
