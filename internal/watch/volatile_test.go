@@ -2,7 +2,6 @@ package watch_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -59,23 +58,7 @@ func (e *volatileEnv) findingRows(t *testing.T) map[string]map[string]any {
 
 func (e *volatileEnv) rows(t *testing.T, filter string) []map[string]any {
 	t.Helper()
-	f := "PartitionKey eq '" + aks.Key() + "' and " + filter
-	pager := e.svc.NewClient(e.prefix + state.TableFleet).NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &f})
-	var out []map[string]any
-	for pager.More() {
-		page, err := pager.NextPage(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, b := range page.Entities {
-			var m map[string]any
-			if err := json.Unmarshal(b, &m); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, m)
-		}
-	}
-	return out
+	return azuritetest.Rows(t, e.svc.NewClient(e.prefix+state.TableFleet), "PartitionKey eq '"+aks.Key()+"' and "+filter)
 }
 
 // twoPoolRead is an ARM read of aks with a system and a user pool on the given images.
