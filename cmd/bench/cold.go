@@ -27,11 +27,15 @@ func coldBench(c config, svc *aztables.ServiceClient, out io.Writer, sum *summar
 		fmt.Fprintf(out, "Scaled down: the issue's cold fleet is 1,500 clusters, a week each (-cold-clusters 1500 -cold-weeks 1). "+
 			"Events per cluster, which make the stream cold, are the same.\n\n")
 	}
-	fmt.Fprintln(out, "| concurrency | minimal commits/s | handler events/s | ratio to minimal commit | storage requests/event | handler p50 | handler p99 |")
-	fmt.Fprintln(out, "|---|---|---|---|---|---|---|")
+	fmt.Fprintln(out, "| concurrency | minimal commits/s | floor handler events/s | handler events/s | ratio to minimal commit | floor ÷ minimal commit | handler ÷ floor | storage requests/event | handler p50 | handler p99 |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|")
+	fc, err := floorConfig(c)
+	if err != nil {
+		return err
+	}
 	rounds := coldRounds(c.rounds)
 	for _, n := range c.concurrency {
-		var minRates, evRates, reqPer []float64
+		var minRates, floorRates, evRates, reqPer []float64
 		var evLat []time.Duration
 		for r := 0; r < rounds; r++ {
 			evs := stream(r)
@@ -39,19 +43,25 @@ func coldBench(c config, svc *aztables.ServiceClient, out io.Writer, sum *summar
 			if err != nil {
 				return fmt.Errorf("cold minimal commit: %w", err)
 			}
+			f, err := deliver(fc, evs, n, 1)
+			if err != nil {
+				return fmt.Errorf("cold floor handler: %w", err)
+			}
 			d, err := deliver(c, evs, n, 1)
 			if err != nil {
 				return fmt.Errorf("cold handler: %w", err)
 			}
-			minRates, evRates = append(minRates, m.rate), append(evRates, d.rate)
+			minRates, floorRates, evRates = append(minRates, m.rate), append(floorRates, f.rate), append(evRates, d.rate)
 			reqPer, evLat = append(reqPer, d.perEvent()), append(evLat, d.lat...)
 		}
-		m, e := median(minRates), median(evRates)
-		fmt.Fprintf(out, "| %d | %.0f | %.0f | %.2f | %.2f | %s | %s |\n", n, m, e, e/m, median(reqPer), pct(evLat, 50), pct(evLat, 99))
+		m, fl, e := median(minRates), median(floorRates), median(evRates)
+		fmt.Fprintf(out, "| %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s |\n", n, m, fl, e, e/m, fl/m, e/fl, median(reqPer),
+			pct(evLat, 50), pct(evLat, 99))
 		sum.add(check{Name: fmt.Sprintf("requests/event, cold stream, concurrency %d", n), Value: median(reqPer), Op: opAtMost, Limit: 2.5})
 		sum.add(check{Name: fmt.Sprintf("events/s ÷ minimal commit/s, cold stream, concurrency %d", n), Value: e / m, Op: opAtLeast, Limit: 0.5})
+		sum.add(check{Name: fmt.Sprintf("events/s ÷ floor handler events/s, cold stream, concurrency %d", n), Value: e / fl})
 	}
-	fmt.Fprintf(out, "\nrounds: %d per concurrency (minimal commit and handler interleaved; a fresh handler, so every cluster's first event loads it); medians reported.\n", rounds)
+	fmt.Fprintf(out, "\nrounds: %d per concurrency (minimal commit, floor handler and handler interleaved; a fresh handler, so every cluster's first event loads it); medians reported.\n", rounds)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,17 @@ import (
 // handler, so its rate is the most any handler can reach here: the gap from
 // the minimal commit to the floor is the host hop and one state row, the gap
 // from the floor to the handler is upgradewatch's own work.
+
+// floorConfig is c with the floor handler as the handler: this executable,
+// started with -serve-floor.
+func floorConfig(c config) (config, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return c, err
+	}
+	c.bin, c.binArgs = self, []string{"-serve-floor"}
+	return c, nil
+}
 
 // serveFloor runs the floor handler until the process is signalled. It reads
 // the same settings the bench gives the real handler.

@@ -180,12 +180,10 @@ func ingestBench(c config, svc *aztables.ServiceClient, out io.Writer, sum *summ
 	fmt.Fprintf(out, "## ingestion, default stream (%d clusters, %d weeks, %d events, one event per invocation)\n\n", c.clusters, c.weeks, len(evs))
 	fmt.Fprintln(out, "| concurrency | baseline upserts/s | baseline guard transactions/s | minimal commits/s | floor handler events/s | handler events/s | ratio to upserts | ratio to transactions | ratio to minimal commit | floor ÷ minimal commit | handler ÷ floor | storage requests/event | handler CPU/event | floor CPU/event | handler p50 | handler p99 | floor p50 | minimal commit p50 | minimal commit p99 |")
 	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-	self, err := os.Executable()
+	fc, err := floorConfig(c)
 	if err != nil {
 		return err
 	}
-	fc := c // the floor handler: this executable, started as a handler (floor.go)
-	fc.bin, fc.binArgs = self, []string{"-serve-floor"}
 	for _, n := range c.concurrency {
 		var baseRates, txRates, minRates, floorRates, evRates, reqPer []float64
 		var minLat, floorLat, evLat, floorCPU, evCPU []time.Duration
