@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"golang.org/x/sync/singleflight"
 
@@ -378,9 +379,19 @@ func keyPart(s string) string {
 
 // listEntities reads every entity the filter selects ("" for all).
 func listEntities(ctx context.Context, c *aztables.Client, filter string) ([]entity, error) {
-	var opts *aztables.ListEntitiesOptions
+	return listEntitiesLimit(ctx, c, filter, 0)
+}
+
+// listEntitiesLimit reads at most limit entities the filter selects ("" for
+// all; limit <= 0 for no limit). A missing table or an undecodable entity is
+// ErrUnavailable, like any storage failure: the caller's input is redelivered.
+func listEntitiesLimit(ctx context.Context, c *aztables.Client, filter string, limit int) ([]entity, error) {
+	opts := &aztables.ListEntitiesOptions{}
 	if filter != "" {
-		opts = &aztables.ListEntitiesOptions{Filter: &filter}
+		opts.Filter = &filter
+	}
+	if limit > 0 && limit < 1000 {
+		opts.Top = to.Ptr(int32(limit))
 	}
 	pager := c.NewListEntitiesPager(opts)
 	var out []entity
@@ -388,7 +399,7 @@ func listEntities(ctx context.Context, c *aztables.Client, filter string) ([]ent
 		page, err := pager.NextPage(ctx)
 		if err != nil {
 			if hasCode(err, aztables.TableNotFound) {
-				return nil, fmt.Errorf("%w: table missing (was EnsureTable run?): %v", ErrUnavailable, firstLine(err))
+				return nil, fmt.Errorf("%w: table missing (was EnsureTables run?): %v", ErrUnavailable, firstLine(err))
 			}
 			return nil, wrapStorage(err)
 		}
@@ -398,6 +409,9 @@ func listEntities(ctx context.Context, c *aztables.Client, filter string) ([]ent
 				return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 			}
 			out = append(out, e)
+			if limit > 0 && len(out) >= limit {
+				return out, nil
+			}
 		}
 	}
 	return out, nil

@@ -34,7 +34,6 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/upgradewatch/upgradewatch/internal/fleet"
@@ -296,32 +295,7 @@ func (s *Store) query(ctx context.Context, c *aztables.Client, filter string) ([
 
 // queryLimit reads at most limit entities (all when limit <= 0).
 func (s *Store) queryLimit(ctx context.Context, c *aztables.Client, filter string, limit int) ([]entity, error) {
-	opts := &aztables.ListEntitiesOptions{Filter: &filter}
-	if limit > 0 && limit < 1000 {
-		opts.Top = to.Ptr(int32(limit))
-	}
-	pager := c.NewListEntitiesPager(opts)
-	var out []entity
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			if hasCode(err, aztables.TableNotFound) {
-				return nil, fmt.Errorf("%w: table missing (was EnsureTables run?): %v", ErrUnavailable, firstLine(err))
-			}
-			return nil, wrapStorage(err)
-		}
-		for _, b := range page.Entities {
-			e, err := decodeEntity(b)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, e)
-			if limit > 0 && len(out) >= limit {
-				return out, nil
-			}
-		}
-	}
-	return out, nil
+	return listEntitiesLimit(ctx, c, filter, limit)
 }
 
 func (s *Store) hasSignal(ctx context.Context, pk, id string) (bool, error) {
