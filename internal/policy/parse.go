@@ -353,6 +353,26 @@ func checkName(name string) error {
 	return nil
 }
 
+// scopeGlobs validates a match's subscription, resource-group and cluster
+// globs (src, nil when absent) and stores each, trimmed and lower-cased, in
+// its dst. Rules and routes share it, and so their error messages.
+func scopeGlobs(src, dst [3]*string) error {
+	for i, name := range [3]string{"subscription", "resourceGroup", "cluster"} {
+		if src[i] == nil {
+			continue
+		}
+		p := strings.ToLower(strings.TrimSpace(*src[i]))
+		if p == "" {
+			return fmt.Errorf("match.%s: empty pattern (leave the field out to match any)", name)
+		}
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("match.%s %q: bad glob: %w", name, *src[i], err)
+		}
+		*dst[i] = p
+	}
+	return nil
+}
+
 // parseRule decodes and validates one rule. It returns the name it found even
 // with an error, so the error can name the rule.
 func parseRule(raw json.RawMessage) (rule, error) {
@@ -370,26 +390,8 @@ func parseRule(raw json.RawMessage) (rule, error) {
 	if err := decodeAt("match", rd.Match, &m); err != nil {
 		return r, err
 	}
-	for _, g := range []struct {
-		name string
-		v    *string
-		dst  *string
-	}{
-		{"subscription", m.Subscription, &r.subscription},
-		{"resourceGroup", m.ResourceGroup, &r.resourceGroup},
-		{"cluster", m.Cluster, &r.cluster},
-	} {
-		if g.v == nil {
-			continue
-		}
-		p := strings.ToLower(strings.TrimSpace(*g.v))
-		if p == "" {
-			return r, fmt.Errorf("match.%s: empty pattern (leave the field out to match any)", g.name)
-		}
-		if _, err := path.Match(p, ""); err != nil {
-			return r, fmt.Errorf("match.%s %q: bad glob: %w", g.name, *g.v, err)
-		}
-		*g.dst = p
+	if err := scopeGlobs([3]*string{m.Subscription, m.ResourceGroup, m.Cluster}, [3]*string{&r.subscription, &r.resourceGroup, &r.cluster}); err != nil {
+		return r, err
 	}
 	if m.OSTypes != nil {
 		if len(m.OSTypes) == 0 {

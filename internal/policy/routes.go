@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"strings"
 
@@ -165,26 +164,8 @@ func (r *route) parseMatch(raw json.RawMessage) error {
 			r.codes = append(r.codes, strings.ToLower(code))
 		}
 	}
-	for _, g := range []struct {
-		name string
-		v    *string
-		dst  *string
-	}{
-		{"subscription", m.Subscription, &r.subscription},
-		{"resourceGroup", m.ResourceGroup, &r.resourceGroup},
-		{"cluster", m.Cluster, &r.cluster},
-	} {
-		if g.v == nil {
-			continue
-		}
-		p := strings.ToLower(strings.TrimSpace(*g.v))
-		if p == "" {
-			return fmt.Errorf("match.%s: empty pattern (leave the field out to match any)", g.name)
-		}
-		if _, err := path.Match(p, ""); err != nil {
-			return fmt.Errorf("match.%s %q: bad glob: %w", g.name, *g.v, err)
-		}
-		*g.dst = p
+	if err := scopeGlobs([3]*string{m.Subscription, m.ResourceGroup, m.Cluster}, [3]*string{&r.subscription, &r.resourceGroup, &r.cluster}); err != nil {
+		return err
 	}
 	if m.Tag != nil {
 		k, v, ok := strings.Cut(*m.Tag, "=")
