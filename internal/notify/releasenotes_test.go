@@ -21,27 +21,9 @@ func TestCardsLinkImagesToReleaseNotes(t *testing.T) {
 		"latest": "AKSUbuntu-2204gen2containerd-202603.02.0", "patched": "AKSUbuntu-2204gen2containerd-202602.18.0-2026.03.05"})
 	want := []string{paymentsStatus, notesFeb, notesMar, tracker}
 
-	tdoc, err := TeamsCard(n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	validateTeams(t, loadSchema(t, "testdata/teams-message.schema.json"), tdoc)
-	var got []string
-	for _, a := range viewTeams(t, tdoc).actions {
-		got = append(got, a["url"].(string))
-	}
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("teams actions open\n%v\nwant\n%v", got, want)
-	}
-
-	sdoc, err := SlackMessage(n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	validateSlack(t, loadSchema(t, "testdata/slack-message.schema.json"), sdoc)
-	if got := slackButtonURLs(t, sdoc); strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("slack buttons open\n%v\nwant\n%v", got, want)
-	}
+	tdoc, terr := TeamsCard(n)
+	sdoc, serr := SlackMessage(n)
+	checkLinks(t, "", tdoc, terr, sdoc, serr, want)
 }
 
 // A grouped message links the images of the steps it lists.
@@ -49,9 +31,17 @@ func TestGroupCardsLinkImagesToReleaseNotes(t *testing.T) {
 	g := Group{ID: "7e57a11a7e57a11a7e57a11a7e57a11a", Cluster: payments, StatusURL: paymentsStatus,
 		Items: []Notification{upgradeFailedOpened(), imageStaleReminded()}}
 	want := []string{paymentsStatus, notesFeb, notesMar, tracker}
-	tdoc, err := TeamsGroupCard(g)
-	if err != nil {
-		t.Fatal(err)
+	tdoc, terr := TeamsGroupCard(g)
+	sdoc, serr := SlackGroupMessage(g)
+	checkLinks(t, "group ", tdoc, terr, sdoc, serr, want)
+}
+
+// checkLinks validates a Teams card and a Slack message against their
+// schemas and checks that their buttons open want, in order.
+func checkLinks(t *testing.T, what string, tdoc []byte, terr error, sdoc []byte, serr error, want []string) {
+	t.Helper()
+	if terr != nil || serr != nil {
+		t.Fatalf("teams: %v; slack: %v", terr, serr)
 	}
 	validateTeams(t, loadSchema(t, "testdata/teams-message.schema.json"), tdoc)
 	var got []string
@@ -59,15 +49,11 @@ func TestGroupCardsLinkImagesToReleaseNotes(t *testing.T) {
 		got = append(got, a["url"].(string))
 	}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("teams group actions open %v, want %v", got, want)
-	}
-	sdoc, err := SlackGroupMessage(g)
-	if err != nil {
-		t.Fatal(err)
+		t.Errorf("teams %sactions open\n%v\nwant\n%v", what, got, want)
 	}
 	validateSlack(t, loadSchema(t, "testdata/slack-message.schema.json"), sdoc)
 	if got := slackButtonURLs(t, sdoc); strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("slack group buttons open %v, want %v", got, want)
+		t.Errorf("slack %sbuttons open\n%v\nwant\n%v", what, got, want)
 	}
 }
 
