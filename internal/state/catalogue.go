@@ -60,12 +60,10 @@ type CatalogueOptions struct {
 // for concurrent use, from any number of instances: the earliest sighting
 // wins through insert-if-absent and replace-under-ETag.
 type ImageCatalogue struct {
-	client *aztables.Client
-	name   string
-	log    *slog.Logger
-	now    func() time.Time
-	ttl    time.Duration
-	reads  singleflight.Group
+	sideTable
+	now   func() time.Time
+	ttl   time.Duration
+	reads singleflight.Group
 
 	mu     sync.Mutex
 	known  patch.Catalogue // never changed in place: replaced, so callers may hold it
@@ -74,25 +72,13 @@ type ImageCatalogue struct {
 
 // NewCatalogue returns the catalogue on svc. Call EnsureTable before first use.
 func NewCatalogue(svc *aztables.ServiceClient, o CatalogueOptions) *ImageCatalogue {
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	if o.TTL <= 0 {
 		o.TTL = DefaultCatalogueTTL
 	}
-	name := o.TablePrefix + TableCatalogue
-	return &ImageCatalogue{client: svc.NewClient(name), name: name, log: o.Logger, now: o.Now, ttl: o.TTL}
-}
-
-// Table is the name of the catalogue's table.
-func (c *ImageCatalogue) Table() string { return c.name }
-
-// EnsureTable creates the table when it does not exist yet.
-func (c *ImageCatalogue) EnsureTable(ctx context.Context) error {
-	return ensureTable(ctx, c.client, c.name)
+	return &ImageCatalogue{sideTable: newSideTable(svc, o.TablePrefix+TableCatalogue, o.Logger), now: o.Now, ttl: o.TTL}
 }
 
 // Catalogue returns the catalogue of the given regions (all when none),

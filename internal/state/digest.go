@@ -35,26 +35,12 @@ type DigestOptions struct {
 // replaced only under its ETag, so two instances never both send it. The
 // row records the outcome: sent, or the last failure and how many attempts.
 type DigestTable struct {
-	client *aztables.Client
-	name   string
-	log    *slog.Logger
+	sideTable
 }
 
 // NewDigests returns the digest claims table on svc. Call EnsureTable before first use.
 func NewDigests(svc *aztables.ServiceClient, o DigestOptions) *DigestTable {
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	name := o.TablePrefix + TableDigest
-	return &DigestTable{client: svc.NewClient(name), name: name, log: o.Logger}
-}
-
-// Table is the name of the digest claims table.
-func (t *DigestTable) Table() string { return t.name }
-
-// EnsureTable creates the table if it does not exist yet.
-func (t *DigestTable) EnsureTable(ctx context.Context) error {
-	return ensureTable(ctx, t.client, t.name)
+	return &DigestTable{newSideTable(svc, o.TablePrefix+TableDigest, o.Logger)}
 }
 
 // ClaimDigest inserts the claim of day's digest to sink if absent

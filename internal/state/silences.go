@@ -42,26 +42,12 @@ type SilenceOptions struct {
 // who silenced what, when and why. Safe for concurrent use from any number
 // of instances: rows are inserted once and replaced only under their ETag.
 type SilenceTable struct {
-	client *aztables.Client
-	name   string
-	log    *slog.Logger
+	sideTable
 }
 
 // NewSilences returns the silences table on svc. Call EnsureTable before first use.
 func NewSilences(svc *aztables.ServiceClient, o SilenceOptions) *SilenceTable {
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	name := o.TablePrefix + TableSilences
-	return &SilenceTable{client: svc.NewClient(name), name: name, log: o.Logger}
-}
-
-// Table is the name of the silences table.
-func (t *SilenceTable) Table() string { return t.name }
-
-// EnsureTable creates the table when it does not exist yet.
-func (t *SilenceTable) EnsureTable(ctx context.Context) error {
-	return ensureTable(ctx, t.client, t.name)
+	return &SilenceTable{newSideTable(svc, o.TablePrefix+TableSilences, o.Logger)}
 }
 
 // AddSilence inserts a new silence row. An id already taken is

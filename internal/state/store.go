@@ -156,6 +156,29 @@ func (s *Store) EnsureTables(ctx context.Context) error {
 	return nil
 }
 
+// sideTable is what each table beside Fleet and FleetIndex (the catalogue,
+// silences, digest claims) holds: its client, its name and a logger.
+type sideTable struct {
+	client *aztables.Client
+	name   string
+	log    *slog.Logger
+}
+
+func newSideTable(svc *aztables.ServiceClient, name string, log *slog.Logger) sideTable {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return sideTable{client: svc.NewClient(name), name: name, log: log}
+}
+
+// Table is the table's name.
+func (t *sideTable) Table() string { return t.name }
+
+// EnsureTable creates the table when it does not exist yet.
+func (t *sideTable) EnsureTable(ctx context.Context) error {
+	return ensureTable(ctx, t.client, t.name)
+}
+
 // ensureTable creates a table unless it exists already.
 func ensureTable(ctx context.Context, c *aztables.Client, name string) error {
 	if _, err := c.CreateTable(ctx, nil); err != nil && !hasCode(err, aztables.TableAlreadyExists) {
