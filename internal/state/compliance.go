@@ -164,39 +164,11 @@ func (t *ComplianceTable) ClaimDay(ctx context.Context, day time.Time, owner str
 	pk := dayPartition(day)
 	claim := row{"Kind": KindComplianceDayClaim, "Owner": owner, "Done": false}
 	setTime(claim, "LeaseUntil", now.Add(lease))
-	body, err := claim.marshalTyped(pk, rkDayClaim)
-	if err != nil {
-		return "", err
+	got, prev, err := claimLease(ctx, t.client, pk, rkDayClaim, claim, now, nil)
+	if got == watch.ClaimMine && prev != nil {
+		t.log.Info("compliance day snapshot taken over from a lapsed claim", "day", pk, "previous_owner", prev.str("Owner"))
 	}
-	if _, err := t.client.AddEntity(ctx, body, nil); err == nil {
-		return watch.ClaimMine, nil
-	} else if !hasCode(err, aztables.EntityAlreadyExists) {
-		return "", wrapStorage(err)
-	}
-	got, err := t.client.GetEntity(ctx, pk, rkDayClaim, nil)
-	if err != nil {
-		return "", wrapStorage(err) // a claim is never deleted before its day is pruned
-	}
-	e, err := decodeEntity(got.Value)
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	switch {
-	case e.bool("Done"):
-		return watch.ClaimDone, nil
-	case e.str("Owner") != owner && now.Before(e.time("LeaseUntil")):
-		return watch.ClaimHeld, nil
-	}
-	etag := got.ETag
-	_, err = t.client.UpdateEntity(ctx, body, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: aztables.UpdateModeReplace})
-	switch {
-	case err == nil:
-		t.log.Info("compliance day snapshot taken over from a lapsed claim", "day", pk, "previous_owner", e.str("Owner"))
-		return watch.ClaimMine, nil
-	case hasCode(err, aztables.UpdateConditionNotSatisfied):
-		return watch.ClaimHeld, nil
-	}
-	return "", wrapStorage(err)
+	return got, err
 }
 
 // FinishDay marks the day's snapshot done.

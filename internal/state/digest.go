@@ -51,38 +51,11 @@ func NewDigests(svc *aztables.ServiceClient, o DigestOptions) *DigestTable {
 func (t *DigestTable) ClaimDigest(ctx context.Context, day, sink, owner string, now time.Time, lease time.Duration) (watch.DayClaim, error) {
 	claim := row{"Kind": KindDigestClaim, "Owner": owner, "Done": false, "Attempts": int32(1)}
 	setTime(claim, "LeaseUntil", now.Add(lease))
-	body, err := claim.marshalTyped(day, sink)
-	if err != nil {
-		return "", err
-	}
-	if _, err := t.client.AddEntity(ctx, body, nil); err == nil {
-		return watch.ClaimMine, nil
-	} else if !hasCode(err, aztables.EntityAlreadyExists) {
-		return "", wrapStorage(err)
-	}
-	e, etag, err := t.read(ctx, day, sink)
-	if err != nil {
-		return "", err
-	}
-	switch {
-	case e.bool("Done"):
-		return watch.ClaimDone, nil
-	case e.str("Owner") != owner && now.Before(e.time("LeaseUntil")):
-		return watch.ClaimHeld, nil
-	}
-	claim["Attempts"] = int32(e.int("Attempts") + 1)
-	claim["LastError"] = e.str("LastError")
-	if body, err = claim.marshalTyped(day, sink); err != nil {
-		return "", err
-	}
-	_, err = t.client.UpdateEntity(ctx, body, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: aztables.UpdateModeReplace})
-	switch {
-	case err == nil:
-		return watch.ClaimMine, nil
-	case hasCode(err, aztables.UpdateConditionNotSatisfied):
-		return watch.ClaimHeld, nil
-	}
-	return "", wrapStorage(err)
+	got, _, err := claimLease(ctx, t.client, day, sink, claim, now, func(prev entity, claim row) {
+		claim["Attempts"] = int32(prev.int("Attempts") + 1)
+		claim["LastError"] = prev.str("LastError")
+	})
+	return got, err
 }
 
 // SettleDigest records the outcome of owner's send of day's digest to sink:
@@ -131,18 +104,11 @@ func (t *DigestTable) DigestOutcome(ctx context.Context, day, sink string) (outc
 }
 
 func (t *DigestTable) read(ctx context.Context, day, sink string) (entity, azcore.ETag, error) {
-	got, err := t.client.GetEntity(ctx, day, sink, nil)
-	if hasCode(err, aztables.ResourceNotFound) {
-		return nil, "", fmt.Errorf("digest claim %s/%s: %w", day, sink, fleet.ErrNotFound)
-	}
+	e, etag, err := readEntity(ctx, t.client, day, sink)
 	if err != nil {
-		return nil, "", wrapStorage(err)
+		return nil, "", fmt.Errorf("digest claim: %w", err)
 	}
-	e, err := decodeEntity(got.Value)
-	if err != nil {
-		return nil, "", fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	return e, got.ETag, nil
+	return e, etag, nil
 }
 
 // ResolvedFindings lists the findings whose index entry ended (the finding
