@@ -56,15 +56,8 @@ func TestChatTallyPerCluster(t *testing.T) {
 			t.Fatalf("%s Send: %v", kind, err)
 		}
 	}
-	type tally struct {
-		Kind, Cluster string
-		Steps         int
-	}
-	var got []tally
-	for _, raw := range ts.raw(t) {
-		got = append(got, tally{raw.Kind, raw.Cluster, raw.Steps})
-	}
-	want := []tally{
+	got := ts.raw(t)
+	want := []chatListed{
 		{kindTeams, "aks-payments-weu", 3}, {kindTeams, "aks-checkout-neu", 1},
 		{kindSlack, "aks-payments-weu", 3}, {kindSlack, "aks-checkout-neu", 1},
 	}
